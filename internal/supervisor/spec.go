@@ -1,0 +1,123 @@
+package supervisor
+
+import (
+	"context"
+	"time"
+
+	"github.com/llorch/llorch/state/handoff"
+)
+
+// Spec is everything one replica's supervisor needs. apply writes it to
+// <RunDir>/spec.json (mode 0600: it may hold secret environment values)
+// before starting `llorch supervise <RunDir>`.
+type Spec struct {
+	Addr      string `json:"addr"` // "pool.chat/r0"
+	PoolID    string `json:"pool_id"`
+	ReplicaID string `json:"replica_id"`
+
+	Binary string            `json:"binary"`
+	Args   []string          `json:"args"`
+	Env    map[string]string `json:"env"` // merged onto the supervisor's environment; may hold secrets
+	// ProbeToken is sent as "Authorization: Bearer …" on /slots and /metrics
+	// (llama-server with --api-key answers 401 there otherwise).
+	ProbeToken string `json:"probe_token,omitempty"`
+	Host       string `json:"host"`
+	Port       int    `json:"port"`
+	// ModelPath lets the readiness check confirm the answering server is the
+	// one spawned (llama-server /props names its model).
+	ModelPath string `json:"model_path"`
+
+	Health  HealthPolicy  `json:"health"`
+	Restart RestartPolicy `json:"restart"`
+	Drain   DrainPolicy   `json:"drain"`
+	// StopGrace is how long a SIGTERM may take before SIGKILL.
+	StopGrace time.Duration `json:"stop_grace"`
+
+	RunDir      string       `json:"run_dir"`
+	HandoffPath string       `json:"handoff_path"` // "" = write none
+	Handoff     handoff.File `json:"handoff"`      // template: pid, url, ready_at, draining filled in
+	// LogMaxBytes rotates engine.log at this size, keeping LogKeep old files.
+	LogMaxBytes int64 `json:"log_max_bytes"`
+	LogKeep     int   `json:"log_keep"`
+}
+
+// HealthPolicy mirrors the pool's health block.
+type HealthPolicy struct {
+	Path         string        `json:"path"`
+	Interval     time.Duration `json:"interval"`
+	StartTimeout time.Duration `json:"start_timeout"`
+	LiveInterval time.Duration `json:"live_interval"`
+	Failures     int           `json:"failures"`
+}
+
+// RestartPolicy mirrors the pool's restart block.
+type RestartPolicy struct {
+	Policy         string        `json:"policy"` // always | on-failure | never
+	InitialBackoff time.Duration `json:"initial_backoff"`
+	MaxBackoff     time.Duration `json:"max_backoff"`
+	Multiplier     float64       `json:"multiplier"`
+	Jitter         float64       `json:"jitter"`
+	ResetAfter     time.Duration `json:"reset_after"`
+	MaxFailures    int           `json:"max_failures"`
+	Cooldown       time.Duration `json:"cooldown"`
+}
+
+// DrainPolicy mirrors the pool's drain block.
+type DrainPolicy struct {
+	Deadline time.Duration `json:"deadline"`
+}
+
+// State is a replica's lifecycle state (DESIGN §6):
+// starting → ready → (unhealthy → restarting) → backoff → failed | draining → stopped.
+type State string
+
+const (
+	Starting   State = "starting"
+	Ready      State = "ready"
+	Unhealthy  State = "unhealthy"
+	Restarting State = "restarting"
+	Backoff    State = "backoff"
+	Failed     State = "failed"
+	Draining   State = "draining"
+	Stopped    State = "stopped"
+)
+
+// Status is a supervisor's snapshot, served on its socket and mirrored
+// atomically to <RunDir>/status.json.
+type Status struct {
+	Addr          string    `json:"addr"`
+	State         State     `json:"state"`
+	PID           int       `json:"pid"` // engine pid, 0 when not running
+	SupervisorPID int       `json:"supervisor_pid"`
+	Port          int       `json:"port"`
+	Restarts      int       `json:"restarts"`
+	LastError     string    `json:"last_error"`
+	StartedAt     time.Time `json:"started_at,omitzero"`
+	ReadyAt       time.Time `json:"ready_at,omitzero"`
+	NextRestartAt time.Time `json:"next_restart_at,omitzero"`
+	UpdatedAt     time.Time `json:"updated_at"`
+}
+
+// Client talks to one running supervisor over its unix socket.
+type Client interface {
+	Status(ctx context.Context) (Status, error)
+	// Drain marks the replica draining, waits for in-flight requests to end
+	// (or the drain deadline), then stops the engine. It returns when the
+	// engine has stopped.
+	Drain(ctx context.Context) error
+	// Stop stops the engine (SIGTERM to its process group, SIGKILL after
+	// grace) and ends the supervisor. It returns when both are gone.
+	Stop(ctx context.Context, grace time.Duration) error
+	Close() error
+}
+
+// Launcher starts detached supervisors and reattaches to running ones.
+type Launcher interface {
+	// Launch writes spec to spec.RunDir, starts `llorch supervise` in its own
+	// session, and waits until the replica is ready (health gate) or failed.
+	// On failure nothing is left running and the error carries the engine's
+	// last log lines.
+	Launch(ctx context.Context, spec Spec) (Client, Status, error)
+	// Attach connects to the supervisor running in runDir.
+	Attach(ctx context.Context, runDir string) (Client, error)
+}

@@ -1,0 +1,148 @@
+package plan
+
+import (
+	"context"
+	"time"
+
+	"github.com/zclconf/go-cty/cty"
+
+	"github.com/llorch/llorch/config"
+	"github.com/llorch/llorch/providers"
+	"github.com/llorch/llorch/state"
+)
+
+// FormatVersion is the version of saved plans and of `plan -json` output.
+const FormatVersion = 1
+
+// Action is what a Change does. The values are the symbols printed.
+type Action rune
+
+const (
+	NoOp             Action = 0
+	Create           Action = '+'
+	Update           Action = '~'
+	CreateThenDelete Action = '±' // replace, create_before_destroy (printed "+/-")
+	DeleteThenCreate Action = '∓' // replace, drain_first (printed "-/+")
+	Delete           Action = '-'
+	Restart          Action = '↻' // drift: recorded running, observed dead or failed
+)
+
+// IsReplace reports whether a is one of the two replace actions.
+func (a Action) IsReplace() bool { return a == CreateThenDelete || a == DeleteThenCreate }
+
+// Reason says why a Change has its Action, when that is not obvious.
+type Reason string
+
+const (
+	ReasonNone              Reason = ""
+	ReplaceBecauseChanged   Reason = "replace_because_cannot_update" // an attribute that forces replacement changed
+	ReplaceByRequest        Reason = "replace_by_request"            // -replace=ADDR
+	ReplaceBecauseDrift     Reason = "replace_because_drift"         // binary or model changed on disk
+	RestartBecauseExited    Reason = "restart_because_exited"        // engine or supervisor gone
+	RestartBecauseFailed    Reason = "restart_because_failed"        // circuit breaker open, start failed
+	RestartBecauseDrained   Reason = "restart_because_drained"       // stopped by `llorch drain`
+	DeleteBecauseNoConfig   Reason = "delete_because_no_config"      // pool removed from config
+	DeleteBecauseCountIndex Reason = "delete_because_count_index"    // replica beyond replicas
+	DeleteBecauseDestroy    Reason = "delete_because_destroy"        // -destroy
+)
+
+// Desired is one pool instance as configured, evaluated and planned by its
+// provider: everything Diff needs about the future.
+type Desired struct {
+	Addr     string
+	Pool     *config.Pool
+	Spec     *state.Spec // normalized, sensitive values hashed: what state will record
+	SpecHash string
+	// ProviderConfig is the pool's provider block decoded against
+	// ProviderSchema (sensitive values intact: only for providers).
+	ProviderConfig cty.Value
+	ProviderSchema *providers.Block
+	Planned        *providers.PlannedPool
+}
+
+// AttrDiff is one attribute's change, for rendering.
+type AttrDiff struct {
+	Path      string // "model.ref", "llamacpp.n_gpu_layers", "health.interval"
+	Before    any    // JSON-able value; nil when absent
+	After     any
+	Sensitive bool // render as (sensitive value)
+	Forces    bool // "# forces replacement"
+}
+
+// Change is one planned change to a pool ("pool.chat") or to one replica
+// ("pool.chat/r1").
+type Change struct {
+	Addr     string
+	Action   Action
+	Reason   Reason
+	Detail   string      // user-facing reason for drift and restarts ("engine exited with status 134")
+	Before   *state.Pool // nil on Create
+	After    *Desired    // nil on Delete
+	Attrs    []AttrDiff
+	ForcedBy []string // attribute paths that force replacement
+	// Replicas lists the replica ids this change touches: created, deleted,
+	// restarted or replaced.
+	Replicas []string
+}
+
+// Drift is a difference between recorded and observed state that the user
+// did not ask for ("Objects have changed outside of llorch").
+type Drift struct {
+	Addr   string // "pool.chat/r0"
+	Status string // observed status
+	Reason string // "process 4242 is not running", "model file changed on disk"
+}
+
+// Plan is the result of Diff. It knows the state it was made against.
+type Plan struct {
+	FormatVersion int
+	Lineage       string // of the state it was made against
+	Serial        uint64 // apply refuses a mismatch: "Saved plan is stale"
+	ConfigHash    string
+	Destroy       bool
+	Changes       []*Change // sorted by Addr: deterministic output
+	Drift         []*Drift
+	// Prior is the state the plan was made against (a private copy).
+	Prior *state.State `json:"-"`
+	// Desired holds every configured pool instance, by address (also those
+	// without changes), so apply can write state for in-place updates.
+	Desired map[string]*Desired `json:"-"`
+	// Warnings from providers (model does not fit, ctx above trained length).
+	Warnings []string
+}
+
+// Summary counts changes the way the human output's last line does.
+type Summary struct {
+	Add, Change, Destroy, Restart int
+}
+
+// Options select what a plan covers.
+type Options struct {
+	Targets []string // -target=ADDR; empty = everything
+	Replace []string // -replace=ADDR (pool or replica)
+	Destroy bool     // -destroy
+	Refresh bool     // false with -refresh=false
+}
+
+// Observed is one replica's live status, as refresh saw it.
+type Observed struct {
+	Status string // a state.Status* value; "" when unknown
+	Alive  bool   // engine process running
+	PID    int
+	Reason string // why it is not ready ("process 4242 exited", "circuit breaker open: …")
+	// BinaryChanged and ModelChanged report that the file on disk is not the
+	// one the replica was started from (size or mtime differ from Prepared).
+	BinaryChanged bool
+	ModelChanged  bool
+	Restarts      int
+	CheckedAt     time.Time
+}
+
+// Observations maps a replica address ("pool.chat/r0") to what refresh saw.
+type Observations map[string]Observed
+
+// Refresher reads a replica's live status. The supervisor implements it;
+// tests fake it.
+type Refresher interface {
+	Refresh(ctx context.Context, pool *state.Pool, r *state.Replica) (Observed, error)
+}

@@ -1,0 +1,226 @@
+package providers
+
+import (
+	"context"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/zclconf/go-cty/cty"
+)
+
+// Provider is core's view of a provider, whether in-process (tests), served by
+// llorch itself (the built-in llamacpp, self-exec), or a third-party plugin
+// executable. Every method honours ctx.
+//
+// The lifecycle is GetSchema → Configure (once, with the provider "NAME" {}
+// block) → any number of ValidatePool / PlanPool / Ensure / Cleanup → Close.
+type Provider interface {
+	// GetSchema describes the provider block and the pool-level block named
+	// after the provider, so that core can decode them (plugins never see HCL).
+	GetSchema(ctx context.Context) (*Schema, Diagnostics)
+	// Configure receives the decoded provider block.
+	Configure(ctx context.Context, req ConfigureRequest) Diagnostics
+	// ValidatePool checks a pool without touching the network or the cache.
+	ValidatePool(ctx context.Context, req ValidatePoolRequest) Diagnostics
+	// PlanPool reports what Ensure would produce: the engine version, the
+	// attributes whose change forces a replacement, model metadata and warnings.
+	// It may read local files and cheap remote metadata; it never builds or
+	// downloads.
+	PlanPool(ctx context.Context, req PlanPoolRequest) (*PlannedPool, Diagnostics)
+	// Ensure builds or locates the engine binary and stages the model. It
+	// never spawns the engine. It is called once per pool; apply derives
+	// per-replica copies with PreparedEngine.ForReplica.
+	Ensure(ctx context.Context, req EnsureRequest) (*PreparedEngine, Diagnostics)
+	// Cleanup runs when a pool is destroyed (for example to release cache
+	// pins). It must not delete anything another pool may still use.
+	Cleanup(ctx context.Context, req CleanupRequest) Diagnostics
+	// Close ends the provider (for plugins: the plugin process).
+	Close() error
+}
+
+// Resolver hands plan and apply a provider by name ("llamacpp"). The
+// returned provider is not yet configured; callers call Configure.
+type Resolver interface {
+	// Names lists every provider that can be resolved, sorted.
+	Names() []string
+	// Provider starts (or returns the running) provider called name.
+	Provider(ctx context.Context, name string) (Provider, error)
+}
+
+// PoolSpec is the provider-neutral, normalized pool as core evaluated it.
+type PoolSpec struct {
+	Addr string // "pool.chat", `pool.embed["bge"]`
+	ID   string // file-safe form of Addr without "pool.": "chat", "embed-bge"
+
+	Model    ModelRef
+	Host     string
+	Port     int   // first replica's port; 0 = chosen at apply time
+	Devices  []int // nil = engine default; non-nil and empty = CPU only
+	Ctx      int   // 0 = engine default
+	Flags    []string
+	Env      map[string]string
+	Replicas int
+}
+
+// CPUOnly reports whether the pool asked for no GPU (devices = []).
+func (p PoolSpec) CPUOnly() bool { return p.Devices != nil && len(p.Devices) == 0 }
+
+// DeviceMask is the CUDA_VISIBLE_DEVICES form of Devices ("0,1"), "" when unset.
+func (p PoolSpec) DeviceMask() string {
+	s := ""
+	for i, d := range p.Devices {
+		if i > 0 {
+			s += ","
+		}
+		s += strconv.Itoa(d)
+	}
+	return s
+}
+
+// ModelRef names a model: file:/abs/path.gguf, https://…, or
+// hf:org/repo/file.gguf[@revision]; SHA256 is verified when set.
+type ModelRef struct {
+	Ref    string
+	SHA256 string
+}
+
+// ConfigureRequest carries the provider "NAME" {} block, decoded by core
+// against Schema.Provider. Config is cty.NullVal of the block type when the
+// configuration has no provider block.
+type ConfigureRequest struct {
+	Config        cty.Value
+	LlorchVersion string
+}
+
+// ValidatePoolRequest carries one pool and its provider-specific block.
+type ValidatePoolRequest struct {
+	Pool   PoolSpec
+	Config cty.Value // the pool-level provider block, decoded against Schema.Pool
+}
+
+// PlanPoolRequest asks what Ensure would produce. Prior is the engine as it
+// was last prepared for this pool (nil for a new pool), so that a provider
+// can say that a moved source ref forces a replacement.
+type PlanPoolRequest struct {
+	Pool   PoolSpec
+	Config cty.Value
+	Prior  *PreparedEngine
+}
+
+// PlannedPool is a provider's answer to PlanPool.
+type PlannedPool struct {
+	// EngineVersion is the version Ensure will produce, "" when it cannot be
+	// known before Ensure (for example a source ref not fetched yet).
+	EngineVersion string
+	// RequiresReplace lists attribute paths (in the pool's provider block,
+	// or cty.GetAttrPath("engine_version")) whose change forces replacement
+	// beyond those marked ForcesReplacement in the schema.
+	RequiresReplace []cty.Path
+	// Model is the model's metadata when the provider could read it.
+	Model *ModelInfo
+}
+
+// ModelInfo is GGUF metadata shown in the plan.
+type ModelInfo struct {
+	Path          string
+	SizeBytes     int64
+	Architecture  string
+	Parameters    uint64 // total parameter count
+	Quantization  string // "Q4_K_M"
+	ContextLength int    // trained context length
+	SHA256        string // "" when not known without hashing
+}
+
+// EnsureRequest asks a provider to prepare the engine for one pool.
+type EnsureRequest struct {
+	Pool   PoolSpec
+	Config cty.Value
+	// Progress receives events while Ensure runs (streamed over gRPC for
+	// plugins); nil discards them.
+	Progress func(Event)
+}
+
+// CleanupRequest is sent once for a pool that is being destroyed.
+type CleanupRequest struct {
+	Pool     PoolSpec
+	Config   cty.Value
+	Prepared *PreparedEngine
+}
+
+// Event is one progress report from Ensure.
+type Event struct {
+	Stage   string // "clone", "build", "download", "verify", "inspect", …
+	Message string
+	Current int64 // bytes (or steps) done, 0 when not applicable
+	Total   int64 // bytes (or steps) expected, 0 when unknown
+}
+
+// PreparedEngine is what Ensure returns: everything the supervisor needs to
+// start one engine. Fields match DESIGN §5 (the seed's fields plus env,
+// health path, model digest and provisioning mode).
+type PreparedEngine struct {
+	BinaryPath       string
+	Args             []string // engine arguments, including -m/--host/--port/-c for the pool's values
+	Env              map[string]string
+	SecretEnv        map[string]string // like Env, but never written to state, plans, handoff files or logs
+	Host             string
+	Port             int
+	ModelPath        string
+	ModelSHA256      string
+	EngineVersion    string
+	ProvisioningMode string // "binary" | "source" | provider-defined
+	PoolID           string
+	ReplicaID        string
+	DeviceMask       string
+	HealthPath       string // "/health" when empty
+}
+
+// ForReplica returns a copy of pe for one replica listening on port: the
+// port in Args is rewritten (PortFlags names the spellings), ReplicaID set,
+// and the maps copied so replicas never share them.
+func (pe PreparedEngine) ForReplica(id string, port int) PreparedEngine {
+	out := pe
+	out.ReplicaID = id
+	out.Port = port
+	out.Args = make([]string, len(pe.Args))
+	copy(out.Args, pe.Args)
+	for i, a := range out.Args {
+		for _, f := range PortFlags {
+			switch {
+			case a == f && i+1 < len(out.Args):
+				out.Args[i+1] = strconv.Itoa(port)
+			case strings.HasPrefix(a, f+"="):
+				out.Args[i] = f + "=" + strconv.Itoa(port)
+			}
+		}
+	}
+	out.Env = copyMap(pe.Env)
+	out.SecretEnv = copyMap(pe.SecretEnv)
+	return out
+}
+
+// PortFlags are the argument spellings ForReplica rewrites ("--port N" and
+// "--port=N"): providers spell the listening port this way.
+var PortFlags = []string{"--port"}
+
+func copyMap(m map[string]string) map[string]string {
+	if m == nil {
+		return nil
+	}
+	out := make(map[string]string, len(m))
+	for k, v := range m {
+		out[k] = v
+	}
+	return out
+}
+
+// SortedKeys returns m's keys in order; handy for deterministic env lists.
+func SortedKeys(m map[string]string) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}

@@ -1,0 +1,31 @@
+// Package handoff defines the handoff file routers read (DESIGN §7): one
+// small JSON document per ready replica, written atomically, mode 0644, with
+// no secrets in it. The format is a contract with third parties: add fields,
+// never rename or remove them.
+package handoff
+
+import "time"
+
+// File is one handoff document.
+type File struct {
+	Engine           string            `json:"engine"`
+	EngineVersion    string            `json:"engine_version"`
+	ProvisioningMode string            `json:"provisioning_mode"`
+	URL              string            `json:"url"`
+	PoolID           string            `json:"pool_id"`
+	ReplicaID        string            `json:"replica_id"`
+	Model            Model             `json:"model"`
+	Flags            []string          `json:"flags"`
+	DeviceMask       string            `json:"device_mask"`
+	PID              int               `json:"pid"`
+	ReadyAt          time.Time         `json:"ready_at"`
+	Draining         bool              `json:"draining"`
+	Labels           map[string]string `json:"labels"`
+}
+
+// Model names the model a replica serves.
+type Model struct {
+	Ref    string `json:"ref"`
+	Path   string `json:"path"`
+	SHA256 string `json:"sha256"`
+}

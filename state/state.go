@@ -1,0 +1,187 @@
+package state
+
+import (
+	"encoding/json"
+	"sort"
+	"time"
+)
+
+// FormatVersion is the state file format this build reads and writes.
+// A file with a higher format_version is refused, never overwritten.
+const FormatVersion = 1
+
+// State is the registry: every pool llorch manages and the replicas it runs.
+type State struct {
+	FormatVersion int              `json:"format_version"`
+	Lineage       string           `json:"lineage"` // uuid fixed at creation
+	Serial        uint64           `json:"serial"`  // +1 on every write
+	LlorchVersion string           `json:"llorch_version"`
+	Pools         map[string]*Pool `json:"pools"` // keyed by address: "pool.chat", `pool.embed["bge"]`
+}
+
+// New returns an empty state with the given lineage.
+func New(lineage string) *State {
+	return &State{FormatVersion: FormatVersion, Lineage: lineage, Pools: map[string]*Pool{}}
+}
+
+// Addrs returns the pool addresses, sorted.
+func (s *State) Addrs() []string {
+	addrs := make([]string, 0, len(s.Pools))
+	for a := range s.Pools {
+		addrs = append(addrs, a)
+	}
+	sort.Strings(addrs)
+	return addrs
+}
+
+// DeepCopy returns a copy that shares nothing with s.
+func (s *State) DeepCopy() *State {
+	if s == nil {
+		return nil
+	}
+	b, err := json.Marshal(s)
+	if err != nil {
+		panic("state: cannot copy: " + err.Error()) // only plain data: cannot happen
+	}
+	var out State
+	if err := json.Unmarshal(b, &out); err != nil {
+		panic("state: cannot copy: " + err.Error())
+	}
+	if out.Pools == nil {
+		out.Pools = map[string]*Pool{}
+	}
+	return &out
+}
+
+// Pool is one recorded pool.
+type Pool struct {
+	Engine   string     `json:"engine"`
+	SpecHash string     `json:"spec_hash"` // "sha256:…" of Spec's canonical JSON
+	Spec     *Spec      `json:"spec"`      // normalized desired spec, sensitive values hashed
+	Prepared *Prepared  `json:"prepared,omitempty"`
+	Replicas []*Replica `json:"replicas"`
+}
+
+// Replica returns the replica with id, or nil.
+func (p *Pool) Replica(id string) *Replica {
+	for _, r := range p.Replicas {
+		if r.ID == id {
+			return r
+		}
+	}
+	return nil
+}
+
+// Spec is the normalized desired spec of a pool as it was last applied.
+// Durations are Go duration strings ("100ms"); defaults are filled in, so
+// that a change of a default shows up as a change.
+type Spec struct {
+	Engine   string            `json:"engine"`
+	Replicas int               `json:"replicas"`
+	Model    ModelSpec         `json:"model"`
+	Host     string            `json:"host"`
+	Port     int               `json:"port"`    // 0 = ports picked at apply time
+	Devices  []int             `json:"devices"` // null = engine default, [] = CPU only
+	Ctx      int               `json:"ctx"`     // 0 = engine default
+	Flags    []string          `json:"flags"`
+	Env      map[string]string `json:"env"`
+	Labels   map[string]string `json:"labels"`
+	Health   HealthSpec        `json:"health"`
+	Restart  RestartSpec       `json:"restart"`
+	Drain    DrainSpec         `json:"drain"`
+	Update   UpdateSpec        `json:"update"`
+	// Provider is the pool's provider block (e.g. llamacpp {}) as JSON of
+	// its cty value, with every sensitive attribute replaced by "sha256:…".
+	Provider json.RawMessage `json:"provider,omitempty"`
+}
+
+// ModelSpec is the pool's model block.
+type ModelSpec struct {
+	Ref    string `json:"ref"`
+	SHA256 string `json:"sha256,omitempty"`
+}
+
+// HealthSpec is the pool's health block.
+type HealthSpec struct {
+	Path         string `json:"path"`
+	Interval     string `json:"interval"`
+	StartTimeout string `json:"start_timeout"`
+	LiveInterval string `json:"live_interval"`
+	Failures     int    `json:"failures"`
+}
+
+// RestartSpec is the pool's restart block.
+type RestartSpec struct {
+	Policy         string  `json:"policy"`
+	InitialBackoff string  `json:"initial_backoff"`
+	MaxBackoff     string  `json:"max_backoff"`
+	Multiplier     float64 `json:"multiplier"`
+	Jitter         float64 `json:"jitter"`
+	ResetAfter     string  `json:"reset_after"`
+	MaxFailures    int     `json:"max_failures"`
+	Cooldown       string  `json:"cooldown"`
+}
+
+// DrainSpec is the pool's drain block.
+type DrainSpec struct {
+	Deadline string `json:"deadline"`
+}
+
+// UpdateSpec is the pool's update block.
+type UpdateSpec struct {
+	Strategy string `json:"strategy"` // create_before_destroy | drain_first
+}
+
+// Prepared is the persisted form of the engine a provider prepared for the
+// pool. It is versioned with the state file, separately from the provider
+// API's PreparedEngine; secret environment values are never recorded.
+type Prepared struct {
+	BinaryPath       string            `json:"binary_path"`
+	Args             []string          `json:"args"`
+	Env              map[string]string `json:"env,omitempty"`
+	SecretEnvHashes  map[string]string `json:"secret_env,omitempty"` // name → "sha256:…"
+	Host             string            `json:"host"`
+	Port             int               `json:"port"`
+	ModelPath        string            `json:"model_path"`
+	ModelSHA256      string            `json:"model_sha256,omitempty"`
+	EngineVersion    string            `json:"engine_version"`
+	ProvisioningMode string            `json:"provisioning_mode,omitempty"`
+	DeviceMask       string            `json:"device_mask"`
+	HealthPath       string            `json:"health_path,omitempty"`
+	// BinarySHA256 / ModelSize / ModelMtime let refresh notice a binary or
+	// model that changed on disk after apply without rehashing gigabytes.
+	BinarySize  int64     `json:"binary_size,omitempty"`
+	BinaryMtime time.Time `json:"binary_mtime,omitempty"`
+	ModelSize   int64     `json:"model_size,omitempty"`
+	ModelMtime  time.Time `json:"model_mtime,omitempty"`
+}
+
+// Replica statuses as recorded in state (the supervisor's states, DESIGN §6).
+const (
+	StatusStarting   = "starting"
+	StatusReady      = "ready"
+	StatusUnhealthy  = "unhealthy"
+	StatusRestarting = "restarting"
+	StatusBackoff    = "backoff"
+	StatusFailed     = "failed"
+	StatusDraining   = "draining"
+	StatusStopped    = "stopped"
+)
+
+// Replica is one engine process of a pool.
+type Replica struct {
+	ID            string    `json:"id"` // r0, r1, …
+	Port          int       `json:"port"`
+	PID           int       `json:"pid"`
+	SupervisorPID int       `json:"supervisor_pid"`
+	Status        string    `json:"status"`
+	RunDir        string    `json:"run_dir,omitempty"` // <state_dir>/run/<pool>-<replica>
+	Handoff       string    `json:"handoff,omitempty"` // path of the handoff file
+	StartedAt     time.Time `json:"started_at,omitzero"`
+	ReadyAt       time.Time `json:"ready_at,omitzero"`
+	Restarts      int       `json:"restarts"`
+	LastError     string    `json:"last_error"`
+	// Generation counts replacements of this replica id (create_before_destroy
+	// runs the new engine in a fresh run dir before the old one is stopped).
+	Generation int `json:"generation,omitempty"`
+}
