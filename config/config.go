@@ -94,6 +94,10 @@ type Pool struct {
 	// "health.interval", "llamacpp") to their source ranges, so plan and
 	// apply can point errors at the right line.
 	AttrRanges map[string]hcl.Range
+	// SensitivePaths lists, sorted, the attribute paths whose value came
+	// from a sensitive variable: "env.HF_TOKEN" for one map key, "flags"
+	// or "model.ref" for a whole attribute. Plan redacts them.
+	SensitivePaths []string
 }
 
 // Range returns the range of the attribute at path, or the pool's

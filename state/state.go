@@ -2,6 +2,7 @@ package state
 
 import (
 	"encoding/json"
+	"iter"
 	"sort"
 	"time"
 )
@@ -33,6 +34,41 @@ func (s *State) Addrs() []string {
 	sort.Strings(addrs)
 	return addrs
 }
+
+// RemovePool forgets the pool at addr and reports whether it was recorded.
+func (s *State) RemovePool(addr string) bool {
+	if _, ok := s.Pools[addr]; !ok {
+		return false
+	}
+	delete(s.Pools, addr)
+	return true
+}
+
+// Replicas yields every recorded replica with its address ("pool.chat/r0"):
+// pools in address order, replicas in recorded order. It is safe to change
+// a yielded replica; adding or removing pools while iterating is not.
+func (s *State) Replicas() iter.Seq2[string, *Replica] {
+	return func(yield func(string, *Replica) bool) {
+		for _, addr := range s.Addrs() {
+			p := s.Pools[addr]
+			if p == nil {
+				continue
+			}
+			for _, r := range p.Replicas {
+				if r == nil {
+					continue
+				}
+				if !yield(ReplicaAddr(addr, r.ID), r) {
+					return
+				}
+			}
+		}
+	}
+}
+
+// ReplicaAddr is the address of replica id of the pool at poolAddr:
+// ReplicaAddr("pool.chat", "r1") is "pool.chat/r1".
+func ReplicaAddr(poolAddr, id string) string { return poolAddr + "/" + id }
 
 // DeepCopy returns a copy that shares nothing with s.
 func (s *State) DeepCopy() *State {
@@ -70,6 +106,18 @@ func (p *Pool) Replica(id string) *Replica {
 		}
 	}
 	return nil
+}
+
+// RemoveReplica forgets the replica with id and reports whether it was
+// recorded. The order of the others is kept.
+func (p *Pool) RemoveReplica(id string) bool {
+	for i, r := range p.Replicas {
+		if r != nil && r.ID == id {
+			p.Replicas = append(p.Replicas[:i:i], p.Replicas[i+1:]...)
+			return true
+		}
+	}
+	return false
 }
 
 // Spec is the normalized desired spec of a pool as it was last applied.
@@ -151,9 +199,9 @@ type Prepared struct {
 	// BinarySHA256 / ModelSize / ModelMtime let refresh notice a binary or
 	// model that changed on disk after apply without rehashing gigabytes.
 	BinarySize  int64     `json:"binary_size,omitempty"`
-	BinaryMtime time.Time `json:"binary_mtime,omitempty"`
+	BinaryMtime time.Time `json:"binary_mtime,omitzero"`
 	ModelSize   int64     `json:"model_size,omitempty"`
-	ModelMtime  time.Time `json:"model_mtime,omitempty"`
+	ModelMtime  time.Time `json:"model_mtime,omitzero"`
 }
 
 // Replica statuses as recorded in state (the supervisor's states, DESIGN §6).

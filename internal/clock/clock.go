@@ -1,5 +1,3 @@
-// Package clock is the only time seam in llorch: code that decides on time
-// (backoff, deadlines, progress ticks) takes a Clock so tests can drive it.
 package clock
 
 import "time"
@@ -22,6 +20,11 @@ type Timer interface {
 
 // Real is the wall clock.
 type Real struct{}
+
+var (
+	_ Clock = Real{}
+	_ Clock = (*Fake)(nil)
+)
 
 func (Real) Now() time.Time                  { return time.Now() }
 func (Real) Since(t time.Time) time.Duration { return time.Since(t) }

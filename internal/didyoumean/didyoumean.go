@@ -1,0 +1,20 @@
+package didyoumean
+
+import "github.com/agext/levenshtein"
+
+// maxDistance is the edit distance below which a name counts as a likely
+// typo. It is the threshold hclsyntax and OpenTofu use, chosen there by
+// experiment.
+const maxDistance = 3
+
+// NameSuggestion returns the first of suggestions whose Levenshtein distance
+// from given is less than 3, or "" when none is that close. Earlier
+// suggestions win ties, so callers list names in the order they prefer.
+func NameSuggestion(given string, suggestions []string) string {
+	for _, s := range suggestions {
+		if levenshtein.Distance(given, s, nil) < maxDistance {
+			return s
+		}
+	}
+	return ""
+}

@@ -1,0 +1,198 @@
+package supervisor
+
+import (
+	"bufio"
+	"context"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/spf13/afero"
+)
+
+// selfSpawner starts an in-process stand-in engine: an HTTP server on the
+// spec's port whose /health answers 503 until healthy is set, reported
+// with this process's pid so that the real HTTPProber's socket-ownership
+// check accepts it.
+type selfSpawner struct {
+	port    int
+	healthy atomic.Bool
+	srv     *http.Server
+	proc    *fakeProc
+}
+
+func (s *selfSpawner) Start(ctx context.Context, c Cmd) (Process, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(s.port))
+	if err != nil {
+		return nil, err
+	}
+	s.srv = &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if s.healthy.Load() {
+			_, _ = w.Write([]byte(`{"status":"ok"}`))
+			return
+		}
+		w.WriteHeader(503)
+	})}
+	go func() { _ = s.srv.Serve(ln) }()
+	s.proc = &fakeProc{pid: os.Getpid(), done: make(chan ExitStatus, 1)}
+	return s.proc, nil
+}
+
+// crash closes the stand-in's port and reports it exited.
+func (s *selfSpawner) crash() {
+	_ = s.srv.Close()
+	s.proc.exit(ExitStatus{Code: 1})
+}
+
+// BenchmarkReadyDetection measures how long the supervisor takes from the
+// engine's /health turning 200 to the ready status being recorded, with
+// the real HTTP prober, at the default 100ms readiness interval and at
+// 10ms. Each iteration crashes the stand-in engine, waits for the restart,
+// flips /health to 200 and waits for ready; only the flip → ready time is
+// reported (ms/ready).
+func BenchmarkReadyDetection(b *testing.B) {
+	for _, interval := range []time.Duration{100 * time.Millisecond, 10 * time.Millisecond} {
+		b.Run("interval="+interval.String(), func(b *testing.B) {
+			sp := &selfSpawner{port: freePort(b)}
+			spec := Spec{
+				Addr: "pool.bench/r0", Binary: "engine", Host: "127.0.0.1", Port: sp.port,
+				Health:  HealthPolicy{Interval: interval, StartTimeout: time.Hour, LiveInterval: time.Hour},
+				Restart: RestartPolicy{Policy: "always"},
+				RunDir:  runDir(b),
+			}
+			r := benchRun(b, spec, Deps{Spawner: sp, Fs: afero.NewMemMapFs()})
+			benchWait(b, r, func(st Status) bool { return st.State == Starting })
+			var total time.Duration
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				flip := time.Now()
+				sp.healthy.Store(true)
+				benchWait(b, r, func(st Status) bool { return st.State == Ready && st.Restarts == i })
+				total += time.Since(flip)
+				sp.healthy.Store(false)
+				sp.crash()
+				benchWait(b, r, func(st Status) bool { return st.State == Starting && st.Restarts == i+1 })
+			}
+			b.ReportMetric(float64(total.Microseconds())/1000/float64(b.N), "ms/ready")
+		})
+	}
+}
+
+// BenchmarkCrashToRestart measures the time from an engine's crash (SIGKILL
+// from outside) to a new engine process running, with the real spawner, the
+// fake llama-server and initial_backoff 0s (ms/restart).
+func BenchmarkCrashToRestart(b *testing.B) {
+	spec := fakeSpec(b, nil)
+	spec.Restart = RestartPolicy{Policy: "always"} // no breaker, no backoff
+	r := benchRun(b, spec, Deps{})
+	st := benchWait(b, r, func(st Status) bool { return st.State == Ready })
+	var total time.Duration
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		crash := time.Now()
+		if err := syscall.Kill(st.PID, syscall.SIGKILL); err != nil {
+			b.Fatal(err)
+		}
+		old := st.PID
+		st = benchWait(b, r, func(st Status) bool { return st.PID != 0 && st.PID != old })
+		total += time.Since(crash)
+		st = benchWait(b, r, func(st Status) bool { return st.State == Ready })
+	}
+	b.ReportMetric(float64(total.Microseconds())/1000/float64(b.N), "ms/restart")
+}
+
+// BenchmarkSupervisorRSS launches a detached supervisor with a ready fake
+// engine and reports the supervisor's resident memory (VmRSS-kB). The
+// supervisor here is this test binary, a little larger than llorch itself.
+func BenchmarkSupervisorRSS(b *testing.B) {
+	spec := fakeSpec(b, nil)
+	exe, err := exec.LookPath("llorch")
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+	defer cancel()
+	c, st, err := (&ExecLauncher{Exe: exe, Args: []string{"supervise"}}).Launch(ctx, spec)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer func() { _ = c.Stop(context.Background(), 0) }()
+	var kb int
+	for i := 0; i < b.N; i++ {
+		kb = vmRSSkB(b, st.SupervisorPID)
+	}
+	b.ReportMetric(float64(kb), "VmRSS-kB")
+}
+
+// vmRSSkB reads a process's resident set size from /proc/PID/status.
+func vmRSSkB(b *testing.B, pid int) int {
+	f, err := os.Open("/proc/" + strconv.Itoa(pid) + "/status")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), "VmRSS:"); ok {
+			n, err := strconv.Atoi(strings.TrimSuffix(strings.TrimSpace(v), " kB"))
+			if err != nil {
+				b.Fatal(err)
+			}
+			return n
+		}
+	}
+	b.Fatal("no VmRSS line")
+	return 0
+}
+
+// benchRun runs a supervisor in-process for a benchmark.
+func benchRun(b *testing.B, spec Spec, deps Deps) *SocketClient {
+	b.Helper()
+	ln, cleanup, err := listenControl(spec.RunDir)
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	deps.Listener = ln
+	go func() {
+		defer cleanup()
+		done <- Run(ctx, spec, deps)
+	}()
+	b.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			b.Error(err)
+		}
+	})
+	c, err := newSocketClient(spec.RunDir)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return c
+}
+
+func benchWait(b *testing.B, c *SocketClient, cond func(Status) bool) Status {
+	b.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+	defer cancel()
+	var got Status
+	err := c.Watch(ctx, func(st Status) bool {
+		if cond(st) {
+			got = st
+			return false
+		}
+		return true
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	return got
+}

@@ -1,0 +1,244 @@
+package supervisor
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Probe timeouts. Readiness and drain polls are frequent and cheap, so a
+// slow answer is simply retried; a liveness probe waits longer because a
+// busy engine may answer /health late without being dead.
+const (
+	readinessProbeTimeout = 2 * time.Second
+	livenessProbeTimeout  = 5 * time.Second
+	busyProbeTimeout      = 2 * time.Second
+)
+
+// Target is the engine a probe asks about.
+type Target struct {
+	BaseURL    string // "http://127.0.0.1:8080"
+	Host       string
+	Port       int
+	PID        int // the engine; also its process group
+	HealthPath string
+	ModelPath  string // "" skips the /props check
+	Token      string // bearer token for /props, /slots, /metrics
+}
+
+// Prober asks an engine about itself. HTTPProber is the real one.
+type Prober interface {
+	// Health GETs the health path and returns the HTTP status and a short
+	// description of the answer; err means no answer at all.
+	Health(ctx context.Context, t Target) (code int, detail string, err error)
+	// Confirm checks that the server answering at t is the engine t.PID.
+	// It returns a *ForeignServerError when another process answers there,
+	// and other errors when it cannot tell yet.
+	Confirm(ctx context.Context, t Target) error
+	// Busy reports whether the engine has requests in flight.
+	Busy(ctx context.Context, t Target) (bool, error)
+}
+
+// ForeignServerError says that something other than the spawned engine
+// answers on the engine's port (ENGINE-NOTES: an older llama-server starts
+// on a taken port and the other server answers /health).
+type ForeignServerError struct {
+	Host string
+	Port int
+	PID  int    // engine
+	By   string // who answers instead, e.g. "pid 4242, llama-server"
+}
+
+func (e *ForeignServerError) Error() string {
+	return fmt.Sprintf("port %d on %s is answered by another process (%s), not by the engine (pid %d); stop that process or give the pool another port", e.Port, e.Host, e.By, e.PID)
+}
+
+// HTTPProber probes over HTTP and, on Linux, checks socket ownership in
+// /proc.
+type HTTPProber struct {
+	Client *http.Client // nil: a private client without proxies
+	Proc   string       // procfs root; "" = "/proc"
+}
+
+var _ Prober = (*HTTPProber)(nil)
+
+// NewHTTPProber returns a prober with its own connection pool, so probes
+// never go through an HTTP proxy from the environment.
+func NewHTTPProber() *HTTPProber {
+	tr := &http.Transport{Proxy: nil, MaxIdleConnsPerHost: 2, IdleConnTimeout: 30 * time.Second}
+	return &HTTPProber{Client: &http.Client{Transport: tr}}
+}
+
+func (p *HTTPProber) client() *http.Client {
+	if p.Client != nil {
+		return p.Client
+	}
+	return http.DefaultClient
+}
+
+func (p *HTTPProber) get(ctx context.Context, url, token string, limit int64) (int, []byte, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return 0, nil, fmt.Errorf("building request for %s: %w", url, err)
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := p.client().Do(req)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, limit))
+	if err != nil {
+		return resp.StatusCode, nil, fmt.Errorf("reading answer from %s: %w", url, err)
+	}
+	return resp.StatusCode, body, nil
+}
+
+// Health implements Prober.
+func (p *HTTPProber) Health(ctx context.Context, t Target) (int, string, error) {
+	code, body, err := p.get(ctx, t.BaseURL+t.HealthPath, "", 4<<10)
+	if err != nil {
+		return 0, "", err
+	}
+	return code, describeAnswer(code, body), nil
+}
+
+// describeAnswer turns a llama-server answer into "503 Loading model".
+func describeAnswer(code int, body []byte) string {
+	var e struct {
+		Error struct {
+			Message string `json:"message"`
+		} `json:"error"`
+		Status string `json:"status"`
+	}
+	msg := ""
+	if json.Unmarshal(body, &e) == nil {
+		msg = e.Error.Message
+		if msg == "" {
+			msg = e.Status
+		}
+	}
+	if msg == "" {
+		msg = strings.TrimSpace(string(body))
+		if len(msg) > 80 {
+			msg = msg[:80] + "…"
+		}
+	}
+	if msg == "" {
+		return strconv.Itoa(code)
+	}
+	return strconv.Itoa(code) + " " + msg
+}
+
+// Confirm implements Prober: first the listening socket's owner in /proc
+// (every listener on the port must belong to the engine's process group),
+// then, when the spec names a model, /props' model_path.
+func (p *HTTPProber) Confirm(ctx context.Context, t Target) error {
+	root := p.Proc
+	if root == "" {
+		root = "/proc"
+	}
+	switch pid, comm := (procNet{root: root}).foreignListener(t.Host, t.Port, t.PID); {
+	case pid > 0:
+		by := fmt.Sprintf("pid %d", pid)
+		if comm != "" {
+			by += ", " + comm
+		}
+		return &ForeignServerError{Host: t.Host, Port: t.Port, PID: t.PID, By: by}
+	case pid < 0:
+		return &ForeignServerError{Host: t.Host, Port: t.Port, PID: t.PID, By: "a process this user cannot inspect"}
+	}
+	if t.ModelPath == "" {
+		return nil
+	}
+	code, body, err := p.get(ctx, t.BaseURL+"/props", t.Token, 1<<20)
+	if err != nil {
+		return fmt.Errorf("asking %s/props which model it serves: %w", t.BaseURL, err)
+	}
+	if code != http.StatusOK {
+		return nil // older servers or a disabled endpoint: nothing to compare
+	}
+	var props struct {
+		ModelPath string `json:"model_path"`
+	}
+	if json.Unmarshal(body, &props) != nil || props.ModelPath == "" {
+		return nil
+	}
+	if !samePath(props.ModelPath, t.ModelPath) {
+		return &ForeignServerError{Host: t.Host, Port: t.Port, PID: t.PID, By: fmt.Sprintf("a server with model %s instead of %s", props.ModelPath, t.ModelPath)}
+	}
+	return nil
+}
+
+func samePath(a, b string) bool {
+	if filepath.Clean(a) == filepath.Clean(b) {
+		return true
+	}
+	fa, errA := os.Stat(a)
+	fb, errB := os.Stat(b)
+	return errA == nil && errB == nil && os.SameFile(fa, fb)
+}
+
+// Busy implements Prober: /slots (any is_processing) and, when that is not
+// available, /metrics (requests_processing or requests_deferred above 0).
+func (p *HTTPProber) Busy(ctx context.Context, t Target) (bool, error) {
+	code, body, err := p.get(ctx, t.BaseURL+"/slots", t.Token, 4<<20)
+	if err != nil {
+		return false, fmt.Errorf("asking %s/slots for in-flight requests: %w", t.BaseURL, err)
+	}
+	if code == http.StatusOK {
+		var slots []struct {
+			IsProcessing bool `json:"is_processing"`
+		}
+		if err := json.Unmarshal(body, &slots); err == nil {
+			for _, s := range slots {
+				if s.IsProcessing {
+					return true, nil
+				}
+			}
+			return false, nil
+		}
+	}
+	slotsAnswer := describeAnswer(code, body)
+	code, body, err = p.get(ctx, t.BaseURL+"/metrics", t.Token, 4<<20)
+	if err != nil {
+		return false, fmt.Errorf("asking %s/metrics for in-flight requests: %w", t.BaseURL, err)
+	}
+	if code == http.StatusOK {
+		if busy, ok := metricsBusy(body); ok {
+			return busy, nil
+		}
+	}
+	return false, fmt.Errorf("the engine reports no in-flight counts: /slots answered %s, /metrics answered %s", slotsAnswer, describeAnswer(code, body))
+}
+
+// metricsBusy reads llama-server's Prometheus gauges; ok is false when
+// neither gauge is present.
+func metricsBusy(body []byte) (busy, ok bool) {
+	sc := bufio.NewScanner(strings.NewReader(string(body)))
+	for sc.Scan() {
+		name, value, found := strings.Cut(strings.TrimSpace(sc.Text()), " ")
+		if !found || (name != "llamacpp:requests_processing" && name != "llamacpp:requests_deferred") {
+			continue
+		}
+		v, err := strconv.ParseFloat(strings.TrimSpace(value), 64)
+		if err != nil {
+			continue
+		}
+		ok = true
+		if v > 0 {
+			busy = true
+		}
+	}
+	return busy, ok
+}

@@ -1,0 +1,846 @@
+package supervisor
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"maps"
+	"math/rand/v2"
+	"net"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/spf13/afero"
+
+	"github.com/llorch/llorch/internal/atomicfile"
+	"github.com/llorch/llorch/internal/clock"
+	"github.com/llorch/llorch/internal/supervisor/restart"
+)
+
+// drainPollInterval is how often a draining supervisor asks the engine for
+// in-flight work: llama-server offers no event for "idle".
+const drainPollInterval = 100 * time.Millisecond
+
+// Deps are Run's seams. Zero fields get the real implementations.
+type Deps struct {
+	Spawner Spawner     // ExecSpawner
+	Prober  Prober      // NewHTTPProber()
+	Clock   clock.Clock // clock.Real
+	Fs      afero.Fs    // the OS filesystem
+	Rand    *rand.Rand  // jitter; a randomly seeded source
+	// Notify, when set, receives one JSON line ({"status":{…}}) per state
+	// change until the first start is decided (ready, or not), and is then
+	// closed if it is an io.Closer. Launch passes a pipe here so it can wait
+	// on the health gate without polling.
+	Notify io.Writer
+	// Listener serves the control socket. nil: listen on the run
+	// directory's socket.
+	Listener net.Listener
+	Logger   *slog.Logger // supervisor's own log; nil discards
+	// Environ is the engine's base environment, Spec.Env goes on top; nil
+	// means the supervisor's own environment.
+	Environ []string
+
+	// watch, when set, is registered as a status watcher before the loop
+	// starts, so tests in this package see every state from the first.
+	watch chan Status
+}
+
+func (d Deps) withDefaults() Deps {
+	if d.Spawner == nil {
+		d.Spawner = ExecSpawner{}
+	}
+	if d.Prober == nil {
+		d.Prober = NewHTTPProber()
+	}
+	if d.Clock == nil {
+		d.Clock = clock.Real{}
+	}
+	if d.Fs == nil {
+		d.Fs = afero.NewOsFs()
+	}
+	if d.Rand == nil {
+		d.Rand = rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64()))
+	}
+	if d.Logger == nil {
+		d.Logger = slog.New(slog.DiscardHandler)
+	}
+	if d.Environ == nil {
+		d.Environ = os.Environ()
+	}
+	return d
+}
+
+// Run is the body of `llorch supervise`: it spawns the engine described by
+// spec, gates it on health, keeps it alive under spec's restart policy and
+// serves the control socket. A single goroutine (loop) owns all state:
+// spawns, probe results, exits, timers and socket requests reach it as
+// messages, and readers get an atomic snapshot. Run returns when ctx is
+// cancelled or a stop request completes, and never leaves its engine
+// running.
+//
+//	       spawn            200 + ours
+//	──▶ starting ─────────────────────▶ ready ──drain──▶ draining ──▶ stopped
+//	      │  ▲  exit / start_timeout      │ exit, or `failures` bad probes
+//	      │  │                            ▼ (unhealthy: stop sequence)
+//	      │  └── restarting ◀── backoff ◀─┴── tracker ──▶ failed (breaker open,
+//	      │                                               half-open try after cooldown)
+//	      └─ port taken / another server answers / no binary ──▶ failed (no retry)
+func Run(ctx context.Context, spec Spec, deps Deps) error {
+	spec = spec.WithDefaults()
+	if err := spec.Validate(); err != nil {
+		return fmt.Errorf("invalid supervisor spec for %s: %w", spec.Addr, err)
+	}
+	deps = deps.withDefaults()
+	if err := deps.Fs.MkdirAll(spec.RunDir, 0o700); err != nil {
+		return fmt.Errorf("creating run directory: %w", err)
+	}
+	if pid, ok := runningSupervisor(deps.Fs, spec.RunDir); ok {
+		return fmt.Errorf("a supervisor is already running in %s (pid %d); stop it before starting another", spec.RunDir, pid)
+	}
+	elog, err := openEngineLog(deps.Fs, filepath.Join(spec.RunDir, EngineLogFile), spec.LogMaxBytes, spec.LogKeep, probeLogLines(spec.Health.Path)...)
+	if err != nil {
+		return err
+	}
+	defer elog.Close()
+
+	ln := deps.Listener
+	if ln == nil {
+		var cleanup func()
+		ln, cleanup, err = listenControl(spec.RunDir)
+		if err != nil {
+			return err
+		}
+		defer cleanup()
+	}
+	pidPath := filepath.Join(spec.RunDir, SupervisorPIDFile)
+	if err := atomicfile.Write(deps.Fs, pidPath, []byte(strconv.Itoa(os.Getpid())+"\n"), 0o644); err != nil {
+		return fmt.Errorf("writing supervisor pid: %w", err)
+	}
+	defer func() { _ = deps.Fs.Remove(pidPath) }()
+
+	s := newSupervisor(spec, deps, elog)
+	srv := newServer(ln, s)
+	go srv.serve()
+	defer srv.shutdown()
+
+	s.loop(ctx)
+	return nil
+}
+
+// runningSupervisor reports a live supervisor recorded in runDir other than
+// this process.
+func runningSupervisor(fs afero.Fs, runDir string) (int, bool) {
+	b, err := afero.ReadFile(fs, filepath.Join(runDir, SupervisorPIDFile))
+	if err != nil {
+		return 0, false
+	}
+	pid, err := strconv.Atoi(string(bytes.TrimSpace(b)))
+	if err != nil || pid == os.Getpid() {
+		return 0, false
+	}
+	return pid, Alive(pid)
+}
+
+// probeKind is what a probe asks.
+type probeKind int
+
+const (
+	probeReadiness probeKind = iota
+	probeLiveness
+	probeBusy
+)
+
+type probeResult struct {
+	seq    int // engine generation the probe was about
+	kind   probeKind
+	code   int
+	detail string // "503 Loading model", or the error
+	err    error
+	// confirm is Confirm's answer after a 200 readiness probe.
+	confirm error
+	busy    bool
+}
+
+// request is a control request handed to the loop.
+type request struct {
+	op    string
+	grace time.Duration
+	reply chan Status // buffered 1: the loop never blocks on a reply
+	watch chan Status // op "watch"/"unwatch"
+}
+
+// supervisor is Run's state. Every field below reqs is owned by the loop
+// goroutine; others read snap.
+type supervisor struct {
+	spec    Spec
+	deps    Deps
+	log     *slog.Logger
+	elog    *engineLog
+	tracker *restart.Tracker
+	target  Target
+
+	snap     atomic.Pointer[Status]
+	reqs     chan request
+	probes   chan probeResult
+	loopDone chan struct{} // closed when the loop has replied to everyone and returned
+	life     context.Context
+	endLife  context.CancelFunc
+
+	// now is read once per event, so every time recorded while handling
+	// it (updated_at, next_restart_at, ready_at) agrees.
+	now      time.Time
+	st       Status
+	watchers map[chan Status]struct{}
+	notify   io.Writer // nil once the first start is decided
+
+	proc        Process
+	procDone    <-chan ExitStatus
+	seq         int // engine generation
+	ownPIDs     map[int]bool
+	everReady   bool
+	probeCancel context.CancelFunc
+	liveFails   int
+	lastAnswer  string // last readiness answer, for "not ready after …"
+
+	stopping  bool
+	afterStop func(ExitStatus)
+	draining  bool
+	exiting   bool
+	done      bool
+
+	drainWaiters []chan Status
+	stopWaiters  []chan Status
+
+	probeT, startT, graceT, backoffT, drainT clock.Timer
+}
+
+func newSupervisor(spec Spec, deps Deps, elog *engineLog) *supervisor {
+	host := spec.Host
+	if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
+		host = "127.0.0.1" // a wildcard bind is reached on loopback
+	}
+	s := &supervisor{
+		spec:     spec,
+		deps:     deps,
+		log:      deps.Logger.With("addr", spec.Addr),
+		elog:     elog,
+		tracker:  restart.NewTracker(spec.Restart.policy(), deps.Rand),
+		reqs:     make(chan request),
+		probes:   make(chan probeResult, 1),
+		loopDone: make(chan struct{}),
+		watchers: make(map[chan Status]struct{}),
+		notify:   deps.Notify,
+		ownPIDs:  make(map[int]bool),
+		target: Target{
+			BaseURL:    "http://" + net.JoinHostPort(host, strconv.Itoa(spec.Port)),
+			Host:       spec.Host,
+			Port:       spec.Port,
+			HealthPath: spec.Health.Path,
+			ModelPath:  spec.ModelPath,
+			Token:      spec.ProbeToken,
+		},
+		st: Status{Addr: spec.Addr, State: Starting, SupervisorPID: os.Getpid(), Port: spec.Port},
+	}
+	if deps.watch != nil {
+		s.watchers[deps.watch] = struct{}{}
+	}
+	s.life, s.endLife = context.WithCancel(context.Background())
+	st := s.st
+	s.snap.Store(&st)
+	return s
+}
+
+// Snapshot returns the latest status; safe from any goroutine.
+func (s *supervisor) Snapshot() Status { return *s.snap.Load() }
+
+func timerC(t clock.Timer) <-chan time.Time {
+	if t == nil {
+		return nil
+	}
+	return t.C()
+}
+
+func stopTimer(t *clock.Timer) {
+	if *t != nil {
+		(*t).Stop()
+		*t = nil
+	}
+}
+
+// loop is the single writer of the supervisor's state.
+func (s *supervisor) loop(ctx context.Context) {
+	defer s.finish()
+	ctxDone := ctx.Done()
+	s.now = s.deps.Clock.Now()
+	s.spawn()
+	for !s.done {
+		var ev any
+		select {
+		case <-ctxDone:
+			ev = evSignal{}
+		case req := <-s.reqs:
+			ev = req
+		case es := <-s.procDone:
+			ev = es
+		case r := <-s.probes:
+			ev = r
+		case <-timerC(s.probeT):
+			ev = evProbeTimer{}
+		case <-timerC(s.startT):
+			ev = evStartTimer{}
+		case <-timerC(s.graceT):
+			ev = evGraceTimer{}
+		case <-timerC(s.backoffT):
+			ev = evBackoffTimer{}
+		case <-timerC(s.drainT):
+			ev = evDrainTimer{}
+		}
+		s.now = s.deps.Clock.Now()
+		s.dispatch(ev, &ctxDone)
+	}
+}
+
+// Loop events that carry no value.
+type (
+	evSignal       struct{}
+	evProbeTimer   struct{}
+	evStartTimer   struct{}
+	evGraceTimer   struct{}
+	evBackoffTimer struct{}
+	evDrainTimer   struct{}
+)
+
+func (s *supervisor) dispatch(ev any, ctxDone *<-chan struct{}) {
+	switch ev := ev.(type) {
+	case evSignal:
+		*ctxDone = nil
+		s.log.Info("stop signal received; stopping the engine")
+		s.shutdown(s.spec.StopGrace)
+	case request:
+		s.handle(ev)
+	case ExitStatus:
+		s.exited(ev)
+	case probeResult:
+		s.probed(ev)
+	case evProbeTimer:
+		s.probeT = nil
+		s.startProbe()
+	case evStartTimer:
+		s.startT = nil
+		s.startTimedOut()
+	case evGraceTimer:
+		s.graceT = nil
+		s.graceExpired()
+	case evBackoffTimer:
+		s.backoffT = nil
+		s.restartNow()
+	case evDrainTimer:
+		s.drainT = nil
+		s.log.Info("drain deadline passed; stopping the engine", "deadline", s.spec.Drain.Deadline)
+		s.stopEngine(s.spec.StopGrace, func(ExitStatus) { s.finishStopped() })
+	}
+}
+
+// finish answers every waiter, ends every watch and marks the loop done.
+func (s *supervisor) finish() {
+	for _, t := range []*clock.Timer{&s.probeT, &s.startT, &s.graceT, &s.backoffT, &s.drainT} {
+		stopTimer(t)
+	}
+	s.cancelProbe()
+	s.endLife()
+	final := s.st
+	for _, w := range append(s.drainWaiters, s.stopWaiters...) {
+		w <- final
+	}
+	s.drainWaiters, s.stopWaiters = nil, nil
+	for w := range s.watchers {
+		close(w)
+	}
+	s.watchers = nil
+	s.gateDone()
+	close(s.loopDone)
+}
+
+// publish records a state change: snapshot, status.json, watchers, notify.
+func (s *supervisor) publish() {
+	s.st.UpdatedAt = s.now
+	st := s.st
+	s.snap.Store(&st)
+	b, err := json.MarshalIndent(st, "", "  ")
+	if err == nil {
+		err = atomicfile.Write(s.deps.Fs, filepath.Join(s.spec.RunDir, StatusFile), append(b, '\n'), 0o644)
+	}
+	if err != nil {
+		// The engine matters more than the mirror: keep supervising.
+		s.log.Error("writing status file", "err", err)
+	}
+	for w := range s.watchers {
+		sendLatest(w, st)
+	}
+	if s.notify != nil {
+		line, _ := json.Marshal(wireResponse{Status: &st})
+		if _, err := s.notify.Write(append(line, '\n')); err != nil {
+			s.log.Warn("launcher stopped listening for status", "err", err)
+			s.notify = nil
+		}
+	}
+	s.log.Info("state", "state", st.State, "pid", st.PID, "restarts", st.Restarts, "last_error", st.LastError)
+}
+
+// sendLatest queues st for a watcher without blocking; a watcher that falls
+// a whole buffer behind loses its oldest status, never the newest.
+func sendLatest(w chan Status, st Status) {
+	for {
+		select {
+		case w <- st:
+			return
+		default:
+		}
+		select {
+		case <-w:
+		default:
+		}
+	}
+}
+
+// gateDone closes Notify: the first start has been decided.
+func (s *supervisor) gateDone() {
+	if s.notify == nil {
+		return
+	}
+	if c, ok := s.notify.(io.Closer); ok {
+		_ = c.Close()
+	}
+	s.notify = nil
+}
+
+// spawn checks the port, starts an engine and begins readiness polling.
+func (s *supervisor) spawn() {
+	if msg := portBusy(s.spec.Host, s.spec.Port); msg != "" {
+		s.failForGood(msg)
+		return
+	}
+	now := s.now
+	s.elog.MarkStart(fmt.Sprintf("--- llorch: starting %s for %s at %s ---", s.spec.Binary, s.spec.Addr, now.Format(time.RFC3339)))
+	p, err := s.deps.Spawner.Start(s.life, Cmd{Path: s.spec.Binary, Args: s.spec.Args, Env: s.environ(), Log: s.elog})
+	if err != nil {
+		s.failForGood(err.Error())
+		return
+	}
+	s.seq++
+	s.proc, s.procDone = p, p.Done()
+	s.ownPIDs[p.PID()] = true
+	s.liveFails, s.lastAnswer = 0, ""
+	if err := atomicfile.Write(s.deps.Fs, filepath.Join(s.spec.RunDir, EnginePIDFile), []byte(strconv.Itoa(p.PID())+"\n"), 0o644); err != nil {
+		s.log.Error("writing engine pid", "err", err)
+	}
+	s.st.State, s.st.PID = Starting, p.PID()
+	s.st.StartedAt, s.st.ReadyAt, s.st.NextRestartAt = now, time.Time{}, time.Time{}
+	s.publish()
+	s.startT = s.deps.Clock.NewTimer(s.spec.Health.StartTimeout)
+	s.startProbe()
+}
+
+// environ is the engine's environment: the base, then Spec.Env in key
+// order (later entries win in os/exec).
+func (s *supervisor) environ() []string {
+	env := slices.Clone(s.deps.Environ)
+	for _, k := range slices.Sorted(maps.Keys(s.spec.Env)) {
+		env = append(env, k+"="+s.spec.Env[k])
+	}
+	return env
+}
+
+// failForGood marks the replica failed without consulting the restart
+// policy: retrying cannot help (port taken, another server answering, no
+// binary), or the launcher's health gate failed. The next apply decides.
+func (s *supervisor) failForGood(msg string) {
+	s.st.State, s.st.PID, s.st.LastError, s.st.NextRestartAt = Failed, 0, msg, time.Time{}
+	s.publish()
+	s.gateDone()
+	if s.exiting {
+		s.finishStopped()
+	}
+}
+
+func (s *supervisor) cancelProbe() {
+	if s.probeCancel != nil {
+		s.probeCancel()
+		s.probeCancel = nil
+	}
+	stopTimer(&s.probeT)
+}
+
+// startProbe asks the engine what the current state needs to know, in a
+// goroutine that ends with its timeout or when the loop ends.
+func (s *supervisor) startProbe() {
+	if s.proc == nil || s.stopping {
+		return
+	}
+	var kind probeKind
+	var timeout time.Duration
+	switch s.st.State {
+	case Starting:
+		kind, timeout = probeReadiness, readinessProbeTimeout
+	case Ready:
+		kind, timeout = probeLiveness, livenessProbeTimeout
+	case Draining:
+		kind, timeout = probeBusy, busyProbeTimeout
+	default:
+		return
+	}
+	s.cancelProbe()
+	ctx, cancel := context.WithTimeout(s.life, timeout)
+	s.probeCancel = cancel
+	t := s.target
+	t.PID = s.proc.PID()
+	seq, prober := s.seq, s.deps.Prober
+	go func() {
+		defer cancel()
+		r := probeResult{seq: seq, kind: kind}
+		switch kind {
+		case probeReadiness, probeLiveness:
+			r.code, r.detail, r.err = prober.Health(ctx, t)
+			if r.err != nil {
+				r.detail = r.err.Error()
+			}
+			if kind == probeReadiness && r.err == nil && r.code == 200 {
+				r.confirm = prober.Confirm(ctx, t)
+			}
+		case probeBusy:
+			r.busy, r.err = prober.Busy(ctx, t)
+		}
+		select {
+		case s.probes <- r:
+		case <-s.loopDone:
+		}
+	}()
+}
+
+func (s *supervisor) probed(r probeResult) {
+	if r.seq != s.seq || s.proc == nil || s.stopping {
+		return // about an engine or a phase that is gone
+	}
+	s.probeCancel = nil
+	switch {
+	case r.kind == probeReadiness && s.st.State == Starting:
+		s.readinessAnswered(r)
+	case r.kind == probeLiveness && s.st.State == Ready:
+		s.livenessAnswered(r)
+	case r.kind == probeBusy && s.st.State == Draining:
+		if r.err == nil && !r.busy {
+			s.log.Info("no requests in flight; stopping the drained engine")
+			s.stopEngine(s.spec.StopGrace, func(ExitStatus) { s.finishStopped() })
+			return
+		}
+		if r.err != nil {
+			// Without counts we cannot know the engine is idle: wait for
+			// the deadline rather than cut requests off.
+			s.log.Warn("cannot see in-flight requests; waiting for the drain deadline", "err", r.err)
+		}
+		s.probeT = s.deps.Clock.NewTimer(drainPollInterval)
+	}
+}
+
+func (s *supervisor) readinessAnswered(r probeResult) {
+	if r.err != nil || r.code != 200 {
+		s.lastAnswer = r.detail
+		s.probeT = s.deps.Clock.NewTimer(s.spec.Health.Interval)
+		return
+	}
+	// Trust a 200 only while our child is alive: an engine that died on a
+	// taken port leaves the other server answering.
+	select {
+	case es := <-s.procDone:
+		s.exited(es)
+		return
+	default:
+	}
+	if r.confirm != nil {
+		var foreign *ForeignServerError
+		if errors.As(r.confirm, &foreign) {
+			msg := foreign.Error()
+			s.log.Error("another server answers on the engine's port", "err", msg)
+			s.stopEngine(s.spec.StopGrace, func(ExitStatus) { s.failForGood(msg) })
+			return
+		}
+		s.lastAnswer = "200, but " + r.confirm.Error()
+		s.probeT = s.deps.Clock.NewTimer(s.spec.Health.Interval)
+		return
+	}
+	s.becomeReady()
+}
+
+func (s *supervisor) becomeReady() {
+	now := s.now
+	stopTimer(&s.startT)
+	s.tracker.Succeeded(now)
+	s.st.State, s.st.ReadyAt, s.st.NextRestartAt = Ready, now, time.Time{}
+	first := !s.everReady
+	s.everReady = true
+	if err := s.writeHandoff(first, false); err != nil {
+		s.log.Error("writing handoff file", "err", err)
+		s.st.LastError = err.Error()
+	}
+	s.publish()
+	s.gateDone()
+	s.probeT = s.deps.Clock.NewTimer(s.spec.Health.LiveInterval)
+}
+
+func (s *supervisor) livenessAnswered(r probeResult) {
+	if r.err == nil && r.code == 200 {
+		s.liveFails = 0
+		s.probeT = s.deps.Clock.NewTimer(s.spec.Health.LiveInterval)
+		return
+	}
+	s.liveFails++
+	if s.liveFails < s.spec.Health.Failures {
+		s.probeT = s.deps.Clock.NewTimer(s.spec.Health.LiveInterval)
+		return
+	}
+	ranFor := s.now.Sub(s.st.ReadyAt)
+	cause := fmt.Sprintf("engine unhealthy: %d liveness probes failed in a row (last: %s)", s.liveFails, r.detail)
+	s.st.State, s.st.LastError = Unhealthy, cause
+	s.releaseHandoff()
+	s.publish()
+	s.stopEngine(s.spec.StopGrace, func(ExitStatus) { s.decide(true, ranFor, cause, nil) })
+}
+
+func (s *supervisor) startTimedOut() {
+	if s.proc == nil || s.st.State != Starting {
+		return
+	}
+	msg := fmt.Sprintf("not ready after %s", s.spec.Health.StartTimeout)
+	if s.lastAnswer != "" {
+		msg += fmt.Sprintf(" (last %s answer: %s)", s.spec.Health.Path, s.lastAnswer)
+	}
+	s.log.Error("engine not ready in time; killing it", "start_timeout", s.spec.Health.StartTimeout)
+	s.stopEngine(s.spec.StopGrace, func(ExitStatus) { s.decide(true, 0, msg, s.elog.Tail()) })
+}
+
+// stopEngine runs the stop sequence and calls after once the engine is gone:
+//
+//  1. send SIGTERM to the engine's process group (the engine and anything
+//     it forked);
+//  2. wait up to grace for it to exit;
+//  3. send SIGKILL to the group;
+//  4. wait for the exit, which os/exec's WaitDelay bounds even when a
+//     grandchild holds the log pipe.
+//
+// Any exit after step 1 — status 0 or 1, death by SIGTERM or SIGABRT
+// (llama-server build 4748 aborts on SIGTERM) — is a finished stop, never a
+// crash to restart. A stop already under way keeps its grace and takes the
+// newest after.
+func (s *supervisor) stopEngine(grace time.Duration, after func(ExitStatus)) {
+	if s.proc == nil {
+		after(ExitStatus{})
+		return
+	}
+	s.afterStop = after
+	if s.stopping {
+		return
+	}
+	s.stopping = true
+	s.cancelProbe()
+	stopTimer(&s.startT)
+	stopTimer(&s.drainT)
+	if err := s.proc.Signal(syscall.SIGTERM); err != nil && !errors.Is(err, syscall.ESRCH) {
+		s.log.Error("stopping engine", "err", err)
+	}
+	s.graceT = s.deps.Clock.NewTimer(grace)
+}
+
+func (s *supervisor) graceExpired() {
+	if s.proc == nil {
+		return
+	}
+	s.log.Warn("engine did not stop within its grace period; killing it")
+	if err := s.proc.Signal(syscall.SIGKILL); err != nil && !errors.Is(err, syscall.ESRCH) {
+		s.log.Error("killing engine", "err", err)
+	}
+}
+
+// exited handles the engine's exit.
+func (s *supervisor) exited(es ExitStatus) {
+	now := s.now
+	s.log.Info("engine exited", "pid", s.st.PID, "status", es.String())
+	var ranFor time.Duration
+	if !s.st.ReadyAt.IsZero() {
+		ranFor = now.Sub(s.st.ReadyAt)
+	}
+	wasStarting := s.st.State == Starting
+	s.proc, s.procDone = nil, nil
+	s.cancelProbe()
+	stopTimer(&s.startT)
+	stopTimer(&s.graceT)
+	stopTimer(&s.drainT)
+	_ = s.deps.Fs.Remove(filepath.Join(s.spec.RunDir, EnginePIDFile))
+	s.releaseHandoff()
+	s.st.PID = 0
+	if s.stopping {
+		s.stopping = false
+		after := s.afterStop
+		s.afterStop = nil
+		after(es)
+		return
+	}
+	if s.draining {
+		s.finishStopped() // it went on its own; the drain is over
+		return
+	}
+	if wasStarting {
+		s.decide(true, 0, fmt.Sprintf("engine %s during start", es), s.elog.Tail())
+		return
+	}
+	s.decide(es.Failed(), ranFor, "engine "+es.String(), s.elog.Tail())
+}
+
+// decide asks the restart tracker what follows an exit and does it. cause
+// says what happened; tail, when not nil, is the engine's last log lines.
+// The first start is the launcher's health gate: if it fails, the replica
+// is failed at once (the launcher reports why and stops the supervisor)
+// rather than retried behind the launcher's back.
+func (s *supervisor) decide(failed bool, ranFor time.Duration, cause string, tail []string) {
+	if s.exiting {
+		s.finishStopped()
+		return
+	}
+	if s.notify != nil && !s.everReady {
+		s.failForGood(withTail(cause, tail))
+		return
+	}
+	now := s.now
+	d := s.tracker.Exited(now, ranFor, failed)
+	s.st.PID, s.st.NextRestartAt = 0, time.Time{}
+	s.st.LastError = cause + "; " + d.Reason
+	if tail != nil {
+		s.st.LastError = withTail(s.st.LastError, tail)
+	}
+	switch d.Action {
+	case restart.RestartAfter:
+		if d.Delay > 0 {
+			s.st.State, s.st.NextRestartAt = Backoff, now.Add(d.Delay)
+			s.backoffT = s.deps.Clock.NewTimer(d.Delay)
+			s.publish()
+			return
+		}
+		s.restartNow()
+	case restart.OpenCircuit:
+		s.st.State = Failed
+		if d.Delay > 0 {
+			s.st.NextRestartAt = now.Add(d.Delay)
+			s.backoffT = s.deps.Clock.NewTimer(d.Delay)
+		}
+		s.publish()
+	case restart.Stop:
+		s.st.State = Stopped
+		if failed {
+			s.st.State = Failed
+		}
+		s.publish()
+	}
+}
+
+// restartNow starts a replacement engine (after a backoff, a zero delay or
+// a cooldown's half-open try).
+func (s *supervisor) restartNow() {
+	s.st.Restarts++
+	s.st.State, s.st.NextRestartAt = Restarting, time.Time{}
+	s.publish()
+	s.spawn()
+}
+
+// finishStopped ends in state stopped once no engine runs.
+func (s *supervisor) finishStopped() {
+	s.draining = false
+	stopTimer(&s.backoffT)
+	stopTimer(&s.drainT)
+	s.cancelProbe()
+	s.releaseHandoff()
+	s.st.State, s.st.PID, s.st.NextRestartAt = Stopped, 0, time.Time{}
+	s.publish()
+	s.gateDone()
+	for _, w := range s.drainWaiters {
+		w <- s.st
+	}
+	s.drainWaiters = nil
+	if s.exiting {
+		s.done = true
+	}
+}
+
+// shutdown stops the engine for good and ends the loop.
+func (s *supervisor) shutdown(grace time.Duration) {
+	s.exiting = true
+	stopTimer(&s.backoffT)
+	if s.proc == nil {
+		s.finishStopped()
+		return
+	}
+	s.stopEngine(grace, func(ExitStatus) { s.finishStopped() })
+}
+
+func (s *supervisor) handle(req request) {
+	switch req.op {
+	case opWatch:
+		s.watchers[req.watch] = struct{}{}
+		sendLatest(req.watch, s.st)
+	case opUnwatch:
+		if _, ok := s.watchers[req.watch]; ok {
+			delete(s.watchers, req.watch)
+			close(req.watch)
+		}
+	case opStop:
+		s.stopWaiters = append(s.stopWaiters, req.reply)
+		grace := req.grace
+		if grace <= 0 {
+			grace = s.spec.StopGrace
+		}
+		s.shutdown(grace)
+	case opDrain:
+		s.drain(req.reply)
+	}
+}
+
+// drain marks the replica draining, waits until the engine has no requests
+// in flight or the drain deadline passes, then stops it (state stopped).
+func (s *supervisor) drain(reply chan Status) {
+	switch {
+	case s.exiting || (s.st.State == Stopped && s.proc == nil):
+		reply <- s.st
+		return
+	case s.proc == nil: // backoff or failed: nothing runs
+		s.drainWaiters = append(s.drainWaiters, reply)
+		s.finishStopped()
+		return
+	}
+	s.drainWaiters = append(s.drainWaiters, reply)
+	switch {
+	case s.stopping:
+		s.afterStop = func(ExitStatus) { s.finishStopped() }
+	case s.st.State == Starting:
+		// Not serving yet, so nothing can be in flight.
+		s.draining = true
+		s.stopEngine(s.spec.StopGrace, func(ExitStatus) { s.finishStopped() })
+	case s.st.State == Ready:
+		s.draining = true
+		s.st.State = Draining
+		if err := s.writeHandoff(false, true); err != nil {
+			s.log.Error("marking handoff file draining", "err", err)
+		}
+		s.publish()
+		s.cancelProbe()
+		s.drainT = s.deps.Clock.NewTimer(s.spec.Drain.Deadline)
+		s.startProbe()
+	}
+}

@@ -1,0 +1,12 @@
+// Package state is llorch's registry: the pools it manages and the replicas
+// it runs (State), the rules that keep that record trustworthy (a lineage fixed
+// at creation, a serial that grows on every write, a format version this build
+// refuses to read past), and the Store interface every backend implements.
+//
+// The package does no I/O. Encode and Decode turn a State into the bytes of a
+// state file and back; state/local stores those bytes in <state_dir>/state.json
+// with a lock file beside it, and another backend (etcd) can follow without
+// touching plan or apply. Types, format and storage are split as in
+// OpenTofu's states, statefile and statemgr, except that the format lives here
+// with the types: it is two functions, not worth a package of its own.
+package state

@@ -1,0 +1,557 @@
+package local_test
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/spf13/afero"
+
+	"github.com/llorch/llorch/internal/faultfs"
+	"github.com/llorch/llorch/state"
+	"github.com/llorch/llorch/state/local"
+)
+
+const (
+	lineage      = "5b0d9a4e-1c2f-4e8a-9b7c-0d1e2f3a4b5c"
+	otherLineage = "0f0f0f0f-aaaa-4bbb-8ccc-dddddddddddd"
+	dir          = "/work/.llorch"
+)
+
+var t0 = time.Date(2025, 6, 1, 10, 0, 0, 0, time.UTC)
+
+func newStore(fs afero.Fs) *local.Store {
+	return local.New(fs, dir, local.Options{Version: "0.1.0", Now: func() time.Time { return t0 }})
+}
+
+// sample is a state with one pool, as apply would record it.
+func sample() *state.State {
+	st := state.New(lineage)
+	st.Pools["pool.chat"] = &state.Pool{
+		Engine:   "llamacpp",
+		Replicas: []*state.Replica{{ID: "r0", Port: 8080, PID: 4242, Status: state.StatusReady}},
+	}
+	return st
+}
+
+// seeded returns a filesystem holding a state file at serial 2 and a backup
+// at serial 1, written by the Store itself.
+func seeded(t *testing.T) afero.Fs {
+	t.Helper()
+	fs := afero.NewMemMapFs()
+	s := newStore(fs)
+	st := sample()
+	for range 2 {
+		if err := s.Write(t.Context(), st); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return fs
+}
+
+// snapshot is every file in the state directory with its bytes.
+func snapshot(t *testing.T, fs afero.Fs) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	entries, err := afero.ReadDir(fs, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		data, err := afero.ReadFile(fs, filepath.Join(dir, e.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		out[e.Name()] = string(data)
+	}
+	return out
+}
+
+func equalSnapshots(a, b map[string]string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, v := range a {
+		if w, ok := b[k]; !ok || w != v {
+			return false
+		}
+	}
+	return true
+}
+
+func readState(t *testing.T, fs afero.Fs, path string) *state.State {
+	t.Helper()
+	data, err := afero.ReadFile(fs, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := state.Decode(data, path, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
+func TestReadWithoutStateFileStartsAnEmptyState(t *testing.T) {
+	fs := afero.NewMemMapFs()
+	st, err := newStore(fs).Read(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Serial != 0 || len(st.Pools) != 0 || st.Pools == nil {
+		t.Errorf("state = %+v, want serial 0 and no pools", st)
+	}
+	if st.FormatVersion != state.FormatVersion || st.LlorchVersion != "0.1.0" {
+		t.Errorf("header = format %d, version %q", st.FormatVersion, st.LlorchVersion)
+	}
+	if _, err := state.Encode(st); err != nil {
+		t.Errorf("the new lineage %q is not valid: %v", st.Lineage, err)
+	}
+	if exists, _ := afero.Exists(fs, filepath.Join(dir, "state.json")); exists {
+		t.Error("Read wrote a state file")
+	}
+}
+
+func TestWriteThenReadRoundTrips(t *testing.T) {
+	fs := afero.NewMemMapFs()
+	s := newStore(fs)
+	st := sample()
+	if err := s.Write(t.Context(), st); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.Read(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Lineage != lineage || got.Serial != 1 || got.Pools["pool.chat"].Replicas[0].PID != 4242 {
+		t.Errorf("read back %+v", got)
+	}
+	// What Read returns is the caller's own.
+	got.Pools["pool.chat"].Replicas[0].PID = 1
+	again, err := s.Read(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again.Pools["pool.chat"].Replicas[0].PID != 4242 {
+		t.Error("changing one Read's result changed the next")
+	}
+}
+
+func TestWriteIncrementsTheStoredSerial(t *testing.T) {
+	fs := afero.NewMemMapFs()
+	s := newStore(fs)
+	st := sample()
+	for want := uint64(1); want <= 3; want++ {
+		if err := s.Write(t.Context(), st); err != nil {
+			t.Fatal(err)
+		}
+		if st.Serial != want {
+			t.Errorf("caller's serial = %d, want %d", st.Serial, want)
+		}
+		if got := readState(t, fs, s.Path()).Serial; got != want {
+			t.Errorf("stored serial = %d, want %d", got, want)
+		}
+	}
+	// A caller holding an older copy still moves the serial forward.
+	stale := sample()
+	stale.Serial = 1
+	if err := s.Write(t.Context(), stale); err != nil {
+		t.Fatal(err)
+	}
+	if stale.Serial != 4 {
+		t.Errorf("serial after a write from an old copy = %d, want 4", stale.Serial)
+	}
+}
+
+func TestWriteKeepsThePreviousVersionAsBackup(t *testing.T) {
+	fs := afero.NewMemMapFs()
+	s := newStore(fs)
+	st := sample()
+	var written []string
+	for i := range 3 {
+		st.Pools["pool.chat"].Replicas[0].Restarts = i
+		if err := s.Write(t.Context(), st); err != nil {
+			t.Fatal(err)
+		}
+		data, _ := afero.ReadFile(fs, s.Path())
+		written = append(written, string(data))
+		backup, err := afero.ReadFile(fs, s.BackupPath())
+		switch {
+		case i == 0 && err == nil:
+			t.Errorf("first write made a backup: %s", backup)
+		case i > 0 && string(backup) != written[i-1]:
+			t.Errorf("after write %d the backup is\n%s\nwant the previous state file\n%s", i+1, backup, written[i-1])
+		}
+	}
+}
+
+func TestWriteRecordsTheVersionAndFormat(t *testing.T) {
+	fs := afero.NewMemMapFs()
+	st := sample()
+	st.FormatVersion = 0
+	st.LlorchVersion = "0.0.1"
+	if err := newStore(fs).Write(t.Context(), st); err != nil {
+		t.Fatal(err)
+	}
+	if st.FormatVersion != state.FormatVersion || st.LlorchVersion != "0.1.0" {
+		t.Errorf("caller's header = format %d, version %q", st.FormatVersion, st.LlorchVersion)
+	}
+	data, _ := afero.ReadFile(fs, filepath.Join(dir, "state.json"))
+	if !bytes.Contains(data, []byte(`"llorch_version": "0.1.0"`)) {
+		t.Errorf("state file does not record this version:\n%s", data)
+	}
+}
+
+func TestWriteRefusals(t *testing.T) {
+	tests := []struct {
+		name    string
+		onDisk  string // state.json content; "" keeps the seeded one
+		writing *state.State
+		want    string // the whole error
+		is      func(error) bool
+	}{
+		{
+			name:    "another lineage",
+			writing: state.New(otherLineage),
+			want: "writing state to /work/.llorch/state.json: refusing to write state with lineage " + otherLineage +
+				" over /work/.llorch/state.json, which holds a different state (lineage " + lineage + "); was the state file replaced while llorch ran?" +
+				"; the state was written to errored.state.json instead: compare it with /work/.llorch/state.json before replacing either",
+			is: func(err error) bool { var le *state.LineageError; return errors.As(err, &le) },
+		},
+		{
+			name:    "corrupt state file",
+			onDisk:  `{"format_version": 1, "lineage": "` + lineage + `", "serial": 3,`,
+			writing: sample(),
+			want: "writing state to /work/.llorch/state.json: state file /work/.llorch/state.json is corrupt: invalid JSON at line 1, column 85: unexpected end of JSON input" +
+				"; the previous version is in /work/.llorch/state.json.backup: compare the two, then repair the file by hand or copy the backup over it" +
+				"; llorch never overwrites a corrupt state file" +
+				"; the state was written to errored.state.json instead: copy it to /work/.llorch/state.json once the problem is fixed",
+			is: func(err error) bool { var ce *state.CorruptError; return errors.As(err, &ce) },
+		},
+		{
+			name:    "state file from a newer llorch",
+			onDisk:  `{"format_version": 2, "lineage": "` + lineage + `", "llorch_version": "0.9.0"}`,
+			writing: sample(),
+			want: "writing state to /work/.llorch/state.json: state file /work/.llorch/state.json was written by a newer llorch (0.9.0, format 2; this build reads 1)" +
+				": upgrade llorch to use this state; the file was left unchanged" +
+				"; the state was written to errored.state.json instead: copy it to /work/.llorch/state.json once the problem is fixed",
+			is: func(err error) bool { var ve *state.VersionError; return errors.As(err, &ve) },
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			fs := seeded(t)
+			if tc.onDisk != "" {
+				if err := afero.WriteFile(fs, filepath.Join(dir, "state.json"), []byte(tc.onDisk), 0o600); err != nil {
+					t.Fatal(err)
+				}
+			}
+			before := snapshot(t, fs)
+			serial := tc.writing.Serial
+			err := newStore(fs).Write(t.Context(), tc.writing)
+			if err == nil {
+				t.Fatal("Write succeeded")
+			}
+			if err.Error() != tc.want {
+				t.Errorf("error = %q\nwant    %q", err, tc.want)
+			}
+			if !tc.is(err) {
+				t.Errorf("error does not unwrap to the expected type: %T", errors.Unwrap(err))
+			}
+			if after := snapshot(t, fs); !equalSnapshots(before, after) {
+				t.Errorf("state directory changed:\nbefore %q\nafter  %q", before, after)
+			}
+			if tc.writing.Serial != serial {
+				t.Errorf("caller's serial changed to %d on a failed write", tc.writing.Serial)
+			}
+			dumped := readState(t, fs, "errored.state.json")
+			if dumped.Lineage != tc.writing.Lineage {
+				t.Errorf("errored file has lineage %s, want %s", dumped.Lineage, tc.writing.Lineage)
+			}
+		})
+	}
+}
+
+func TestWriteRefusesStatesThatCannotBeEncoded(t *testing.T) {
+	fs := afero.NewMemMapFs()
+	err := newStore(fs).Write(t.Context(), state.New("not-a-uuid"))
+	want := `writing state to /work/.llorch/state.json: encoding state: lineage "not-a-uuid" is not a UUID; a state keeps the lineage it was created with (state.New)`
+	if err == nil || err.Error() != want {
+		t.Errorf("error = %v\nwant    %s", err, want)
+	}
+	if err := newStore(fs).Write(t.Context(), nil); err == nil || err.Error() != "writing state: the state is nil" {
+		t.Errorf("Write(nil) error = %v", err)
+	}
+}
+
+func TestReadCorruptFileNamesTheBackupIfThereIsOne(t *testing.T) {
+	tests := []struct {
+		name       string
+		withBackup bool
+		want       string
+	}{
+		{"with backup", true, "the previous version is in /work/.llorch/state.json.backup"},
+		{"without backup", false, "there is no backup"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			fs := seeded(t)
+			if !tc.withBackup {
+				_ = fs.Remove(filepath.Join(dir, "state.json.backup"))
+			}
+			_ = afero.WriteFile(fs, filepath.Join(dir, "state.json"), []byte("{oops"), 0o600)
+			_, err := newStore(fs).Read(t.Context())
+			var ce *state.CorruptError
+			if !errors.As(err, &ce) {
+				t.Fatalf("error = %v, want a *state.CorruptError", err)
+			}
+			if !strings.Contains(err.Error(), tc.want) || !strings.HasPrefix(err.Error(), "state file /work/.llorch/state.json is corrupt: invalid JSON at line 1, column 2") {
+				t.Errorf("error = %q, want it to contain %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestReadNewerFormatIsAVersionError(t *testing.T) {
+	fs := afero.NewMemMapFs()
+	_ = afero.WriteFile(fs, filepath.Join(dir, "state.json"), []byte(`{"format_version": 3}`), 0o600)
+	_, err := newStore(fs).Read(t.Context())
+	var ve *state.VersionError
+	if !errors.As(err, &ve) || ve.Found != 3 {
+		t.Fatalf("error = %v, want a *state.VersionError for format 3", err)
+	}
+}
+
+// Failing any one Rename, Sync, OpenFile, Open or Write during a Write
+// leaves state.json and state.json.backup exactly as they were, leaves no
+// temporary file, and dumps the state to errored.state.json.
+func TestWriteFailureAtAnyStepChangesNothing(t *testing.T) {
+	ops := []faultfs.Op{faultfs.Rename, faultfs.Sync, faultfs.OpenFile, faultfs.Open, faultfs.Write}
+
+	// Count the calls a successful write makes, to fail each one in turn.
+	counter := faultfs.New(seeded(t))
+	if err := newStore(counter).Write(t.Context(), sample()); err != nil {
+		t.Fatal(err)
+	}
+	for _, op := range ops {
+		calls := counter.Calls(op)
+		if calls == 0 {
+			t.Errorf("a write makes no %s call; the fault cannot be tested", op)
+		}
+		for n := 1; n <= calls; n++ {
+			t.Run(fmt.Sprintf("%s#%d", op, n), func(t *testing.T) {
+				base := seeded(t)
+				before := snapshot(t, base)
+				ffs := faultfs.New(base).FailOn(op, n)
+				st := sample()
+				st.Pools["pool.chat"].Replicas[0].Restarts = 9 // new content
+				err := newStore(ffs).Write(t.Context(), st)
+				if !errors.Is(err, faultfs.ErrInjected) {
+					t.Fatalf("error = %v, want the injected fault", err)
+				}
+				var we *local.WriteError
+				if !errors.As(err, &we) || we.ErroredPath != "errored.state.json" {
+					t.Fatalf("error = %#v, want a *local.WriteError with the errored path", err)
+				}
+				if !strings.HasSuffix(err.Error(), "; the state was written to errored.state.json instead: copy it to /work/.llorch/state.json once the problem is fixed") {
+					t.Errorf("error does not say where the state went: %q", err)
+				}
+				if after := snapshot(t, base); !equalSnapshots(before, after) {
+					t.Errorf("state directory changed:\nbefore %q\nafter  %q", before, after)
+				}
+				if st.Serial != 0 {
+					t.Errorf("caller's serial = %d after a failed write, want it unchanged", st.Serial)
+				}
+				// The dump carries the stored serial + 1, except when the
+				// stored state itself could not be read (the first Open):
+				// then the caller's serial + 1 is the best there is.
+				wantSerial := uint64(3)
+				if op == faultfs.Open && n == 1 {
+					wantSerial = 1
+				}
+				dumped := readState(t, base, "errored.state.json")
+				if dumped.Serial != wantSerial || dumped.Pools["pool.chat"].Replicas[0].Restarts != 9 {
+					t.Errorf("errored file = serial %d, restarts %d; want the new state at serial %d",
+						dumped.Serial, dumped.Pools["pool.chat"].Replicas[0].Restarts, wantSerial)
+				}
+			})
+		}
+	}
+}
+
+// The first write has no backup to keep; failing it leaves no state file.
+func TestFailedFirstWriteLeavesNoStateFile(t *testing.T) {
+	for _, op := range []faultfs.Op{faultfs.Rename, faultfs.Sync, faultfs.OpenFile, faultfs.Write} {
+		t.Run(string(op), func(t *testing.T) {
+			base := afero.NewMemMapFs()
+			err := newStore(faultfs.New(base).FailOn(op, 1)).Write(t.Context(), sample())
+			if !errors.Is(err, faultfs.ErrInjected) {
+				t.Fatalf("error = %v, want the injected fault", err)
+			}
+			if got := snapshot(t, base); len(got) != 0 {
+				t.Errorf("state directory holds %q after a failed first write", got)
+			}
+			if ok, _ := afero.Exists(base, "errored.state.json"); !ok {
+				t.Error("no errored.state.json")
+			}
+		})
+	}
+}
+
+// A disk that stops renaming after the backup is in place: the old backup
+// cannot be put back, and the dump fails too. The error says all of it.
+func TestWriteFailureWhenTheDiskKeepsFailing(t *testing.T) {
+	base := seeded(t)
+	before := snapshot(t, base)
+	ffs := faultfs.New(base).FailFrom(faultfs.Rename, 2)
+	err := local.New(ffs, dir, local.Options{ErroredPath: "/dump/errored.json"}).Write(t.Context(), sample())
+	var we *local.WriteError
+	if !errors.As(err, &we) {
+		t.Fatalf("error = %v, want a *local.WriteError", err)
+	}
+	if we.ErroredPath != "" || we.DumpErr == nil {
+		t.Errorf("WriteError = %+v, want the dump reported as failed", we)
+	}
+	for _, want := range []string{
+		"writing state to /work/.llorch/state.json: replacing /work/.llorch/state.json: rename ",
+		"putting the old backup back failed too",
+		"so /work/.llorch/state.json.backup now holds a copy of the unchanged state file",
+		"; saving it to /dump/errored.json: ",
+		"failed too, so this run's changes to the state are lost",
+	} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error = %q\nwant it to contain %q", err, want)
+		}
+	}
+	after := snapshot(t, base)
+	if after["state.json"] != before["state.json"] {
+		t.Error("state.json changed")
+	}
+	if after["state.json.backup"] != before["state.json"] {
+		t.Error("backup is neither the old backup nor a copy of the state file")
+	}
+}
+
+func TestErroredPathOption(t *testing.T) {
+	fs := seeded(t)
+	err := local.New(fs, dir, local.Options{ErroredPath: "/tmp/run-42.errored.json"}).Write(t.Context(), state.New(otherLineage))
+	var we *local.WriteError
+	if !errors.As(err, &we) || we.ErroredPath != "/tmp/run-42.errored.json" {
+		t.Fatalf("error = %v", err)
+	}
+	if ok, _ := afero.Exists(fs, "/tmp/run-42.errored.json"); !ok {
+		t.Error("state not dumped to the configured path")
+	}
+	if ok, _ := afero.Exists(fs, "errored.state.json"); ok {
+		t.Error("state dumped to the default path as well")
+	}
+}
+
+func TestPaths(t *testing.T) {
+	s := local.New(afero.NewMemMapFs(), ".llorch", local.Options{})
+	got := []string{s.Path(), s.BackupPath(), s.LockPath(), s.ErroredPath()}
+	want := []string{".llorch/state.json", ".llorch/state.json.backup", ".llorch/state.lock", "errored.state.json"}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Errorf("paths = %q, want %q", got, want)
+			break
+		}
+	}
+}
+
+// A Store recognises the file it wrote last without decoding it; a file
+// changed behind its back is decoded and checked again.
+func TestWriteNoticesAStateFileChangedBehindItsBack(t *testing.T) {
+	tests := []struct {
+		name       string
+		change     func(t *testing.T, fs afero.Fs)
+		wantErr    string // prefix; "" = the write succeeds
+		wantSerial uint64
+	}{
+		{
+			name:       "unchanged",
+			change:     func(*testing.T, afero.Fs) {},
+			wantSerial: 3,
+		},
+		{
+			name: "another process wrote a newer serial",
+			change: func(t *testing.T, fs afero.Fs) {
+				other := sample()
+				other.Serial = 40
+				for range 5 {
+					if err := newStore(fs).Write(t.Context(), other); err != nil {
+						t.Fatal(err)
+					}
+				}
+			},
+			wantSerial: 8, // 2 stored, 5 more by the other Store, then ours
+		},
+		{
+			name: "replaced by another lineage",
+			change: func(t *testing.T, fs afero.Fs) {
+				_ = afero.WriteFile(fs, filepath.Join(dir, "state.json"), []byte(`{"format_version": 1, "lineage": "`+otherLineage+`", "serial": 2}`), 0o600)
+			},
+			wantErr: "writing state to /work/.llorch/state.json: refusing to write state with lineage " + lineage,
+		},
+		{
+			name: "corrupted",
+			change: func(t *testing.T, fs afero.Fs) {
+				_ = afero.WriteFile(fs, filepath.Join(dir, "state.json"), []byte(`{"format_version": 1,`), 0o600)
+			},
+			wantErr: "writing state to /work/.llorch/state.json: state file /work/.llorch/state.json is corrupt",
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			fs := afero.NewMemMapFs()
+			s := newStore(fs)
+			st := sample()
+			for range 2 {
+				if err := s.Write(t.Context(), st); err != nil {
+					t.Fatal(err)
+				}
+			}
+			tc.change(t, fs)
+			err := s.Write(t.Context(), st)
+			switch {
+			case tc.wantErr == "" && err != nil:
+				t.Fatalf("Write: %v", err)
+			case tc.wantErr != "" && (err == nil || !strings.HasPrefix(err.Error(), tc.wantErr)):
+				t.Fatalf("Write: error = %v\nwant prefix %s", err, tc.wantErr)
+			case tc.wantErr == "" && st.Serial != tc.wantSerial:
+				t.Errorf("serial = %d, want %d", st.Serial, tc.wantSerial)
+			}
+		})
+	}
+}
+
+func TestConcurrentWritesAreSerialized(t *testing.T) {
+	fs := afero.NewMemMapFs()
+	s := newStore(fs)
+	const writers, each = 8, 5
+	errs := make(chan error, writers*each)
+	var wg sync.WaitGroup
+	for range writers {
+		wg.Go(func() {
+			st := sample() // each writer its own copy, as apply's workers would not share one
+			for range each {
+				errs <- s.Write(t.Context(), st)
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := readState(t, fs, s.Path()).Serial; got != writers*each {
+		t.Errorf("stored serial = %d after %d writes", got, writers*each)
+	}
+}
