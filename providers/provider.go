@@ -160,10 +160,14 @@ type Event struct {
 // start one engine. Fields match DESIGN §5 (the seed's fields plus env,
 // health path, model digest and provisioning mode).
 type PreparedEngine struct {
-	BinaryPath       string
-	Args             []string // engine arguments, including -m/--host/--port/-c for the pool's values
-	Env              map[string]string
-	SecretEnv        map[string]string // like Env, but never written to state, plans, handoff files or logs
+	BinaryPath string
+	Args       []string // engine arguments, including -m/--host/--port/-c for the pool's values
+	Env        map[string]string
+	SecretEnv  map[string]string // like Env, but never written to state, plans, handoff files or logs
+	// ProbeToken is the bearer token the engine requires on its non-health
+	// endpoints (llama-server's api key), so the supervisor can ask about
+	// in-flight requests while draining. Secret, like SecretEnv.
+	ProbeToken       string
 	Host             string
 	Port             int
 	ModelPath        string

@@ -1,0 +1,119 @@
+package llamacpp
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"sync"
+)
+
+// statCache remembers one string per file (a sha256 digest, an engine
+// version) keyed by the file's path, size and modification time, in memory
+// and in a JSON file in the cache directory, so that a multi-GB model is
+// hashed once and `llama-server --version` runs once per binary. A file
+// that changes (new size or mtime) misses the cache.
+type statCache struct {
+	path string // the JSON file; "" keeps the cache in memory only
+
+	mu      sync.Mutex
+	entries map[string]statEntry
+}
+
+type statEntry struct {
+	Size    int64  `json:"size"`
+	ModTime int64  `json:"mtime_ns"`
+	Value   string `json:"value"`
+}
+
+type statCacheFile struct {
+	FormatVersion int                  `json:"format_version"`
+	Entries       map[string]statEntry `json:"entries"`
+}
+
+const statCacheFormat = 1
+
+func newStatCache(path string) *statCache {
+	return &statCache{path: path, entries: map[string]statEntry{}}
+}
+
+func (e statEntry) matches(fi fs.FileInfo) bool {
+	return e.Size == fi.Size() && e.ModTime == fi.ModTime().UnixNano()
+}
+
+// get returns the value recorded for path when fi still matches it. A miss
+// in memory re-reads the file once, since another llorch process sharing
+// the cache may have recorded it.
+func (c *statCache) get(path string, fi fs.FileInfo) (string, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if e, ok := c.entries[path]; ok && e.matches(fi) {
+		return e.Value, true
+	}
+	for k, v := range c.readFile() {
+		c.entries[k] = v
+	}
+	if e, ok := c.entries[path]; ok && e.matches(fi) {
+		return e.Value, true
+	}
+	return "", false
+}
+
+// put records value for path and fi, merging with what other processes
+// wrote, and drops entries whose files are gone.
+func (c *statCache) put(ctx context.Context, path string, fi fs.FileInfo, value string) error {
+	if c.path == "" {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		c.entries[path] = statEntry{Size: fi.Size(), ModTime: fi.ModTime().UnixNano(), Value: value}
+		return nil
+	}
+	unlock, err := lockFile(ctx, c.path+".lock", nil)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	merged := c.readFile()
+	for k, v := range c.entries {
+		if _, ok := merged[k]; !ok {
+			merged[k] = v
+		}
+	}
+	merged[path] = statEntry{Size: fi.Size(), ModTime: fi.ModTime().UnixNano(), Value: value}
+	for k := range merged {
+		if _, err := os.Stat(k); errors.Is(err, fs.ErrNotExist) {
+			delete(merged, k)
+		}
+	}
+	data, err := json.MarshalIndent(statCacheFile{FormatVersion: statCacheFormat, Entries: merged}, "", "  ")
+	if err != nil {
+		return fmt.Errorf("encoding %s: %w", c.path, err)
+	}
+	if err := writeFileAtomic(c.path, append(data, '\n'), 0o644); err != nil {
+		return err
+	}
+	c.entries = merged
+	return nil
+}
+
+// readFile returns the entries on disk; a missing, corrupt or foreign file
+// reads as empty (it is only a cache, rebuilt on the next put).
+func (c *statCache) readFile() map[string]statEntry {
+	if c.path == "" {
+		return map[string]statEntry{}
+	}
+	data, err := os.ReadFile(c.path)
+	if err != nil {
+		return map[string]statEntry{}
+	}
+	var f statCacheFile
+	if json.Unmarshal(data, &f) != nil || f.FormatVersion != statCacheFormat || f.Entries == nil {
+		return map[string]statEntry{}
+	}
+	return f.Entries
+}

@@ -1,0 +1,62 @@
+package llamacpp
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// lockRetry is how often lockFile retries a held lock: flock has no wake-up
+// event that can be combined with ctx, so a held lock is polled.
+const lockRetry = 50 * time.Millisecond
+
+// lockFile takes an exclusive flock on path (created if needed) and returns
+// the function that releases it. Several llorch processes may share one
+// cache directory; flock makes them wait for each other and dies with its
+// holder, so a killed process never leaves a stale lock. onWait, when not
+// nil, is called once if the lock is held by someone else.
+func lockFile(ctx context.Context, path string, onWait func()) (func(), error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return nil, fmt.Errorf("creating the directory for lock %s: %w", path, err)
+	}
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("opening lock %s: %w", path, err)
+	}
+	unlock := func() {
+		_ = unix.Flock(int(f.Fd()), unix.LOCK_UN)
+		_ = f.Close()
+	}
+	var ticker *time.Ticker
+	for {
+		err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
+		if err == nil {
+			if ticker != nil {
+				ticker.Stop()
+			}
+			return unlock, nil
+		}
+		if !errors.Is(err, unix.EWOULDBLOCK) && !errors.Is(err, unix.EINTR) {
+			_ = f.Close()
+			return nil, fmt.Errorf("locking %s: %w", path, err)
+		}
+		if ticker == nil {
+			ticker = time.NewTicker(lockRetry)
+			if onWait != nil {
+				onWait()
+			}
+		}
+		select {
+		case <-ctx.Done():
+			ticker.Stop()
+			_ = f.Close()
+			return nil, fmt.Errorf("waiting for lock %s, held by another llorch process: %w", path, ctx.Err())
+		case <-ticker.C:
+		}
+	}
+}

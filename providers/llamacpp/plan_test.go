@@ -1,0 +1,194 @@
+package llamacpp
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/llorch/llorch/providers"
+)
+
+func planPool(t *testing.T, p *Provider, pool providers.PoolSpec, block string, prior *providers.PreparedEngine) (*providers.PlannedPool, providers.Diagnostics) {
+	t.Helper()
+	return p.PlanPool(context.Background(), providers.PlanPoolRequest{Pool: pool, Config: poolBlock(t, block), Prior: prior})
+}
+
+func TestPlanPoolBinaryMode(t *testing.T) {
+	bin := t.TempDir()
+	_, counter := fakeServer(t, bin, "llama-server", "version: 4748 (c392e5094)")
+	p := newTestProvider(t, testEnv(t, bin), "")
+	model := tinyLlama(t)
+	pool := testPool("file:" + model)
+
+	planned, diags := planPool(t, p, pool, "", nil)
+	if len(diags) > 0 {
+		t.Fatal(describe(diags))
+	}
+	fi, _ := os.Stat(model)
+	want := &providers.PlannedPool{
+		EngineVersion: "llamacpp-b4748-c392e5094",
+		Model: &providers.ModelInfo{Path: model, SizeBytes: fi.Size(), Architecture: "llama", Parameters: tinyLlamaParams,
+			Quantization: "F16", ContextLength: 256},
+	}
+	if !reflect.DeepEqual(planned, want) {
+		t.Errorf("planned =\n %+v %+v\nwant\n %+v %+v", *planned, *planned.Model, *want, *want.Model)
+	}
+	cfg, _ := p.config()
+	if _, err := os.Stat(filepath.Join(cfg.CacheDir, "digests.json")); !os.IsNotExist(err) {
+		t.Errorf("PlanPool hashed the model (digests.json exists: %v)", err)
+	}
+
+	// After Ensure the digest is known to the plan, and --version is not run again.
+	pe, diags := ensure(t, p, pool, nil)
+	if len(diags) > 0 {
+		t.Fatal(describe(diags))
+	}
+	planned, _ = planPool(t, p, pool, "", pe)
+	if planned.Model.SHA256 != pe.ModelSHA256 || len(planned.RequiresReplace) != 0 {
+		t.Errorf("second plan: sha %q, requires replace %v", planned.Model.SHA256, planned.RequiresReplace)
+	}
+	if n := runs(t, counter); n != 1 {
+		t.Errorf("--version ran %d times over two plans and an Ensure, want 1", n)
+	}
+
+	// An upgraded binary forces replacement.
+	planned, _ = planPool(t, p, pool, "", &providers.PreparedEngine{EngineVersion: "llamacpp-b4000-aaaaaaaaa"})
+	if len(planned.RequiresReplace) != 1 || pathString(planned.RequiresReplace[0]) != "engine_version" {
+		t.Errorf("RequiresReplace = %v, want [engine_version]", planned.RequiresReplace)
+	}
+}
+
+func TestPlanPoolErrors(t *testing.T) {
+	bin := t.TempDir()
+	fakeServer(t, bin, "llama-server", "version: 4748 (c392e5094)")
+	notGGUF := writeFile(t, t.TempDir(), "m.bin", []byte("PK\x03\x04zip"), 0o644)
+	model := writeFile(t, t.TempDir(), "m.gguf", smallGGUF("llama", 512), 0o644)
+	tests := []struct {
+		name        string
+		env         []string
+		pool        providers.PoolSpec
+		prepare     func(t *testing.T, p *Provider)
+		wantSummary string
+		want        []string
+	}{
+		{name: "a missing binary", env: testEnv(t, t.TempDir()), pool: testPool("file:" + model),
+			wantSummary: "Engine Binary Not Found", want: []string{`llama-server binary "llama-server" not found (looked on PATH:`}},
+		{name: "a missing model file", env: testEnv(t, bin), pool: testPool("file:/nonexistent/m.gguf"),
+			wantSummary: "Model File Not Found", want: []string{"model file /nonexistent/m.gguf not found"}},
+		{name: "a model file that is not GGUF", env: testEnv(t, bin), pool: testPool("file:" + notGGUF),
+			wantSummary: "Model Is Not GGUF", want: []string{`it starts with "PK\x03\x04", not "GGUF"`}},
+		{name: "a cached digest that contradicts sha256", env: testEnv(t, bin),
+			pool: func() providers.PoolSpec {
+				pool := testPool("file:" + model)
+				pool.Model.SHA256 = strings.Repeat("e", 64)
+				return pool
+			}(),
+			prepare: func(t *testing.T, p *Provider) {
+				if _, diags := ensure(t, p, testPool("file:"+model), nil); len(diags) > 0 {
+					t.Fatal(describe(diags))
+				}
+			},
+			wantSummary: "Model Checksum Mismatch", want: []string{"expected " + strings.Repeat("e", 64), "got " + sha256Hex(smallGGUF("llama", 512))}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			p := newTestProvider(t, tc.env, "")
+			if tc.prepare != nil {
+				tc.prepare(t, p)
+			}
+			_, diags := planPool(t, p, tc.pool, "", nil)
+			d := oneDiag(t, diags, providers.Error, tc.want...)
+			if d.Summary != tc.wantSummary {
+				t.Errorf("summary = %q, want %q", d.Summary, tc.wantSummary)
+			}
+		})
+	}
+}
+
+func TestPlanPoolWarnings(t *testing.T) {
+	bin := t.TempDir()
+	fakeServer(t, bin, "llama-server", "version: 4748 (c392e5094)")
+	smi := t.TempDir()
+	smiCounter := filepath.Join(smi, "runs")
+	// Two GPUs with 4 MiB and 6 MiB free; the model file is about 8.7 MiB.
+	writeFile(t, smi, "nvidia-smi", []byte("#!/bin/sh\necho run >> '"+smiCounter+"'\n"+
+		"[ \"$1\" = --query-gpu=index,memory.free ] || exit 9\nprintf '0, 4\\n1, 6\\n'\n"), 0o755)
+	model := tinyLlama(t)
+
+	tests := []struct {
+		name     string
+		path     []string
+		ctx      int
+		devices  []int
+		block    string
+		want     []string // one detail fragment per expected warning, in order
+		wantPath []string
+		smiRuns  int
+	}{
+		{name: "no nvidia-smi, no GPU check", path: []string{bin}, smiRuns: 0},
+		{name: "the model does not fit one GPU", path: []string{bin, smi}, devices: []int{0},
+			want:     []string{"The model file is 8.7 MiB but GPU 0 has 4.0 MiB free (nvidia-smi)"},
+			wantPath: []string{"devices"}, smiRuns: 1},
+		{name: "it fits all GPUs together", path: []string{bin, smi}, smiRuns: 1},
+		{name: "a GPU that does not exist", path: []string{bin, smi}, devices: []int{1, 7},
+			want:     []string{"devices[1] is GPU 7, but nvidia-smi lists GPUs 0, 1.", "GPU 1 has 6.0 MiB free"},
+			wantPath: []string{"devices[1]", "devices"}, smiRuns: 1},
+		{name: "CPU-only pools skip the GPU check", path: []string{bin, smi}, devices: []int{}, smiRuns: 0},
+		{name: "n_gpu_layers = 0 skips the GPU check", path: []string{bin, smi}, block: "n_gpu_layers = 0", smiRuns: 0},
+		{name: "a context above the trained length", path: []string{bin}, ctx: 8192,
+			want:     []string{"ctx = 8192 is above the context length this llama model was trained with (256 tokens)"},
+			wantPath: []string{"ctx"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			os.Remove(smiCounter)
+			p := newTestProvider(t, testEnv(t, tc.path...), "")
+			pool := testPool("file:" + model)
+			pool.Ctx = tc.ctx
+			pool.Devices = tc.devices
+			planned, diags := planPool(t, p, pool, tc.block, nil)
+			if planned == nil || planned.Model == nil {
+				t.Fatalf("no model info: %s", describe(diags))
+			}
+			if len(diags) != len(tc.want) {
+				t.Fatalf("got %d diagnostics, want %d:\n%s", len(diags), len(tc.want), describe(diags))
+			}
+			for i, d := range diags {
+				if d.Severity != providers.Warning || !strings.Contains(d.Detail, tc.want[i]) || pathString(d.Attribute) != tc.wantPath[i] {
+					t.Errorf("diagnostic %d = %s, want a warning containing %q at %q", i, describe(diags[i:i+1]), tc.want[i], tc.wantPath[i])
+				}
+			}
+			if n := runs(t, smiCounter); n != tc.smiRuns {
+				t.Errorf("nvidia-smi ran %d times, want %d", n, tc.smiRuns)
+			}
+		})
+	}
+}
+
+func TestParseGPUs(t *testing.T) {
+	got := parseGPUs("0, 24000\n1, 11019\n[N/A]\n2, [N/A]\n")
+	want := []gpu{{0, 24000}, {1, 11019}}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("parseGPUs = %v, want %v", got, want)
+	}
+}
+
+func TestPlanPoolShowsADownloadedModel(t *testing.T) {
+	bin := t.TempDir()
+	fakeServer(t, bin, "llama-server", "version: 4748 (c392e5094)")
+	p := newTestProvider(t, testEnv(t, bin), "")
+	cfg, _ := p.config()
+	data := smallGGUF("qwen2", 32768)
+	dest := writeFile(t, filepath.Join(cfg.CacheDir, "models", "hf", "org", "repo", "main"), "model.gguf", data, 0o644)
+
+	planned, diags := planPool(t, p, testPool(hfRef), "", nil)
+	if len(diags) > 0 {
+		t.Fatal(describe(diags))
+	}
+	if planned.Model == nil || planned.Model.Path != dest || planned.Model.Architecture != "qwen2" || planned.Model.ContextLength != 32768 {
+		t.Errorf("model = %+v", planned.Model)
+	}
+}

@@ -1,0 +1,203 @@
+package llamacpp
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/zclconf/go-cty/cty"
+
+	"github.com/llorch/llorch/providers"
+)
+
+// Provider is the llamacpp provider. Create it with New; it is safe for
+// concurrent use once Configure has returned.
+type Provider struct {
+	env          environ
+	wd           string // "" = the process's working directory
+	httpClient   *http.Client
+	cacheDir     string   // used when the provider block sets no cache_dir
+	cudaDirs     []string // where nvcc is looked for besides PATH
+	stallTimeout time.Duration
+	execTimeout  time.Duration // for --version and nvidia-smi
+
+	mu       sync.Mutex
+	cfg      *providerConfig
+	versions *statCache // binary path → engine version
+	digests  *statCache // model path → sha256
+}
+
+var _ providers.Provider = (*Provider)(nil)
+
+// Option configures a Provider.
+type Option func(*Provider)
+
+// WithCacheDir sets the cache directory used when the provider block sets
+// no cache_dir (instead of $XDG_CACHE_HOME/llorch or ~/.cache/llorch).
+func WithCacheDir(dir string) Option { return func(p *Provider) { p.cacheDir = dir } }
+
+// WithHTTPClient sets the client used for model downloads.
+func WithHTTPClient(c *http.Client) Option { return func(p *Provider) { p.httpClient = c } }
+
+// WithEnviron replaces the process environment the provider reads (PATH,
+// HOME, XDG_CACHE_HOME, HF_TOKEN, HF_ENDPOINT) and passes to git, cmake
+// and llama-server --version.
+func WithEnviron(env []string) Option {
+	return func(p *Provider) { p.env = append(environ(nil), env...) }
+}
+
+// WithWorkingDir sets the directory relative file: refs, binary paths and
+// git paths resolve against (default: the process's working directory).
+func WithWorkingDir(dir string) Option { return func(p *Provider) { p.wd = dir } }
+
+// WithStallTimeout sets how long a download may receive nothing before it
+// is abandoned (default 2 minutes); the partial file is kept for resuming.
+func WithStallTimeout(d time.Duration) Option { return func(p *Provider) { p.stallTimeout = d } }
+
+// New returns the llamacpp provider.
+func New(opts ...Option) *Provider {
+	p := &Provider{
+		env:          environ(os.Environ()),
+		cudaDirs:     []string{"/usr/local/cuda/bin"},
+		stallTimeout: 2 * time.Minute,
+		execTimeout:  30 * time.Second,
+	}
+	for _, o := range opts {
+		o(p)
+	}
+	if p.httpClient == nil {
+		p.httpClient = &http.Client{Transport: &http.Transport{
+			Proxy:                 http.ProxyFromEnvironment,
+			DialContext:           (&net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+			TLSHandshakeTimeout:   30 * time.Second,
+			ResponseHeaderTimeout: 60 * time.Second,
+			ForceAttemptHTTP2:     true,
+		}}
+	}
+	return p
+}
+
+// GetSchema describes the provider block and the pool's llamacpp block.
+func (p *Provider) GetSchema(ctx context.Context) (*providers.Schema, providers.Diagnostics) {
+	return schema(), nil
+}
+
+// Configure reads the provider block: binary or source (not both), and
+// the cache directory with ~ expanded.
+func (p *Provider) Configure(ctx context.Context, req providers.ConfigureRequest) providers.Diagnostics {
+	cfg, diags := decodeProviderConfig(req.Config, p.env, p.workDir())
+	if diags.HasErrors() {
+		return diags
+	}
+	if cfg.CacheDir == "" {
+		dir, err := p.defaultCacheDir()
+		if err != nil {
+			return append(diags, providers.AttributeErrorf(cty.GetAttrPath("cache_dir"), "No Cache Directory", "%s.", err))
+		}
+		cfg.CacheDir = dir
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.setConfigLocked(cfg)
+	return diags
+}
+
+func (p *Provider) setConfigLocked(cfg *providerConfig) {
+	p.cfg = cfg
+	p.versions = newStatCache(filepath.Join(cfg.CacheDir, "versions.json"))
+	p.digests = newStatCache(filepath.Join(cfg.CacheDir, "digests.json"))
+}
+
+func (p *Provider) defaultCacheDir() (string, error) {
+	if p.cacheDir != "" {
+		return absPath(p.cacheDir, p.workDir()), nil
+	}
+	return p.env.defaultCacheDir()
+}
+
+// config returns the configuration, configuring defaults (as for an absent
+// provider block) when Configure was never called.
+func (p *Provider) config() (*providerConfig, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.cfg != nil {
+		return p.cfg, nil
+	}
+	cfg, diags := decodeProviderConfig(cty.NullVal(cty.DynamicPseudoType), p.env, p.workDir())
+	if err := diags.Err(); err != nil {
+		return nil, err
+	}
+	dir, err := p.defaultCacheDir()
+	if err != nil {
+		return nil, err
+	}
+	cfg.CacheDir = dir
+	p.setConfigLocked(cfg)
+	return cfg, nil
+}
+
+// caches returns the version and digest caches; without a usable cache
+// directory they live in memory only.
+func (p *Provider) caches() (versions, digests *statCache) {
+	_, err := p.config()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if err != nil && p.versions == nil {
+		p.versions, p.digests = newStatCache(""), newStatCache("")
+	}
+	return p.versions, p.digests
+}
+
+func (p *Provider) workDir() string {
+	if p.wd != "" {
+		return p.wd
+	}
+	wd, err := os.Getwd()
+	if err != nil {
+		return "/"
+	}
+	return wd
+}
+
+// Cleanup does nothing: the cache (engines, models) is shared by every pool
+// and every llorch working directory using it, so a destroyed pool cannot
+// know that nothing else needs its files.
+func (p *Provider) Cleanup(ctx context.Context, req providers.CleanupRequest) providers.Diagnostics {
+	return nil
+}
+
+// Close releases nothing; the provider holds no open resources between calls.
+func (p *Provider) Close() error { return nil }
+
+// diagError is an error that knows how to be a diagnostic: its summary and
+// the attribute it is about.
+type diagError struct {
+	summary string
+	path    cty.Path
+	err     error
+}
+
+func (e *diagError) Error() string { return e.err.Error() }
+func (e *diagError) Unwrap() error { return e.err }
+
+func withDiag(summary string, path cty.Path, err error) error {
+	if err == nil {
+		return nil
+	}
+	return &diagError{summary: summary, path: path, err: err}
+}
+
+// toDiags turns err into diagnostics, using fallback as the summary when
+// err carries none.
+func toDiags(fallback string, err error) providers.Diagnostics {
+	var de *diagError
+	if errors.As(err, &de) {
+		return providers.Diagnostics{{Severity: providers.Error, Summary: de.summary, Detail: err.Error(), Attribute: de.path}}
+	}
+	return providers.FromError(fallback, err)
+}
