@@ -58,6 +58,10 @@ type Desired struct {
 	ProviderConfig cty.Value
 	ProviderSchema *providers.Block
 	Planned        *providers.PlannedPool
+	// Sensitive lists the attribute paths ("env.HF_TOKEN",
+	// "llamacpp.api_key") whose values Spec holds only as "sha256:…" and
+	// that output shows as (sensitive value). Sorted.
+	Sensitive []string
 }
 
 // AttrDiff is one attribute's change, for rendering.
@@ -72,14 +76,19 @@ type AttrDiff struct {
 // Change is one planned change to a pool ("pool.chat") or to one replica
 // ("pool.chat/r1").
 type Change struct {
-	Addr     string
-	Action   Action
-	Reason   Reason
-	Detail   string      // user-facing reason for drift and restarts ("engine exited with status 134")
-	Before   *state.Pool // nil on Create
-	After    *Desired    // nil on Delete
-	Attrs    []AttrDiff
-	ForcedBy []string // attribute paths that force replacement
+	Addr   string
+	Action Action
+	Reason Reason
+	Detail string      // user-facing reason for drift and restarts ("engine exited with status 134")
+	Before *state.Pool // nil on Create
+	After  *Desired    // nil on Delete
+	// Attrs are the attributes that change. On Create they are every
+	// attribute the pool will have, on Delete every attribute it had.
+	Attrs []AttrDiff
+	// Unchanged are the attributes of an update or replace that keep
+	// their value; output counts them ("# (9 unchanged attributes hidden)").
+	Unchanged []AttrDiff
+	ForcedBy  []string // attribute paths that force replacement
 	// Replicas lists the replica ids this change touches: created, deleted,
 	// restarted or replaced.
 	Replicas []string
@@ -109,6 +118,50 @@ type Plan struct {
 	Desired map[string]*Desired `json:"-"`
 	// Warnings from providers (model does not fit, ctx above trained length).
 	Warnings []string
+	// LlorchVersion is the version of llorch that made the plan.
+	LlorchVersion string
+	// Options and Observations are the inputs Diff used besides the
+	// configuration and the state: a saved plan keeps them (and each
+	// Desired's Planned) so that applying it replays exactly this plan.
+	Options      Options
+	Observations Observations
+}
+
+// Summary counts the plan's changes: Add = creates + replaces, Change =
+// updates, Destroy = deletes + replaces, Restart = restarts.
+func (p *Plan) Summary() Summary {
+	var s Summary
+	for _, c := range p.Changes {
+		switch {
+		case c.Action == Create:
+			s.Add++
+		case c.Action == Update:
+			s.Change++
+		case c.Action.IsReplace():
+			s.Add++
+			s.Destroy++
+		case c.Action == Delete:
+			s.Destroy++
+		case c.Action == Restart:
+			s.Restart++
+		}
+	}
+	return s
+}
+
+// Empty reports whether the plan changes nothing.
+func (p *Plan) Empty() bool { return len(p.Changes) == 0 }
+
+// Planned returns each configured pool's PlanPool result by address, as a
+// saved plan records it.
+func (p *Plan) Planned() map[string]*providers.PlannedPool {
+	out := make(map[string]*providers.PlannedPool, len(p.Desired))
+	for addr, d := range p.Desired {
+		if d.Planned != nil {
+			out[addr] = d.Planned
+		}
+	}
+	return out
 }
 
 // Summary counts changes the way the human output's last line does.
