@@ -1,0 +1,131 @@
+package apply
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/spf13/afero"
+
+	"github.com/llorch/llorch/internal/supervisor"
+	"github.com/llorch/llorch/state"
+)
+
+// ReplicaStatus is one line of `llorch status`.
+type ReplicaStatus struct {
+	Addr          string    `json:"address"`
+	Replica       string    `json:"replica"`
+	State         string    `json:"state"`
+	PID           int       `json:"pid"`
+	SupervisorPID int       `json:"supervisor_pid"`
+	Port          int       `json:"port"`
+	Uptime        string    `json:"uptime"`
+	ReadyAt       time.Time `json:"ready_at,omitzero"`
+	Restarts      int       `json:"restarts"`
+	LastError     string    `json:"last_error"`
+	Handoff       string    `json:"handoff,omitempty"`
+}
+
+// Statuses asks every recorded replica's supervisor for its live status,
+// concurrently; a supervisor that does not answer shows as stopped with
+// the reason.
+func Statuses(ctx context.Context, l supervisor.Launcher, fs afero.Fs, st *state.State, now time.Time) []ReplicaStatus {
+	rf := &Refresher{Launcher: l, Fs: fs}
+	var out []ReplicaStatus
+	for _, addr := range st.Addrs() {
+		for _, r := range st.Pools[addr].Replicas {
+			out = append(out, ReplicaStatus{
+				Addr: addr + "/" + r.ID, Replica: r.ID, State: r.Status, PID: r.PID,
+				SupervisorPID: r.SupervisorPID, Port: r.Port, ReadyAt: r.ReadyAt,
+				Restarts: r.Restarts, LastError: r.LastError, Handoff: r.Handoff,
+			})
+		}
+	}
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 16)
+	for i := range out {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			rs := &out[i]
+			poolAddr, id, _ := strings.Cut(rs.Addr, "/")
+			p := st.Pools[poolAddr]
+			r := p.Replica(id)
+			obs, live := rf.observe(ctx, p, r)
+			rs.State = obs.Status
+			if live != nil {
+				rs.PID, rs.Restarts = live.PID, r.Restarts+live.Restarts
+				rs.SupervisorPID, rs.ReadyAt = live.SupervisorPID, live.ReadyAt
+				rs.LastError = live.LastError
+				if live.Port > 0 {
+					rs.Port = live.Port
+				}
+			} else {
+				rs.PID = 0
+				rs.LastError = obs.Reason
+			}
+			if rs.State == string(supervisor.Ready) && !rs.ReadyAt.IsZero() {
+				rs.Uptime = now.Sub(rs.ReadyAt).Round(time.Second).String()
+			}
+		}()
+	}
+	wg.Wait()
+	return out
+}
+
+// DrainResult says what Drain did to one replica.
+type DrainResult struct {
+	Addr string
+	Err  error
+}
+
+// Drain drains and stops the replicas at addr (a pool or "pool/rN"): the
+// handoff file says draining, in-flight requests finish (or the deadline
+// passes), then the engine stops. Drained replicas stay in state as
+// "stopped", so the next plan shows them as needing a start. st is updated
+// in place; the caller saves it.
+func Drain(ctx context.Context, l supervisor.Launcher, fs afero.Fs, st *state.State, addr string, now func() time.Time) ([]DrainResult, error) {
+	poolAddr, id, isReplica := strings.Cut(addr, "/")
+	p := st.Pools[poolAddr]
+	if p == nil {
+		return nil, fmt.Errorf("%s is not in the state; run \"llorch state list\" to see what is", poolAddr)
+	}
+	var targets []*state.Replica
+	for _, r := range p.Replicas {
+		if !isReplica || r.ID == id {
+			targets = append(targets, r)
+		}
+	}
+	if len(targets) == 0 {
+		return nil, fmt.Errorf("%s has no replica %s; run \"llorch state list\" to see them", poolAddr, id)
+	}
+	results := make([]DrainResult, len(targets))
+	var wg sync.WaitGroup
+	for i, r := range targets {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			err := stopGeneration(ctx, l, fs, r, true)
+			if err == nil {
+				removeHandoffIfOurs(fs, r)
+			}
+			results[i] = DrainResult{Addr: poolAddr + "/" + r.ID, Err: err}
+		}()
+	}
+	wg.Wait()
+	for i, r := range targets {
+		if results[i].Err != nil {
+			r.LastError = results[i].Err.Error()
+			continue
+		}
+		r.Status = state.StatusStopped
+		r.PID, r.SupervisorPID = 0, 0
+		r.RunDir = ""
+		r.LastError = "drained by llorch drain at " + now().UTC().Format(time.RFC3339)
+	}
+	return results, nil
+}

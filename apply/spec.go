@@ -1,0 +1,166 @@
+package apply
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"github.com/llorch/llorch/config"
+	"github.com/llorch/llorch/internal/supervisor"
+	"github.com/llorch/llorch/providers"
+	"github.com/llorch/llorch/state"
+	"github.com/llorch/llorch/state/handoff"
+)
+
+// defaultStopGrace bounds a SIGTERM before SIGKILL; llama-server can hang on
+// SIGTERM while a non-streamed request is open (ENGINE-NOTES "Stopping").
+const defaultStopGrace = 10 * time.Second
+
+// recordPrepared maps the provider API's PreparedEngine to the persisted
+// state.Prepared: the one place the two formats meet. Secret environment
+// values are recorded only as digests.
+func recordPrepared(pe *providers.PreparedEngine) *state.Prepared {
+	out := &state.Prepared{
+		BinaryPath:       pe.BinaryPath,
+		Args:             append([]string(nil), pe.Args...),
+		Env:              copyMap(pe.Env),
+		Host:             pe.Host,
+		Port:             pe.Port,
+		ModelPath:        pe.ModelPath,
+		ModelSHA256:      pe.ModelSHA256,
+		EngineVersion:    pe.EngineVersion,
+		ProvisioningMode: pe.ProvisioningMode,
+		DeviceMask:       pe.DeviceMask,
+		HealthPath:       pe.HealthPath,
+	}
+	if len(pe.SecretEnv) > 0 {
+		out.SecretEnvHashes = make(map[string]string, len(pe.SecretEnv))
+		for k, v := range pe.SecretEnv {
+			sum := sha256.Sum256([]byte(v))
+			out.SecretEnvHashes[k] = "sha256:" + hex.EncodeToString(sum[:])
+		}
+	}
+	if fi, err := os.Stat(pe.BinaryPath); err == nil {
+		out.BinarySize, out.BinaryMtime = fi.Size(), fi.ModTime().UTC()
+	}
+	if fi, err := os.Stat(pe.ModelPath); err == nil {
+		out.ModelSize, out.ModelMtime = fi.Size(), fi.ModTime().UTC()
+	}
+	return out
+}
+
+// poolSpec is the provider-neutral view of a configured pool.
+func poolSpec(p *config.Pool) providers.PoolSpec {
+	return providers.PoolSpec{
+		Addr:     p.Addr,
+		ID:       p.ID,
+		Model:    providers.ModelRef{Ref: p.Model.Ref, SHA256: p.Model.SHA256},
+		Host:     p.Host,
+		Port:     p.Port,
+		Devices:  p.Devices,
+		Ctx:      p.Ctx,
+		Flags:    append([]string(nil), p.Flags...),
+		Env:      copyMap(p.Env),
+		Replicas: p.Replicas,
+	}
+}
+
+// replicaPaths says where one generation of a replica keeps its files.
+func runDir(stateDir, poolID, replicaID string, generation int) string {
+	name := poolID + "-" + replicaID
+	if generation > 0 {
+		name += "." + strconv.Itoa(generation)
+	}
+	return filepath.Join(stateDir, "run", name)
+}
+
+func handoffPath(handoffDir, poolID, replicaID string) string {
+	return filepath.Join(handoffDir, handoff.FileName(poolID, replicaID))
+}
+
+// supervisorSpec is what one replica's supervisor runs: the prepared engine
+// for this replica plus the pool's health, restart and drain settings.
+func supervisorSpec(p *config.Pool, pe providers.PreparedEngine, dirs Dirs, generation int) supervisor.Spec {
+	env := copyMap(pe.Env)
+	if env == nil {
+		env = map[string]string{}
+	}
+	for k, v := range pe.SecretEnv {
+		env[k] = v
+	}
+	healthPath := pe.HealthPath
+	if healthPath == "" {
+		healthPath = p.Health.Path
+	}
+	return supervisor.Spec{
+		Addr:       p.Addr + "/" + pe.ReplicaID,
+		PoolID:     p.ID,
+		ReplicaID:  pe.ReplicaID,
+		Binary:     pe.BinaryPath,
+		Args:       pe.Args,
+		Env:        env,
+		ProbeToken: pe.ProbeToken,
+		Host:       pe.Host,
+		Port:       pe.Port,
+		ModelPath:  pe.ModelPath,
+		Health: supervisor.HealthPolicy{
+			Path:         healthPath,
+			Interval:     p.Health.Interval,
+			StartTimeout: p.Health.StartTimeout,
+			LiveInterval: p.Health.LiveInterval,
+			Failures:     p.Health.Failures,
+		},
+		Restart: supervisor.RestartPolicy{
+			Policy:         p.Restart.Policy,
+			InitialBackoff: p.Restart.InitialBackoff,
+			MaxBackoff:     p.Restart.MaxBackoff,
+			Multiplier:     p.Restart.Multiplier,
+			Jitter:         p.Restart.Jitter,
+			ResetAfter:     p.Restart.ResetAfter,
+			MaxFailures:    p.Restart.MaxFailures,
+			Cooldown:       p.Restart.Cooldown,
+		},
+		Drain:       supervisor.DrainPolicy{Deadline: p.Drain.Deadline},
+		StopGrace:   defaultStopGrace,
+		RunDir:      runDir(dirs.State, p.ID, pe.ReplicaID, generation),
+		HandoffPath: handoffPath(dirs.Handoff, p.ID, pe.ReplicaID),
+		Handoff: handoff.File{
+			Engine:           p.Engine,
+			EngineVersion:    pe.EngineVersion,
+			ProvisioningMode: pe.ProvisioningMode,
+			PoolID:           p.ID,
+			ReplicaID:        pe.ReplicaID,
+			Model:            handoff.Model{Ref: p.Model.Ref, Path: pe.ModelPath, SHA256: pe.ModelSHA256},
+			Flags:            append([]string{}, p.Flags...),
+			DeviceMask:       pe.DeviceMask,
+			Labels:           copyMap(p.Labels),
+		},
+	}
+}
+
+// freePort asks the kernel for a port nobody listens on. The port is free
+// when this returns; the supervisor checks again before it spawns.
+func freePort(host string) (int, error) {
+	l, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
+	if err != nil {
+		return 0, fmt.Errorf("finding a free port on %s: %w", host, err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+func copyMap(m map[string]string) map[string]string {
+	if m == nil {
+		return nil
+	}
+	out := make(map[string]string, len(m))
+	for k, v := range m {
+		out[k] = v
+	}
+	return out
+}

@@ -1,0 +1,222 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"path/filepath"
+	"sort"
+
+	"github.com/hashicorp/hcl/v2"
+	"github.com/spf13/afero"
+
+	"github.com/llorch/llorch/config"
+	"github.com/llorch/llorch/internal/textdiff"
+	"github.com/llorch/llorch/internal/views"
+	"github.com/llorch/llorch/providers/discovery"
+)
+
+func cmdValidate(m *meta, args []string) int {
+	fs := flagSet("validate")
+	var v viewFlags
+	v.add(fs, true)
+	if !m.parseFlags(fs, args) {
+		return 1
+	}
+	m.applyView(v)
+	diags := m.validate()
+	if v.json {
+		errs, warns := 0, 0
+		for _, d := range diags {
+			if d.Severity == hcl.DiagError {
+				errs++
+			} else {
+				warns++
+			}
+		}
+		code := m.printJSON(map[string]any{
+			"format_version": "1.0", "valid": errs == 0, "error_count": errs, "warning_count": warns,
+			"diagnostics": views.DiagnosticsJSON(diags, m.files),
+		})
+		if errs > 0 {
+			return 1
+		}
+		return code
+	}
+	if m.diagnostics(diags) {
+		return 1
+	}
+	fmt.Fprintln(m.stdout, "Success! The configuration is valid.")
+	return 0
+}
+
+// validate loads the configuration and checks it against the providers'
+// schemas, without touching state or the engines.
+func (m *meta) validate() hcl.Diagnostics {
+	r, err := m.providerResolver()
+	if err != nil {
+		return hcl.Diagnostics{{Severity: hcl.DiagError, Summary: "Cannot find providers", Detail: err.Error()}}
+	}
+	cfg, diags := config.Load(m.fs, m.dir, config.LoadOptions{Engines: r.Names()})
+	if cfg != nil {
+		m.files = cfg.Files
+	}
+	if diags.HasErrors() {
+		return diags
+	}
+	if len(cfg.Files) == 0 {
+		return append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "No configuration files",
+			Detail: fmt.Sprintf("There are no *.llorch.hcl files in %s.", m.dir)})
+	}
+	pl, err := m.planner(nil)
+	if err != nil {
+		return append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Cannot find providers", Detail: err.Error()})
+	}
+	return append(diags, pl.Validate(m.ctx, cfg)...)
+}
+
+func cmdFmt(m *meta, args []string) int {
+	fs := flagSet("fmt")
+	check := fs.Bool("check", false, "exit 3 if any file is not formatted; change nothing")
+	diff := fs.Bool("diff", false, "print the changes as a unified diff")
+	recursive := fs.Bool("recursive", false, "also format files in subdirectories")
+	list := fs.Bool("list", true, "list the files whose formatting differs")
+	write := fs.Bool("write", true, "write the result to the files")
+	var v viewFlags
+	v.add(fs, false)
+	if !m.parseFlags(fs, args) {
+		return 1
+	}
+	if *check {
+		*write = false
+	}
+	targets := fs.Args()
+	if len(targets) == 0 {
+		targets = []string{"."}
+	}
+	var files []string
+	for _, t := range targets {
+		path := t
+		if !filepath.IsAbs(path) {
+			path = filepath.Join(m.dir, path)
+		}
+		fi, err := m.fs.Stat(path)
+		if err != nil {
+			m.errorf("Invalid fmt target", "%s: %s.", t, err)
+			return 1
+		}
+		if !fi.IsDir() {
+			files = append(files, path)
+			continue
+		}
+		found, err := config.FormatTargets(m.fs, path, *recursive)
+		if err != nil {
+			m.errorf("Cannot list configuration files", "%s", err)
+			return 1
+		}
+		files = append(files, found...)
+	}
+	sort.Strings(files)
+	var diags hcl.Diagnostics
+	changed := 0
+	for _, path := range files {
+		src, err := afero.ReadFile(m.fs, path)
+		if err != nil {
+			m.errorf("Cannot read file", "%s", err)
+			return 1
+		}
+		out, fdiags := config.FormatSource(path, src)
+		diags = append(diags, fdiags...)
+		if fdiags.HasErrors() || bytes.Equal(src, out) {
+			continue
+		}
+		changed++
+		name := relTo(m.dir, path)
+		if *list {
+			fmt.Fprintln(m.stdout, name)
+		}
+		if *diff {
+			fmt.Fprint(m.stdout, textdiff.Unified("old/"+name, "new/"+name, src, out))
+		}
+		if *write {
+			fi, _ := m.fs.Stat(path)
+			if err := afero.WriteFile(m.fs, path, out, fi.Mode().Perm()); err != nil {
+				m.errorf("Cannot write file", "%s", err)
+				return 1
+			}
+		}
+	}
+	if m.diagnostics(diags) {
+		return 2
+	}
+	if *check && changed > 0 {
+		return 3
+	}
+	return 0
+}
+
+func relTo(base, path string) string {
+	if rel, err := filepath.Rel(base, path); err == nil {
+		return rel
+	}
+	return path
+}
+
+func cmdInit(m *meta, args []string) int {
+	fs := flagSet("init")
+	upgrade := fs.Bool("upgrade", false, "accept plugins whose checksum changed and record the new ones")
+	if !m.parseFlags(fs, args) {
+		return 1
+	}
+	r, err := m.providerResolver()
+	if err != nil {
+		m.errorf("Cannot find providers", "%s", err)
+		return 1
+	}
+	fmt.Fprintln(m.stdout, "Initializing provider plugins...")
+	lock, err := discovery.Init(m.ctx, r, filepath.Join(m.dir, lockFileName), *upgrade)
+	if err != nil {
+		m.errorf("Failed to initialize providers", "%s", err)
+		return 1
+	}
+	for _, p := range lock.Providers {
+		where := "built in"
+		if !p.Builtin {
+			where = p.Path
+		}
+		fmt.Fprintf(m.stdout, "- %s v%s (%s)\n", p.Name, p.Version, where)
+	}
+	fmt.Fprintf(m.stdout, "\nllorch has created a lock file %s to record the provider\nplugins and their checksums. Commit it to version control.\n\nllorch has been successfully initialized!\n", lockFileName)
+	return 0
+}
+
+func cmdProviders(m *meta, args []string) int {
+	fs := flagSet("providers")
+	var v viewFlags
+	v.add(fs, true)
+	if !m.parseFlags(fs, args) {
+		return 1
+	}
+	r, err := m.providerResolver()
+	if err != nil {
+		m.errorf("Cannot find providers", "%s", err)
+		return 1
+	}
+	infos, err := r.Describe(m.ctx)
+	if err != nil {
+		m.errorf("Cannot describe providers", "%s", err)
+		return 1
+	}
+	if v.json {
+		return m.printJSON(map[string]any{"format_version": "1.0", "providers": infos})
+	}
+	for _, in := range infos {
+		where := "built in"
+		if !in.Builtin {
+			where = in.Path
+		}
+		fmt.Fprintf(m.stdout, "%s v%s (%s)\n", in.Name, in.Version, where)
+		views.WriteSchema(m.stdout, in.Schema)
+	}
+	return 0
+}
+

@@ -1,0 +1,400 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"strings"
+
+	"github.com/hashicorp/go-multierror"
+	"github.com/hashicorp/hcl/v2"
+	"github.com/zclconf/go-cty/cty"
+
+	"github.com/llorch/llorch/apply"
+	"github.com/llorch/llorch/config"
+	"github.com/llorch/llorch/internal/version"
+	"github.com/llorch/llorch/internal/views"
+	"github.com/llorch/llorch/plan"
+	"github.com/llorch/llorch/plan/planfile"
+	"github.com/llorch/llorch/plan/render"
+	"github.com/llorch/llorch/state"
+)
+
+// planFlags are the options plan, apply and destroy share.
+type planFlags struct {
+	vars     varFlags
+	lock     lockFlags
+	view     viewFlags
+	targets  multiFlag
+	replace  multiFlag
+	destroy  bool
+	refresh  bool
+	out      string
+	detailed bool
+}
+
+func (f *planFlags) add(fs *flag.FlagSet, forPlan bool) {
+	f.vars.add(fs)
+	f.lock.add(fs)
+	f.view.add(fs, true)
+	fs.Var(&f.targets, "target", "limit the operation to this pool or replica address (repeatable)")
+	fs.Var(&f.replace, "replace", "force replacement of this pool or replica (repeatable)")
+	fs.BoolVar(&f.refresh, "refresh", true, "ask supervisors for live status first")
+	if forPlan {
+		fs.BoolVar(&f.destroy, "destroy", false, "plan to destroy every pool")
+		fs.StringVar(&f.out, "out", "", "save the plan to FILE for a later \"llorch apply FILE\"")
+		fs.BoolVar(&f.detailed, "detailed-exitcode", false, "exit 0 for no changes, 1 for errors, 2 for changes")
+	}
+}
+
+func (f *planFlags) options() plan.Options {
+	return plan.Options{Targets: f.targets, Replace: f.replace, Destroy: f.destroy, Refresh: f.refresh}
+}
+
+// session is what plan and apply build before planning: configuration,
+// store (locked), prior state and planner.
+type session struct {
+	cfg     *config.Config
+	dirs    apply.Dirs
+	store   state.Store
+	st      *state.State
+	planner *plan.Planner
+	unlock  func()
+}
+
+func (m *meta) openSession(vars []config.VarArg, lf lockFlags, op string) (*session, bool) {
+	cfg, ok := m.loadConfig(vars)
+	if !ok {
+		return nil, false
+	}
+	s := &session{cfg: cfg, dirs: m.dirs(cfg)}
+	s.store = m.store(s.dirs)
+	if s.unlock, ok = m.lock(s.store, lf, op); !ok {
+		return nil, false
+	}
+	if s.st, ok = m.readState(s.store); !ok {
+		s.unlock()
+		return nil, false
+	}
+	l, err := m.launcher()
+	if err != nil {
+		s.unlock()
+		m.errorf("Cannot reach supervisors", "%s", err)
+		return nil, false
+	}
+	pl, err := m.planner(&apply.Refresher{Launcher: l, Fs: m.fs})
+	if err != nil {
+		s.unlock()
+		m.errorf("Cannot find providers", "%s", err)
+		return nil, false
+	}
+	pl.LlorchVersion = version.Version
+	s.planner = pl
+	return s, true
+}
+
+// makePlan plans and prints diagnostics. Warnings are left to the plan's
+// own rendering, which shows them after the changes.
+func (m *meta) makePlan(s *session, opts plan.Options) (*plan.Plan, bool) {
+	p, diags := s.planner.Plan(m.ctx, s.cfg, s.st, opts)
+	if diags.HasErrors() {
+		m.diagnostics(diags)
+		return nil, false
+	}
+	if p == nil {
+		m.diagnostics(diags)
+		return nil, false
+	}
+	return p, true
+}
+
+func (m *meta) renderPlan(p *plan.Plan, asJSON bool) bool {
+	var err error
+	if asJSON {
+		err = render.JSON(m.stdout, p)
+	} else {
+		err = render.Human(m.stdout, p, render.Options{Color: m.color})
+	}
+	if err != nil {
+		m.errorf("Cannot show the plan", "%s", err)
+		return false
+	}
+	return true
+}
+
+func variableValues(cfg *config.Config) map[string]cty.Value {
+	out := make(map[string]cty.Value, len(cfg.Variables))
+	for name, v := range cfg.Variables {
+		out[name] = v.Value
+	}
+	return out
+}
+
+func cmdPlan(m *meta, args []string) int {
+	fs := flagSet("plan")
+	var f planFlags
+	f.add(fs, true)
+	if !m.parseFlags(fs, args) {
+		return 1
+	}
+	m.applyView(f.view)
+	if fs.NArg() > 0 {
+		m.errorf("Unexpected argument", "llorch plan takes no positional arguments (got %q). To plan in another directory use -chdir=DIR before \"plan\".", fs.Arg(0))
+		return 1
+	}
+	s, ok := m.openSession(f.vars.args, f.lock, "plan")
+	if !ok {
+		return 1
+	}
+	defer s.unlock()
+	p, ok := m.makePlan(s, f.options())
+	if !ok {
+		return 1
+	}
+	if !m.renderPlan(p, f.view.json) {
+		return 1
+	}
+	if f.out != "" {
+		if err := planfile.Write(m.fs, f.out, p, variableValues(s.cfg)); err != nil {
+			m.errorf("Failed to write the plan file", "%s", err)
+			return 1
+		}
+		if !f.view.json {
+			fmt.Fprintf(m.stdout, "\nSaved the plan to: %s\n\nTo perform exactly these actions, run the following command to apply:\n    llorch apply %q\n", f.out, f.out)
+		}
+	}
+	if f.detailed && !p.Empty() {
+		return 2
+	}
+	return 0
+}
+
+func cmdApply(m *meta, args []string) int { return applyOrDestroy(m, "apply", args) }
+
+func cmdDestroy(m *meta, args []string) int { return applyOrDestroy(m, "destroy", args) }
+
+func applyOrDestroy(m *meta, name string, args []string) int {
+	fs := flagSet(name)
+	var f planFlags
+	f.add(fs, false)
+	autoApprove := fs.Bool("auto-approve", false, "skip the interactive approval")
+	parallelism := fs.Int("parallelism", 10, "how many engines to prepare, start or stop at once")
+	if !m.parseFlags(fs, args) {
+		return 1
+	}
+	m.applyView(f.view)
+	f.destroy = name == "destroy"
+	if *parallelism < 1 {
+		m.errorf("Invalid -parallelism", "-parallelism must be at least 1 (got %d).", *parallelism)
+		return 1
+	}
+	if fs.NArg() > 1 || (fs.NArg() == 1 && name == "destroy") {
+		m.errorf("Unexpected argument", "llorch %s takes at most a saved plan file.", name)
+		return 1
+	}
+
+	var stream *views.Stream
+	if f.view.json {
+		stream = views.NewStream(m.stdout, nil)
+		stream.Emit("info", "version", "llorch "+version.Version, map[string]any{"llorch": version.Version, "ui": views.JSONUIVersion})
+	}
+
+	var (
+		s     *session
+		p     *plan.Plan
+		ok    bool
+		saved = fs.NArg() == 1
+	)
+	if saved {
+		if s, p, ok = m.loadSavedPlan(fs.Arg(0), f); !ok {
+			return 1
+		}
+	} else {
+		if s, ok = m.openSession(f.vars.args, f.lock, name); !ok {
+			return 1
+		}
+		if p, ok = m.makePlan(s, f.options()); !ok {
+			s.unlock()
+			return 1
+		}
+	}
+	defer s.unlock()
+
+	if stream != nil {
+		emitPlan(stream, p)
+	} else if !saved && !m.renderPlan(p, false) {
+		return 1
+	}
+	if p.Empty() {
+		if stream == nil && saved {
+			fmt.Fprintln(m.stdout, "No changes. Your pools match the configuration.")
+		}
+		return 0
+	}
+	if !saved && !*autoApprove {
+		question := "Do you want to perform these actions?\n  llorch will perform the actions described above.\n  Only 'yes' will be accepted to approve."
+		if name == "destroy" {
+			question = "Do you really want to destroy all pools?\n  llorch will drain and stop every pool described above and empty the state.\n  There is no undo. Only 'yes' will be accepted to confirm."
+		}
+		if !m.confirm(question, name, "-auto-approve") {
+			return 1
+		}
+	}
+	if stream == nil {
+		fmt.Fprintln(m.stdout)
+	}
+
+	var hook apply.Hook
+	if stream != nil {
+		hook = views.NewJSONHook(stream, 0)
+	} else {
+		hook = views.NewHumanHook(m.stdout, nil, 0)
+	}
+	l, err := m.launcher()
+	if err != nil {
+		m.errorf("Cannot start supervisors", "%s", err)
+		return 1
+	}
+	_, runErr := apply.Run(m.ctx, p, apply.Deps{
+		Providers: s.planner, Launcher: l, Store: s.store, Fs: m.fs, Hooks: []apply.Hook{hook},
+	}, apply.Options{Config: s.cfg, Dirs: s.dirs, Parallelism: *parallelism, LlorchVersion: version.Version})
+	return m.reportApply(name, p, runErr, stream)
+}
+
+// loadSavedPlan reads a saved plan and the configuration and state it was
+// made for, refusing it when either changed since.
+func (m *meta) loadSavedPlan(path string, f planFlags) (*session, *plan.Plan, bool) {
+	pf, err := planfile.Read(m.fs, path)
+	if err != nil {
+		m.errorf("Failed to load the saved plan", "%s", err)
+		return nil, nil, false
+	}
+	if len(f.vars.args) > 0 || len(f.targets) > 0 || len(f.replace) > 0 {
+		m.errorf("Can't set options with a saved plan",
+			"A saved plan already holds its variables, -target and -replace options. Apply it as it is, or make a new plan with those options.")
+		return nil, nil, false
+	}
+	vars, err := pf.VarArgs()
+	if err != nil {
+		m.errorf("Failed to load the saved plan", "%s", err)
+		return nil, nil, false
+	}
+	s, ok := m.openSession(vars, f.lock, "apply")
+	if !ok {
+		return nil, nil, false
+	}
+	if err := pf.CheckCurrent(s.st, s.cfg.Hash); err != nil {
+		var se *planfile.StaleError
+		if errors.As(err, &se) {
+			m.errorf(se.Summary, "%s", se.Detail)
+		} else {
+			m.errorf("Saved plan is stale", "%s", err)
+		}
+		s.unlock()
+		return nil, nil, false
+	}
+	p, diags := s.planner.Replay(m.ctx, s.cfg, s.st, pf.Saved())
+	if m.diagnostics(errorsOnly(diags)) {
+		s.unlock()
+		return nil, nil, false
+	}
+	if err := pf.CheckReplay(p); err != nil {
+		m.errorf("Saved plan is stale", "%s", err)
+		s.unlock()
+		return nil, nil, false
+	}
+	return s, p, true
+}
+
+func errorsOnly(diags hcl.Diagnostics) hcl.Diagnostics {
+	var out hcl.Diagnostics
+	for _, d := range diags {
+		if d.Severity == hcl.DiagError {
+			out = append(out, d)
+		}
+	}
+	return out
+}
+
+// emitPlan writes a plan as -json events: drift, planned changes, summary.
+func emitPlan(s *views.Stream, p *plan.Plan) {
+	doc := render.NewDocument(p)
+	for _, d := range doc.ResourceDrift {
+		s.Emit("info", "resource_drift", d.Address+": drift detected", map[string]any{"change": d})
+	}
+	for _, c := range doc.ResourceChanges {
+		s.Emit("info", "planned_change", c.Address+": Plan to "+strings.Join(c.Change.Actions, " and "), map[string]any{"change": c})
+	}
+	sum := p.Summary()
+	s.Emit("info", "change_summary", summaryLine("Plan", sum), map[string]any{"changes": map[string]any{
+		"add": sum.Add, "change": sum.Change, "remove": sum.Destroy, "restart": sum.Restart, "operation": "plan",
+	}})
+}
+
+func summaryLine(prefix string, sum plan.Summary) string {
+	line := fmt.Sprintf("%s: %d to add, %d to change, %d to destroy", prefix, sum.Add, sum.Change, sum.Destroy)
+	if sum.Restart > 0 {
+		line += fmt.Sprintf(", %d to restart", sum.Restart)
+	}
+	return line + "."
+}
+
+// reportApply prints the outcome: every failure, then the summary line.
+func (m *meta) reportApply(name string, p *plan.Plan, runErr error, stream *views.Stream) int {
+	var failures []error
+	if runErr != nil {
+		var me *multierror.Error
+		if errors.As(runErr, &me) {
+			failures = me.Errors
+		} else {
+			failures = []error{runErr}
+		}
+	}
+	sum := p.Summary()
+	done := "Apply complete!"
+	if name == "destroy" {
+		done = "Destroy complete!"
+	}
+	msg := fmt.Sprintf("%s Pools: %d added, %d changed, %d destroyed", done, sum.Add, sum.Change, sum.Destroy)
+	if sum.Restart > 0 {
+		msg += fmt.Sprintf(", %d restarted", sum.Restart)
+	}
+	msg += "."
+	if stream != nil {
+		for _, err := range failures {
+			stream.Emit("error", "diagnostic", "Error: "+err.Error(), map[string]any{"diagnostic": map[string]any{
+				"severity": "error", "summary": "Apply failed", "detail": err.Error(),
+			}})
+		}
+		if len(failures) == 0 {
+			stream.Emit("info", "change_summary", msg, map[string]any{"changes": map[string]any{
+				"add": sum.Add, "change": sum.Change, "remove": sum.Destroy, "restart": sum.Restart, "operation": name,
+			}})
+			return 0
+		}
+		return 1
+	}
+	if len(failures) == 0 {
+		fmt.Fprintf(m.stdout, "\n%s\n", msg)
+		return 0
+	}
+	var diags hcl.Diagnostics
+	for _, err := range failures {
+		summary := capitalizeFirst(name) + " failed"
+		if errors.Is(err, apply.ErrInterrupted) {
+			summary = capitalizeFirst(name) + " interrupted"
+		}
+		diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: summary, Detail: err.Error()})
+	}
+	fmt.Fprintln(m.stdout)
+	m.diagnostics(diags)
+	fmt.Fprintf(m.stderr, "%d of the planned changes failed; the state records what was done and why the rest failed (llorch status, llorch state show).\n", len(failures))
+	return 1
+}
+
+func capitalizeFirst(s string) string {
+	if s == "" {
+		return s
+	}
+	return strings.ToUpper(s[:1]) + s[1:]
+}

@@ -1,0 +1,249 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/llorch/llorch/state"
+)
+
+func cmdVersion(m *meta, args []string) int {
+	fs := flagSet("version")
+	var v viewFlags
+	v.add(fs, true)
+	if !m.parseFlags(fs, args) {
+		return 1
+	}
+	if v.json {
+		return m.printJSON(map[string]any{"llorch_version": versionString(), "platform": platform()})
+	}
+	fmt.Fprintf(m.stdout, "llorch v%s\non %s\n", versionString(), platform())
+	return 0
+}
+
+func (m *meta) printJSON(v any) int {
+	enc := json.NewEncoder(m.stdout)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(v); err != nil {
+		m.errorf("Cannot write JSON", "%s", err)
+		return 1
+	}
+	return 0
+}
+
+// cmdState dispatches `llorch state list|show|rm|pull`.
+func cmdState(m *meta, args []string) int {
+	if len(args) == 0 {
+		fmt.Fprintln(m.stderr, "Usage: llorch state <list|show|rm|pull> [options] [ADDRESS...]")
+		return 1
+	}
+	sub, rest := args[0], args[1:]
+	switch sub {
+	case "list":
+		return stateList(m, rest)
+	case "show":
+		return stateShow(m, rest)
+	case "rm":
+		return stateRm(m, rest)
+	case "pull":
+		return statePull(m, rest)
+	}
+	m.errorf("Unknown state subcommand", "llorch state has no subcommand %q; use list, show, rm or pull.", sub)
+	return 1
+}
+
+// stateFromConfig reads the state the configuration in the working
+// directory points at (its llorch {} block).
+func (m *meta) stateFromConfig() (state.Store, *state.State, bool) {
+	cfg, ok := m.loadConfig(nil)
+	if !ok {
+		return nil, nil, false
+	}
+	s := m.store(m.dirs(cfg))
+	st, ok := m.readState(s)
+	return s, st, ok
+}
+
+func stateList(m *meta, args []string) int {
+	fs := flagSet("state list")
+	if !m.parseFlags(fs, args) {
+		return 1
+	}
+	_, st, ok := m.stateFromConfig()
+	if !ok {
+		return 1
+	}
+	filters := fs.Args()
+	for _, addr := range st.Addrs() {
+		for _, line := range append([]string{addr}, replicaAddrs(addr, st.Pools[addr])...) {
+			if matchesAny(line, filters) {
+				fmt.Fprintln(m.stdout, line)
+			}
+		}
+	}
+	return 0
+}
+
+func replicaAddrs(addr string, p *state.Pool) []string {
+	out := make([]string, 0, len(p.Replicas))
+	for _, r := range p.Replicas {
+		out = append(out, addr+"/"+r.ID)
+	}
+	return out
+}
+
+// matchesAny reports whether addr is one of filters or lies under one
+// (pool.embed covers pool.embed["bge"] and pool.embed["bge"]/r0).
+func matchesAny(addr string, filters []string) bool {
+	if len(filters) == 0 {
+		return true
+	}
+	for _, f := range filters {
+		if addr == f || strings.HasPrefix(addr, f+"/") || strings.HasPrefix(addr, f+"[") {
+			return true
+		}
+	}
+	return false
+}
+
+func stateShow(m *meta, args []string) int {
+	fs := flagSet("state show")
+	if !m.parseFlags(fs, args) {
+		return 1
+	}
+	if fs.NArg() != 1 {
+		m.errorf("Missing address", "llorch state show takes exactly one address, like pool.chat or pool.chat/r0. Run \"llorch state list\" to see them.")
+		return 1
+	}
+	_, st, ok := m.stateFromConfig()
+	if !ok {
+		return 1
+	}
+	addr := fs.Arg(0)
+	poolAddr, replicaID, isReplica := strings.Cut(addr, "/")
+	p := st.Pools[poolAddr]
+	var v any = p
+	if p != nil && isReplica {
+		if r := p.Replica(replicaID); r != nil {
+			v = r
+		} else {
+			p = nil
+		}
+	}
+	if p == nil {
+		m.errorf("No such address in the state", "%s is not in the state. Run \"llorch state list\" to see what is.", addr)
+		return 1
+	}
+	fmt.Fprintf(m.stdout, "# %s:\n", addr)
+	return m.printJSON(v)
+}
+
+func stateRm(m *meta, args []string) int {
+	fs := flagSet("state rm")
+	var lf lockFlags
+	lf.add(fs)
+	dryRun := fs.Bool("dry-run", false, "only say what would be removed")
+	if !m.parseFlags(fs, args) {
+		return 1
+	}
+	if fs.NArg() == 0 {
+		m.errorf("Missing address", "llorch state rm takes one or more pool addresses, like pool.chat.")
+		return 1
+	}
+	cfg, ok := m.loadConfig(nil)
+	if !ok {
+		return 1
+	}
+	s := m.store(m.dirs(cfg))
+	unlock, ok := m.lock(s, lf, "state rm")
+	if !ok {
+		return 1
+	}
+	defer unlock()
+	st, ok := m.readState(s)
+	if !ok {
+		return 1
+	}
+	var removed []string
+	for _, addr := range fs.Args() {
+		p, found := st.Pools[addr]
+		if !found {
+			m.errorf("No such pool in the state", "%s is not in the state (state rm takes pool addresses). Run \"llorch state list\" to see them.", addr)
+			return 1
+		}
+		var pids []string
+		for _, r := range p.Replicas {
+			if r.SupervisorPID > 0 {
+				pids = append(pids, fmt.Sprintf("%s supervisor pid %d", r.ID, r.SupervisorPID))
+			}
+		}
+		sort.Strings(pids)
+		removed = append(removed, addr)
+		if !*dryRun {
+			delete(st.Pools, addr)
+		}
+		if len(pids) > 0 {
+			fmt.Fprintf(m.stdout, "Note: %s's engines keep running and are no longer managed by llorch (%s).\n", addr, strings.Join(pids, ", "))
+		}
+	}
+	if *dryRun {
+		for _, a := range removed {
+			fmt.Fprintf(m.stdout, "Would remove %s\n", a)
+		}
+		return 0
+	}
+	if err := s.Write(m.ctx, st); err != nil {
+		m.errorf("Failed to save the state", "%s", err)
+		return 1
+	}
+	fmt.Fprintf(m.stdout, "Successfully removed %d pool(s) from the state.\n", len(removed))
+	return 0
+}
+
+func statePull(m *meta, args []string) int {
+	fs := flagSet("state pull")
+	if !m.parseFlags(fs, args) {
+		return 1
+	}
+	_, st, ok := m.stateFromConfig()
+	if !ok {
+		return 1
+	}
+	data, err := state.Encode(st)
+	if err != nil {
+		m.errorf("Cannot encode the state", "%s", err)
+		return 1
+	}
+	_, _ = m.stdout.Write(data)
+	return 0
+}
+
+func cmdForceUnlock(m *meta, args []string) int {
+	fs := flagSet("force-unlock")
+	force := fs.Bool("force", false, "do not ask for confirmation")
+	if !m.parseFlags(fs, args) {
+		return 1
+	}
+	if fs.NArg() != 1 {
+		m.errorf("Missing lock ID", "llorch force-unlock takes the lock ID that the lock error showed: llorch force-unlock ID.")
+		return 1
+	}
+	cfg, ok := m.loadConfig(nil)
+	if !ok {
+		return 1
+	}
+	id := fs.Arg(0)
+	if !*force {
+		if !m.confirm(fmt.Sprintf("Do you really want to force-unlock?\n  llorch will remove the lock on the state (lock ID %s).\n  This cannot be undone. Only 'yes' will be accepted to confirm.", id), "force-unlock", "-force") {
+			return 1
+		}
+	}
+	if err := m.store(m.dirs(cfg)).ForceUnlock(m.ctx, id); err != nil {
+		m.errorf("Failed to unlock the state", "%s", err)
+		return 1
+	}
+	fmt.Fprintln(m.stdout, "llorch state has been successfully unlocked!")
+	return 0
+}

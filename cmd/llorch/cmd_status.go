@@ -1,0 +1,169 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/llorch/llorch/apply"
+	"github.com/llorch/llorch/internal/tail"
+)
+
+func cmdStatus(m *meta, args []string) int {
+	fs := flagSet("status")
+	var v viewFlags
+	v.add(fs, true)
+	if !m.parseFlags(fs, args) {
+		return 1
+	}
+	m.applyView(v)
+	_, st, ok := m.stateFromConfig()
+	if !ok {
+		return 1
+	}
+	l, err := m.launcher()
+	if err != nil {
+		m.errorf("Cannot reach supervisors", "%s", err)
+		return 1
+	}
+	rows := apply.Statuses(m.ctx, l, m.fs, st, time.Now())
+	if v.json {
+		if rows == nil {
+			rows = []apply.ReplicaStatus{}
+		}
+		return m.printJSON(map[string]any{"format_version": "1.0", "replicas": rows})
+	}
+	if len(rows) == 0 {
+		fmt.Fprintln(m.stdout, "No pools in the state. Run \"llorch apply\" to start some.")
+		return 0
+	}
+	tw := tabwriter.NewWriter(m.stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ADDRESS\tSTATE\tPID\tPORT\tUPTIME\tRESTARTS\tLAST ERROR")
+	for _, r := range rows {
+		pid := "-"
+		if r.PID > 0 {
+			pid = fmt.Sprint(r.PID)
+		}
+		uptime := r.Uptime
+		if uptime == "" {
+			uptime = "-"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%d\t%s\n", r.Addr, r.State, pid, r.Port, uptime, r.Restarts, oneLine(r.LastError, 60))
+	}
+	_ = tw.Flush()
+	return 0
+}
+
+// oneLine shortens a possibly multi-line error for a table cell.
+func oneLine(s string, max int) string {
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		s = s[:i] + " …"
+	}
+	if len(s) > max {
+		s = s[:max-1] + "…"
+	}
+	return s
+}
+
+func cmdLogs(m *meta, args []string) int {
+	fs := flagSet("logs")
+	follow := fs.Bool("f", false, "follow the log as it grows (until Ctrl-C)")
+	n := fs.Int("n", 50, "number of lines to print from the end (-1 for all)")
+	if !m.parseFlags(fs, args) {
+		return 1
+	}
+	if fs.NArg() != 1 || !strings.Contains(fs.Arg(0), "/") {
+		m.errorf("Missing replica address", "llorch logs takes one replica address, like pool.chat/r0. Run \"llorch state list\" to see them.")
+		return 1
+	}
+	_, st, ok := m.stateFromConfig()
+	if !ok {
+		return 1
+	}
+	addr := fs.Arg(0)
+	poolAddr, id, _ := strings.Cut(addr, "/")
+	p := st.Pools[poolAddr]
+	if p == nil || p.Replica(id) == nil {
+		m.errorf("No such replica in the state", "%s is not in the state. Run \"llorch state list\" to see the replicas.", addr)
+		return 1
+	}
+	r := p.Replica(id)
+	if r.RunDir == "" {
+		m.errorf("No log for this replica", "%s is not running (%s), so it has no log. Run \"llorch apply\" to start it.", addr, r.Status)
+		return 1
+	}
+	path := filepath.Join(r.RunDir, "engine.log")
+	if err := tail.Last(m.stdout, path, *n); err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			m.errorf("No log for this replica", "%s has not written %s yet.", addr, path)
+		} else {
+			m.errorf("Cannot read the log", "%s", err)
+		}
+		return 1
+	}
+	if *follow {
+		if err := tail.Follow(m.ctx, m.stdout, path); err != nil {
+			m.errorf("Cannot follow the log", "%s", err)
+			return 1
+		}
+	}
+	return 0
+}
+
+func cmdDrain(m *meta, args []string) int {
+	fs := flagSet("drain")
+	var lf lockFlags
+	lf.add(fs)
+	if !m.parseFlags(fs, args) {
+		return 1
+	}
+	if fs.NArg() != 1 {
+		m.errorf("Missing address", "llorch drain takes one pool or replica address, like pool.chat or pool.chat/r0.")
+		return 1
+	}
+	cfg, ok := m.loadConfig(nil)
+	if !ok {
+		return 1
+	}
+	s := m.store(m.dirs(cfg))
+	unlock, ok := m.lock(s, lf, "drain")
+	if !ok {
+		return 1
+	}
+	defer unlock()
+	st, ok := m.readState(s)
+	if !ok {
+		return 1
+	}
+	l, err := m.launcher()
+	if err != nil {
+		m.errorf("Cannot reach supervisors", "%s", err)
+		return 1
+	}
+	results, err := apply.Drain(m.ctx, l, m.fs, st, fs.Arg(0), time.Now)
+	if err != nil {
+		m.errorf("Cannot drain", "%s", err)
+		return 1
+	}
+	code := 0
+	for _, r := range results {
+		if r.Err != nil {
+			m.errorf("Drain failed", "%s: %s", r.Addr, r.Err)
+			code = 1
+			continue
+		}
+		fmt.Fprintf(m.stdout, "%s: Drained and stopped.\n", r.Addr)
+	}
+	if err := s.Write(m.ctx, st); err != nil {
+		m.errorf("Failed to save the state", "%s", err)
+		return 1
+	}
+	if code == 0 {
+		fmt.Fprintln(m.stdout, "\nThe next \"llorch plan\" shows the drained replicas as needing a start.")
+	}
+	return code
+}

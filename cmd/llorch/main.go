@@ -1,0 +1,192 @@
+// Command llorch reconciles pools of local LLM inference engines with their
+// HCL description. This package only wires flags to library calls.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"sort"
+	"strings"
+	"syscall"
+)
+
+func main() { os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr)) }
+
+// command is one subcommand: its one-line help and its body.
+type command struct {
+	synopsis string
+	hidden   bool
+	run      func(m *meta, args []string) int
+}
+
+var commands map[string]command
+
+func init() {
+	commands = map[string]command{
+		"init":            {synopsis: "Record the providers in use in .llorch.lock.hcl", run: cmdInit},
+		"validate":        {synopsis: "Check whether the configuration is valid", run: cmdValidate},
+		"fmt":             {synopsis: "Reformat configuration files in the canonical style", run: cmdFmt},
+		"plan":            {synopsis: "Show the changes needed to match the configuration", run: cmdPlan},
+		"apply":           {synopsis: "Create or update pools to match the configuration", run: cmdApply},
+		"destroy":         {synopsis: "Drain and stop every pool, and empty the state", run: cmdDestroy},
+		"show":            {synopsis: "Show the state or a saved plan", run: cmdShow},
+		"state":           {synopsis: "Inspect and edit the state (list, show, rm, pull)", run: cmdState},
+		"force-unlock":    {synopsis: "Release a stuck state lock", run: cmdForceUnlock},
+		"status":          {synopsis: "Show every replica's live status", run: cmdStatus},
+		"logs":            {synopsis: "Print a replica's engine log", run: cmdLogs},
+		"drain":           {synopsis: "Drain a pool or replica, then stop it", run: cmdDrain},
+		"providers":       {synopsis: "List the providers, their versions and schemas", run: cmdProviders},
+		"version":         {synopsis: "Show the llorch version", run: cmdVersion},
+		"supervise":       {hidden: true, run: cmdSupervise},
+		"internal-plugin": {hidden: true, run: cmdInternalPlugin},
+	}
+}
+
+func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	global := flag.NewFlagSet("llorch", flag.ContinueOnError)
+	global.SetOutput(io.Discard)
+	chdir := global.String("chdir", "", "switch to DIR before doing anything else")
+	showVersion := global.Bool("version", false, "show the version")
+	help := global.Bool("help", false, "show help")
+	global.BoolVar(help, "h", false, "show help")
+	if err := global.Parse(args); err != nil {
+		fmt.Fprintf(stderr, "Error: %s\n\n", err)
+		usage(stderr)
+		return 1
+	}
+	rest := global.Args()
+	if *showVersion {
+		rest = []string{"version"}
+	}
+	if *help || len(rest) == 0 {
+		usage(stdout)
+		if *help {
+			return 0
+		}
+		return 1
+	}
+	name := rest[0]
+	cmd, ok := commands[name]
+	if !ok {
+		fmt.Fprintf(stderr, "Error: llorch has no command named %q.%s\n\nRun \"llorch -help\" to list the commands.\n",
+			name, suggestCommand(name))
+		return 1
+	}
+
+	m := newMeta(stdin, stdout, stderr)
+	if *chdir != "" {
+		if err := os.Chdir(*chdir); err != nil {
+			fmt.Fprintf(stderr, "Error: Invalid -chdir option: %s\n", err)
+			return 1
+		}
+	}
+	wd, err := os.Getwd()
+	if err != nil {
+		fmt.Fprintf(stderr, "Error: cannot determine the working directory: %s\n", err)
+		return 1
+	}
+	m.dir = wd
+
+	// The first Ctrl-C cancels m.ctx: commands stop starting new work and
+	// finish what is in flight. A second one exits at once.
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	sigs := make(chan os.Signal, 2)
+	if name != "supervise" && name != "internal-plugin" {
+		signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+		defer signal.Stop(sigs)
+		go func() {
+			select {
+			case <-sigs:
+			case <-ctx.Done():
+				return
+			}
+			fmt.Fprintln(stderr, "\nInterrupt received.\nPlease wait for llorch to exit or data loss may occur.\nGracefully shutting down...")
+			m.interrupted.Store(true)
+			cancel()
+			select {
+			case <-sigs:
+				fmt.Fprintln(stderr, "Two interrupts received. Exiting immediately.")
+				os.Exit(1)
+			case <-m.done:
+			}
+		}()
+	}
+	m.ctx = ctx
+	code := cmd.run(m, rest[1:])
+	close(m.done)
+	m.close()
+	return code
+}
+
+func usage(w io.Writer) {
+	fmt.Fprintf(w, "Usage: llorch [-chdir=DIR] <command> [options]\n\n")
+	fmt.Fprintf(w, "llorch keeps pools of local LLM inference engines matching their HCL description.\n\n")
+	fmt.Fprintf(w, "Commands:\n")
+	names := make([]string, 0, len(commands))
+	for n, c := range commands {
+		if !c.hidden {
+			names = append(names, n)
+		}
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		fmt.Fprintf(w, "  %-14s %s\n", n, commands[n].synopsis)
+	}
+	fmt.Fprintf(w, "\nGlobal options:\n  -chdir=DIR     Switch to DIR before running the command.\n  -help          Show this help.\n  -version       Show the version (same as \"version\").\n")
+}
+
+func suggestCommand(name string) string {
+	best, bestDist := "", 3
+	for n, c := range commands {
+		if c.hidden {
+			continue
+		}
+		if d := levenshtein(name, n); d < bestDist {
+			best, bestDist = n, d
+		}
+	}
+	if best == "" {
+		return ""
+	}
+	return fmt.Sprintf(" Did you mean %q?", best)
+}
+
+// levenshtein is small enough to keep here rather than import for one use.
+func levenshtein(a, b string) int {
+	prev := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur := make([]int, len(b)+1)
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev = cur
+	}
+	return prev[len(b)]
+}
+
+// flagSet builds a FlagSet whose errors come back to the caller, with a
+// usage line naming the command.
+func flagSet(name string) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	return fs
+}
+
+// multiFlag collects a repeatable flag (-target, -replace, -var).
+type multiFlag []string
+
+func (f *multiFlag) String() string     { return strings.Join(*f, ",") }
+func (f *multiFlag) Set(v string) error { *f = append(*f, v); return nil }
