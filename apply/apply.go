@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/hashicorp/go-multierror"
 	"github.com/hashicorp/hcl/v2"
@@ -24,6 +25,9 @@ import (
 // ProviderSource hands out configured providers; *plan.Planner is one.
 type ProviderSource interface {
 	Provider(ctx context.Context, cfg *config.Config, name string) (providers.Provider, *providers.Schema, hcl.Diagnostics)
+	// Forget drops a provider whose process died, so the next Provider
+	// call starts and configures a fresh one.
+	Forget(name string)
 }
 
 // Deps are apply's seams; tests pass fakes.
@@ -57,7 +61,13 @@ type Error struct {
 	Err  error
 }
 
-func (e *Error) Error() string { return e.Addr + ": " + e.Err.Error() }
+func (e *Error) Error() string {
+	msg := e.Err.Error()
+	if strings.HasPrefix(msg, e.Addr+" ") || strings.HasPrefix(msg, e.Addr+":") {
+		return msg // the cause already names the address
+	}
+	return e.Addr + ": " + msg
+}
 func (e *Error) Unwrap() error { return e.Err }
 
 // ErrInterrupted is returned (wrapped) when ctx was cancelled and some
@@ -91,6 +101,11 @@ func Run(ctx context.Context, p *plan.Plan, deps Deps, opts Options) (*state.Sta
 		work:  context.WithoutCancel(ctx),
 	}
 
+	r.observe(p.Observations)
+	if err := r.sweepOrphans(); err != nil {
+		r.fail("run", err)
+	}
+
 	var first, second []*plan.Change
 	for _, c := range p.Changes {
 		if c.Action == plan.Delete || c.Action == plan.DeleteThenCreate {
@@ -111,6 +126,24 @@ func Run(ctx context.Context, p *plan.Plan, deps Deps, opts Options) (*state.Sta
 	return out, r.errs.ErrorOrNil()
 }
 
+// observe records what refresh saw (live pids and statuses) in the
+// working state, so the state written by this run is current. Restart
+// counts stay as recorded: refresh reports the recorded count plus the
+// live supervisor's own, and a relaunch folds that total in.
+func (r *runner) observe(obs plan.Observations) {
+	r.observed = obs
+	for addr, p := range r.st.Pools {
+		for _, rep := range p.Replicas {
+			o, ok := obs[addr+"/"+rep.ID]
+			if !ok || o.Status == "" {
+				continue
+			}
+			rep.Status = o.Status
+			rep.PID = o.PID
+		}
+	}
+}
+
 type runner struct {
 	deps  Deps
 	opts  Options
@@ -118,6 +151,9 @@ type runner struct {
 	sem   chan struct{}
 	stop  <-chan struct{} // closed on Ctrl-C: start nothing new
 	work  context.Context // in-flight steps run to completion
+
+	observed plan.Observations // what refresh saw, by replica address
+	retryMu  sync.Mutex        // one Ensure retry after a plugin crash at a time
 
 	mu      sync.Mutex // guards st, changed, errs, skipped
 	st      *state.State
@@ -168,10 +204,23 @@ func (r *runner) acquire() bool {
 
 func (r *runner) release() { <-r.sem }
 
+// fail records a failed change. Errors that already name a replica are
+// kept as they are, so each failure is listed once, under its own address.
 func (r *runner) fail(addr string, err error) {
+	var me *multierror.Error
+	if errors.As(err, &me) {
+		for _, e := range me.Errors {
+			r.fail(addr, e)
+		}
+		return
+	}
+	var ae *Error
+	if !errors.As(err, &ae) {
+		err = &Error{Addr: addr, Err: err}
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.errs = multierror.Append(r.errs, &Error{Addr: addr, Err: err})
+	r.errs = multierror.Append(r.errs, err)
 }
 
 // mutate applies fn to the working state and returns once a save that
@@ -240,11 +289,18 @@ func (r *runner) ensure(d *plan.Desired) (*providers.PreparedEngine, error) {
 		r.hooks.post(addr, StepEnsure, Result{}, err)
 		return nil, err
 	}
-	pe, pdiags := prov.Ensure(r.work, providers.EnsureRequest{
-		Pool:     poolSpec(d.Pool),
+	req := providers.EnsureRequest{
+		Pool:     plan.PoolSpec(d.Pool),
 		Config:   d.ProviderConfig,
 		Progress: r.hooks.progress(addr),
-	})
+	}
+	pe, pdiags := prov.Ensure(r.work, req)
+	if pdiags.ProviderGone() {
+		// The plugin process died under this call, perhaps because of
+		// another pool's request. Retry once on a fresh process, one pool
+		// at a time, so a pool that crashes it cannot take others along.
+		pe, pdiags = r.retryEnsure(d, req)
+	}
 	if err := pdiags.Err(); err != nil {
 		err = fmt.Errorf("preparing engine: %w", err)
 		r.hooks.post(addr, StepEnsure, Result{}, err)
@@ -258,6 +314,22 @@ func (r *runner) ensure(d *plan.Desired) (*providers.PreparedEngine, error) {
 	pe.PoolID = d.Pool.ID
 	r.hooks.post(addr, StepEnsure, Result{EngineVersion: pe.EngineVersion}, nil)
 	return pe, nil
+}
+
+// retryEnsure calls Ensure again on a freshly started provider process,
+// serialized across pools.
+func (r *runner) retryEnsure(d *plan.Desired, req providers.EnsureRequest) (*providers.PreparedEngine, providers.Diagnostics) {
+	r.retryMu.Lock()
+	defer r.retryMu.Unlock()
+	// Resolve again: the resolver starts a fresh process when the last one
+	// exited (an earlier retry may have crashed it too), and the new one
+	// is configured before use.
+	r.deps.Providers.Forget(d.Pool.Engine)
+	prov, _, diags := r.deps.Providers.Provider(r.work, r.opts.Config, d.Pool.Engine)
+	if diags.HasErrors() {
+		return nil, providers.FromError("Provider did not restart", diags)
+	}
+	return prov.Ensure(r.work, req)
 }
 
 // started is a replica that is up, or the record of why it is not.
@@ -427,32 +499,23 @@ func (r *runner) update(c *plan.Change) error {
 }
 
 // pushSettings hands a running replica's supervisor the pool's new in-place
-// settings.
+// settings; its engine keeps running.
 func (r *runner) pushSettings(d *plan.Desired, rep *state.Replica) error {
-	updater, ok := r.deps.Launcher.(SettingsUpdater)
-	if !ok || rep.RunDir == "" {
+	if rep.RunDir == "" || rep.Status == state.StatusStopped {
 		return nil
 	}
-	return updater.UpdateSettings(r.work, rep.RunDir, settingsFor(d.Pool))
-}
-
-// SettingsUpdater is implemented by launchers whose supervisors accept new
-// in-place settings without restarting the engine.
-type SettingsUpdater interface {
-	UpdateSettings(ctx context.Context, runDir string, s Settings) error
-}
-
-// Settings are the in-place parts of a pool a running supervisor takes.
-type Settings struct {
-	Health supervisor.HealthPolicy
-	Restart supervisor.RestartPolicy
-	Drain  supervisor.DrainPolicy
-	Labels map[string]string
-}
-
-func settingsFor(p *config.Pool) Settings {
-	s := supervisorSpec(p, providers.PreparedEngine{}, Dirs{}, 0)
-	return Settings{Health: s.Health, Restart: s.Restart, Drain: s.Drain, Labels: copyMap(p.Labels)}
+	client, err := r.deps.Launcher.Attach(r.work, rep.RunDir)
+	if err != nil {
+		if supervisorGone(err) {
+			return nil // not running: the next start uses the new spec anyway
+		}
+		return fmt.Errorf("updating settings of %s: %w", rep.ID, err)
+	}
+	defer client.Close()
+	s := supervisorSpec(d.Pool, providers.PreparedEngine{}, Dirs{}, 0)
+	return client.Update(r.work, supervisor.Settings{
+		Health: s.Health, Restart: s.Restart, Drain: s.Drain, Labels: copyMap(d.Pool.Labels),
+	})
 }
 
 // replaceCreateFirst is create_before_destroy: each replica's successor
@@ -593,7 +656,7 @@ func (r *runner) restart(c *plan.Change) error {
 		_ = res.client.Close()
 	}
 	if old != nil {
-		res.replica.Restarts = old.Restarts + 1
+		res.replica.Restarts = max(old.Restarts, r.observed[c.Addr].Restarts) + 1
 	}
 	if serr := r.mutate(func(st *state.State) {
 		if sp := st.Pools[poolAddr]; sp != nil {
@@ -691,16 +754,27 @@ func (r *runner) stopRecorded(addr string, rep *state.Replica, drain bool) error
 		step = StepDrain
 	}
 	r.hooks.pre(addr, step)
-	err := stopGeneration(r.work, r.deps.Launcher, r.deps.Fs, rep, step == StepDrain)
+	poolAddr, _, _ := strings.Cut(addr, "/")
+	r.mu.Lock()
+	grace := killTimeout(r.st.Pools[poolAddr])
+	r.mu.Unlock()
+	err := stopGeneration(r.work, r.deps.Launcher, r.deps.Fs, rep, step == StepDrain, grace)
 	if err == nil {
 		removeHandoffIfOurs(r.deps.Fs, rep)
+		err = removeRunDir(r.deps.Fs, rep)
 	}
 	r.hooks.post(addr, step, Result{PID: rep.PID, Port: rep.Port}, err)
 	return err
 }
 
 // stopGeneration is the one stop path for apply, destroy and drain.
-func stopGeneration(ctx context.Context, l supervisor.Launcher, fs afero.Fs, rep *state.Replica, drain bool) error {
+func stopGeneration(ctx context.Context, l supervisor.Launcher, fs afero.Fs, rep *state.Replica, drain bool, grace time.Duration) error {
+	return stopGenerationWithin(ctx, l, fs, rep, drain, 0, grace)
+}
+
+// stopGenerationWithin is stopGeneration with a drain deadline overriding
+// the pool's (0: the pool's).
+func stopGenerationWithin(ctx context.Context, l supervisor.Launcher, fs afero.Fs, rep *state.Replica, drain bool, deadline, grace time.Duration) error {
 	if rep.RunDir == "" {
 		return nil
 	}
@@ -708,10 +782,10 @@ func stopGeneration(ctx context.Context, l supervisor.Launcher, fs afero.Fs, rep
 	if err == nil {
 		defer client.Close()
 		if drain {
-			err = client.Drain(ctx)
+			err = client.DrainWithin(ctx, deadline)
 		}
 		if err == nil {
-			err = client.Stop(ctx, defaultStopGrace)
+			err = client.Stop(ctx, grace)
 		}
 		if err != nil && !supervisorGone(err) {
 			return fmt.Errorf("stopping %s: %w", rep.ID, err)
@@ -720,8 +794,13 @@ func stopGeneration(ctx context.Context, l supervisor.Launcher, fs afero.Fs, rep
 	// The supervisor is gone (or just stopped). Its engine died with it
 	// (Pdeathsig), but an engine whose pid is still alive is killed here so
 	// nothing is orphaned.
-	if err := killLeftover(fs, rep.RunDir, rep.PID); err != nil {
-		return err
+	return killLeftover(fs, rep.RunDir, rep.PID)
+}
+
+// removeRunDir deletes a stopped generation's files (its log included).
+func removeRunDir(fs afero.Fs, rep *state.Replica) error {
+	if rep.RunDir == "" {
+		return nil
 	}
 	if err := fs.RemoveAll(rep.RunDir); err != nil {
 		return fmt.Errorf("removing run directory %s: %w", rep.RunDir, err)

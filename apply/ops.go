@@ -87,8 +87,9 @@ type DrainResult struct {
 // handoff file says draining, in-flight requests finish (or the deadline
 // passes), then the engine stops. Drained replicas stay in state as
 // "stopped", so the next plan shows them as needing a start. st is updated
-// in place; the caller saves it.
-func Drain(ctx context.Context, l supervisor.Launcher, fs afero.Fs, st *state.State, addr string, now func() time.Time) ([]DrainResult, error) {
+// in place; the caller saves it. deadline overrides the pool's
+// drain.deadline when positive.
+func Drain(ctx context.Context, l supervisor.Launcher, fs afero.Fs, st *state.State, addr string, deadline time.Duration, now func() time.Time) ([]DrainResult, error) {
 	poolAddr, id, isReplica := strings.Cut(addr, "/")
 	p := st.Pools[poolAddr]
 	if p == nil {
@@ -109,7 +110,7 @@ func Drain(ctx context.Context, l supervisor.Launcher, fs afero.Fs, st *state.St
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			err := stopGeneration(ctx, l, fs, r, true)
+			err := stopGenerationWithin(ctx, l, fs, r, true, deadline, killTimeout(p))
 			if err == nil {
 				removeHandoffIfOurs(fs, r)
 			}
@@ -122,9 +123,10 @@ func Drain(ctx context.Context, l supervisor.Launcher, fs afero.Fs, st *state.St
 			r.LastError = results[i].Err.Error()
 			continue
 		}
+		// The run directory stays, so `llorch logs` still shows how the
+		// engine ended; the next start of this replica replaces it.
 		r.Status = state.StatusStopped
 		r.PID, r.SupervisorPID = 0, 0
-		r.RunDir = ""
 		r.LastError = "drained by llorch drain at " + now().UTC().Format(time.RFC3339)
 	}
 	return results, nil

@@ -78,6 +78,8 @@ func (rf *Refresher) observe(ctx context.Context, pool *state.Pool, r *state.Rep
 	obs.Status = state.StatusStopped
 	last, rerr := supervisor.ReadStatus(rf.Fs, r.RunDir)
 	switch {
+	case r.Status == state.StatusStopped && r.LastError != "":
+		obs.Reason = r.LastError // drained on purpose: say so
 	case rerr == nil && last.LastError != "":
 		obs.Reason = fmt.Sprintf("supervisor (pid %d) is not running; last error: %s", last.SupervisorPID, last.LastError)
 	case rerr == nil:

@@ -17,10 +17,6 @@ import (
 	"github.com/llorch/llorch/state/handoff"
 )
 
-// defaultStopGrace bounds a SIGTERM before SIGKILL; llama-server can hang on
-// SIGTERM while a non-streamed request is open (ENGINE-NOTES "Stopping").
-const defaultStopGrace = 10 * time.Second
-
 // recordPrepared maps the provider API's PreparedEngine to the persisted
 // state.Prepared: the one place the two formats meet. Secret environment
 // values are recorded only as digests.
@@ -54,23 +50,7 @@ func recordPrepared(pe *providers.PreparedEngine) *state.Prepared {
 	return out
 }
 
-// poolSpec is the provider-neutral view of a configured pool.
-func poolSpec(p *config.Pool) providers.PoolSpec {
-	return providers.PoolSpec{
-		Addr:     p.Addr,
-		ID:       p.ID,
-		Model:    providers.ModelRef{Ref: p.Model.Ref, SHA256: p.Model.SHA256},
-		Host:     p.Host,
-		Port:     p.Port,
-		Devices:  p.Devices,
-		Ctx:      p.Ctx,
-		Flags:    append([]string(nil), p.Flags...),
-		Env:      copyMap(p.Env),
-		Replicas: p.Replicas,
-	}
-}
-
-// replicaPaths says where one generation of a replica keeps its files.
+// runDir says where one generation of a replica keeps its files.
 func runDir(stateDir, poolID, replicaID string, generation int) string {
 	name := poolID + "-" + replicaID
 	if generation > 0 {
@@ -126,7 +106,7 @@ func supervisorSpec(p *config.Pool, pe providers.PreparedEngine, dirs Dirs, gene
 			Cooldown:       p.Restart.Cooldown,
 		},
 		Drain:       supervisor.DrainPolicy{Deadline: p.Drain.Deadline},
-		StopGrace:   defaultStopGrace,
+		StopGrace:   p.Drain.KillTimeout,
 		RunDir:      runDir(dirs.State, p.ID, pe.ReplicaID, generation),
 		HandoffPath: handoffPath(dirs.Handoff, p.ID, pe.ReplicaID),
 		Handoff: handoff.File{
@@ -163,4 +143,15 @@ func copyMap(m map[string]string) map[string]string {
 		out[k] = v
 	}
 	return out
+}
+
+// killTimeout is how long a recorded pool's engines get between SIGTERM and
+// SIGKILL (drain.kill_timeout as it was applied).
+func killTimeout(sp *state.Pool) time.Duration {
+	if sp != nil && sp.Spec != nil {
+		if d, err := time.ParseDuration(sp.Spec.Drain.KillTimeout); err == nil && d > 0 {
+			return d
+		}
+	}
+	return config.DefaultDrain.KillTimeout
 }

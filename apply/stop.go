@@ -21,8 +21,9 @@ func supervisorGone(err error) bool {
 }
 
 // killLeftover makes sure no engine of a stopped or vanished supervisor is
-// still running. The engine runs in its own process group (pgid = pid), so
-// the whole group is killed.
+// still running. Its engine died with it (Pdeathsig), so this only matters
+// when something went wrong; the kill checks the process's start time
+// against the one the supervisor recorded, so a reused pid is never hit.
 func killLeftover(afs afero.Fs, runDir string, recordedPID int) error {
 	pids := map[int]bool{}
 	if recordedPID > 0 {
@@ -32,11 +33,8 @@ func killLeftover(afs afero.Fs, runDir string, recordedPID int) error {
 		pids[st.PID] = true
 	}
 	for pid := range pids {
-		if !supervisor.Alive(pid) {
-			continue
-		}
-		if err := syscall.Kill(-pid, syscall.SIGKILL); err != nil && !errors.Is(err, syscall.ESRCH) {
-			return fmt.Errorf("killing leftover engine process group %d: %w", pid, err)
+		if err := supervisor.KillEngine(afs, runDir, pid); err != nil {
+			return fmt.Errorf("killing leftover engine %d: %w", pid, err)
 		}
 	}
 	return nil

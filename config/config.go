@@ -146,6 +146,10 @@ type Restart struct {
 // Drain is the pool's drain {} block.
 type Drain struct {
 	Deadline time.Duration // 30s
+	// KillTimeout bounds a stop: after SIGTERM the engine has this long to
+	// exit before SIGKILL (llama-server can hang on SIGTERM while a client
+	// holds a request open).
+	KillTimeout time.Duration // 10s
 }
 
 // Update strategies.
@@ -169,7 +173,7 @@ var (
 		Policy: RestartAlways, InitialBackoff: time.Second, MaxBackoff: 60 * time.Second,
 		Multiplier: 2, Jitter: 0.1, ResetAfter: 5 * time.Minute, MaxFailures: 5, Cooldown: 5 * time.Minute,
 	}
-	DefaultDrain  = Drain{Deadline: 30 * time.Second}
+	DefaultDrain  = Drain{Deadline: 30 * time.Second, KillTimeout: 10 * time.Second}
 	DefaultUpdate = Update{Strategy: CreateBeforeDestroy}
 )
 

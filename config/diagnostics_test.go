@@ -412,7 +412,7 @@ pool "b" {
 }
 pool "b" {
   engine = "llamacpp"
-  model { ref = "hf:Qwen/q.gguf" }
+  model { ref = "hf:Qwen" }
 }
 pool "c" {
   engine = "llamacpp"
@@ -420,7 +420,7 @@ pool "c" {
 }`},
 			want: []string{
 				`main.llorch.hcl:3:17: Invalid model reference: "/srv/models/q.gguf" is not a model reference. Use "file:/path/to/model.gguf", "hf:org/repo/model.gguf" (optionally followed by @revision) or an https:// URL.`,
-				`main.llorch.hcl:7:17: Invalid model reference: "hf:Qwen/q.gguf" is not a Hugging Face reference: write it as hf:org/repo/path/to/model.gguf, optionally followed by @revision.`,
+				`main.llorch.hcl:7:17: Invalid model reference: "hf:Qwen" is not a Hugging Face reference: write it as hf:org/repo/path/to/model.gguf (or hf:org/repo for engines that load a whole repository), optionally followed by @revision.`,
 				`main.llorch.hcl:11:17: Invalid model reference: "file:" names no file. Use "file:/path/to/model.gguf", "hf:org/repo/model.gguf" (optionally followed by @revision) or an https:// URL.`,
 			},
 		},

@@ -79,6 +79,26 @@ func ParseVarFlag(s string) (VarArg, error) {
 // After syntax errors Load stops, because decoding a half-parsed file only
 // adds confusing follow-up errors.
 func Load(fs afero.Fs, dir string, opts LoadOptions) (*Config, hcl.Diagnostics) {
+	l := newLoader(fs, dir, opts)
+	l.load()
+	return l.cfg, l.diags
+}
+
+// LoadSettings reads only the llorch {} block, for the commands that need
+// to know where the state lives but not the pools (state, status, logs,
+// drain, show, force-unlock): they work without -var values. Like
+// Terraform's backend block, the llorch block cannot use variables.
+func LoadSettings(fs afero.Fs, dir string) (*Config, hcl.Diagnostics) {
+	l := newLoader(fs, dir, LoadOptions{})
+	l.funcs = l.functions()
+	if byType, ok := l.parseAll(); ok {
+		l.decodeSettings(byType["llorch"])
+	}
+	sortDiags(l.diags)
+	return l.cfg, l.diags
+}
+
+func newLoader(fs afero.Fs, dir string, opts LoadOptions) *loader {
 	if fs == nil {
 		fs = afero.NewOsFs()
 	}
@@ -88,7 +108,7 @@ func Load(fs afero.Fs, dir string, opts LoadOptions) (*Config, hcl.Diagnostics) 
 	if opts.Engines == nil {
 		opts.Engines = DefaultEngines
 	}
-	l := &loader{
+	return &loader{
 		fs:   fs,
 		dir:  dir,
 		opts: opts,
@@ -99,10 +119,10 @@ func Load(fs afero.Fs, dir string, opts LoadOptions) (*Config, hcl.Diagnostics) 
 			Providers: map[string]*ProviderBlock{},
 			Files:     map[string]*hcl.File{},
 		},
-		environ: environMap(opts.Environ),
+		environ:   environMap(opts.Environ),
+		sources:   map[string][]byte{},
+		fileReads: map[string][]byte{},
 	}
-	l.load()
-	return l.cfg, l.diags
 }
 
 // loader holds what one Load call has gathered so far.
@@ -143,41 +163,12 @@ var topSchema = &hcl.BodySchema{
 }
 
 func (l *loader) load() {
-	l.sources = map[string][]byte{}
-	l.fileReads = map[string][]byte{}
 	l.funcs = l.functions()
-
-	names, err := l.configFileNames()
-	if err != nil {
-		l.diags = append(l.diags, &hcl.Diagnostic{
-			Severity: hcl.DiagError,
-			Summary:  "Failed to read directory",
-			Detail:   fmt.Sprintf("The configuration directory %s could not be listed: %s.", l.dir, unwrapPathError(err)),
-		})
-		return
-	}
-	var files []*hcl.File
-	for _, name := range names {
-		if f := l.parseFile(name); f != nil {
-			files = append(files, f)
-		}
-	}
-	if l.diags.HasErrors() {
+	byType, ok := l.parseAll()
+	if !ok {
 		sortDiags(l.diags)
 		return
 	}
-
-	var blocks []*hcl.Block
-	for _, f := range files {
-		content, diags := f.Body.Content(topSchema)
-		l.diags = append(l.diags, diags...)
-		blocks = append(blocks, content.Blocks...)
-	}
-	byType := map[string][]*hcl.Block{}
-	for _, b := range blocks {
-		byType[b.Type] = append(byType[b.Type], b)
-	}
-
 	l.decodeVariables(byType["variable"])
 	l.assignVariables()
 	l.validateVariables()
@@ -194,6 +185,39 @@ func (l *loader) load() {
 	l.decodePools(byType["pool"])
 	l.cfg.Hash = l.hash()
 	sortDiags(l.diags)
+}
+
+// parseAll parses every configuration file and sorts the top-level blocks
+// by type. It reports false when a file could not be read or parsed:
+// nothing is decoded after a syntax error, to avoid follow-on noise.
+func (l *loader) parseAll() (map[string][]*hcl.Block, bool) {
+	names, err := l.configFileNames()
+	if err != nil {
+		l.diags = append(l.diags, &hcl.Diagnostic{
+			Severity: hcl.DiagError,
+			Summary:  "Failed to read directory",
+			Detail:   fmt.Sprintf("The configuration directory %s could not be listed: %s.", l.dir, unwrapPathError(err)),
+		})
+		return nil, false
+	}
+	var files []*hcl.File
+	for _, name := range names {
+		if f := l.parseFile(name); f != nil {
+			files = append(files, f)
+		}
+	}
+	if l.diags.HasErrors() {
+		return nil, false
+	}
+	byType := map[string][]*hcl.Block{}
+	for _, f := range files {
+		content, diags := f.Body.Content(topSchema)
+		l.diags = append(l.diags, diags...)
+		for _, b := range content.Blocks {
+			byType[b.Type] = append(byType[b.Type], b)
+		}
+	}
+	return byType, true
 }
 
 // sortDiags orders diagnostics as a reader meets them: those without a

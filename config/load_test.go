@@ -7,7 +7,9 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
+	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/hcldec"
+	"github.com/spf13/afero"
 	"github.com/zclconf/go-cty/cty"
 )
 
@@ -80,7 +82,8 @@ pool "chat" {
     cooldown        = "0s"
   }
   drain {
-    deadline = "1m"
+    deadline     = "1m"
+    kill_timeout = "3s"
   }
   update {
     strategy = "drain_first"
@@ -98,7 +101,7 @@ pool "chat" {
 					LiveInterval: 10 * time.Second, Failures: 4},
 				Restart: Restart{Policy: RestartOnFailure, InitialBackoff: 2 * time.Second, MaxBackoff: 30 * time.Second,
 					Multiplier: 1.5, Jitter: 0, ResetAfter: 10 * time.Minute, MaxFailures: 3, Cooldown: 0},
-				Drain:  Drain{Deadline: time.Minute},
+				Drain:  Drain{Deadline: time.Minute, KillTimeout: 3 * time.Second},
 				Update: Update{Strategy: DrainFirst},
 			}},
 		},
@@ -453,8 +456,7 @@ func TestLoadSettings(t *testing.T) {
   state_dir   = "state"
   handoff_dir = ".runtime/engines"
 }`, "state", ".runtime/engines"},
-		{"dirs may use variables", `variable "root" { default = "/srv" }
-llorch { state_dir = "${var.root}/llorch" }`, "/srv/llorch", "/srv/llorch/handoff"},
+		{"functions are allowed", `llorch { state_dir = lower("STATE") }`, "state", "state/handoff"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -463,6 +465,52 @@ llorch { state_dir = "${var.root}/llorch" }`, "/srv/llorch", "/srv/llorch/handof
 				t.Errorf("Settings = {%q, %q}, want {%q, %q}", cfg.Settings.StateDir, cfg.Settings.HandoffDir, tc.wantState, tc.wantHO)
 			}
 		})
+	}
+}
+
+func TestSettingsCannotUseVariables(t *testing.T) {
+	fs := afero.NewMemMapFs()
+	src := `variable "root" { default = "/srv" }
+llorch { state_dir = "${var.root}/llorch" }
+`
+	if err := afero.WriteFile(fs, "/cfg/main.llorch.hcl", []byte(src), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for name, load := range map[string]func() hcl.Diagnostics{
+		"Load":         func() hcl.Diagnostics { _, d := Load(fs, "/cfg", LoadOptions{}); return d },
+		"LoadSettings": func() hcl.Diagnostics { _, d := LoadSettings(fs, "/cfg"); return d },
+	} {
+		t.Run(name, func(t *testing.T) {
+			diags := load()
+			if len(diags) != 1 || diags[0].Summary != "Variables not allowed" || diags[0].Subject.Start.Line != 2 {
+				t.Fatalf("diags = %v, want one \"Variables not allowed\" on line 2", diags)
+			}
+		})
+	}
+}
+
+func TestLoadSettingsNeedsNoVariableValues(t *testing.T) {
+	fs := afero.NewMemMapFs()
+	src := `llorch { state_dir = "state" }
+variable "port" { type = number }
+pool "chat" {
+  engine = "llamacpp"
+  port   = var.port
+  model { ref = "file:/m.gguf" }
+}
+`
+	if err := afero.WriteFile(fs, "/cfg/main.llorch.hcl", []byte(src), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, diags := Load(fs, "/cfg", LoadOptions{}); !diags.HasErrors() {
+		t.Fatal("Load without a value for var.port should fail")
+	}
+	cfg, diags := LoadSettings(fs, "/cfg")
+	if diags.HasErrors() {
+		t.Fatalf("LoadSettings: %v", diags)
+	}
+	if cfg.Settings.StateDir != "state" || len(cfg.Files) != 1 {
+		t.Errorf("Settings = %+v, files = %d", cfg.Settings, len(cfg.Files))
 	}
 }
 

@@ -35,7 +35,7 @@ var nestedSchemas = map[string]*hcl.BodySchema{
 		{Name: "policy"}, {Name: "initial_backoff"}, {Name: "max_backoff"}, {Name: "multiplier"},
 		{Name: "jitter"}, {Name: "reset_after"}, {Name: "max_failures"}, {Name: "cooldown"},
 	}},
-	"drain":  {Attributes: []hcl.AttributeSchema{{Name: "deadline"}}},
+	"drain":  {Attributes: []hcl.AttributeSchema{{Name: "deadline"}, {Name: "kill_timeout"}}},
 	"update": {Attributes: []hcl.AttributeSchema{{Name: "strategy"}}},
 }
 
@@ -83,7 +83,9 @@ func (l *loader) decodeSettings(blocks []*hcl.Block) {
 			if !ok {
 				continue
 			}
-			val, diags := l.eval(a.Expr, l.topCtx, scope{})
+			// No variables: commands that only need the state's location
+			// read this block without -var values (see LoadSettings).
+			val, diags := a.Expr.Value(&hcl.EvalContext{Functions: l.funcs})
 			l.diags = append(l.diags, diags...)
 			if diags.HasErrors() || !val.IsWhollyKnown() {
 				continue
@@ -527,6 +529,9 @@ func (d *poolDecoder) decode(pb *poolBlock) {
 		if v, _, ok := d.duration(nb.attrs, "deadline", "drain.deadline", false); ok {
 			p.Drain.Deadline = v
 		}
+		if v, _, ok := d.duration(nb.attrs, "kill_timeout", "drain.kill_timeout", true); ok {
+			p.Drain.KillTimeout = v
+		}
 	}
 	if nb := pb.nested["update"]; nb != nil {
 		p.AttrRanges["update"] = nb.block.DefRange
@@ -939,8 +944,10 @@ func checkModelRef(ref string) string {
 	case strings.HasPrefix(ref, "hf:"):
 		rest, _, _ := strings.Cut(strings.TrimPrefix(ref, "hf:"), "@")
 		parts := strings.Split(rest, "/")
-		if len(parts) < 3 || slices.Contains(parts, "") {
-			return "is not a Hugging Face reference: write it as hf:org/repo/path/to/model.gguf, optionally followed by @revision."
+		// org/repo at least; whether a file must follow is the provider's
+		// call (llamacpp loads one GGUF file, vLLM a whole repository).
+		if len(parts) < 2 || slices.Contains(parts, "") {
+			return "is not a Hugging Face reference: write it as hf:org/repo/path/to/model.gguf (or hf:org/repo for engines that load a whole repository), optionally followed by @revision."
 		}
 	case strings.HasPrefix(ref, "https://") || strings.HasPrefix(ref, "http://"):
 		rest := ref[strings.Index(ref, "://")+3:]

@@ -302,13 +302,24 @@ func (l *loader) validateVariables() {
 		if !d.v.Value.IsWhollyKnown() {
 			continue // no value, already reported
 		}
+		valid := true
 		for _, vd := range d.validations {
-			l.runValidation(d.v, vd, ctx)
+			valid = l.runValidation(d.v, vd, ctx) && valid
+		}
+		if !valid {
+			// Every later use of the value would only repeat the error in
+			// other words ("replicas must be at least 1"), so it becomes
+			// unknown, which uses skip, as after any other error.
+			d.v.Value = cty.UnknownVal(d.v.Type)
+			l.varVals[name] = cty.UnknownVal(d.v.Type).WithMarks(l.varVals[name].Marks())
 		}
 	}
 }
 
-func (l *loader) runValidation(v *Variable, vd *validation, ctx *hcl.EvalContext) {
+// runValidation checks v against one validation block and reports whether
+// the value passed: false only when the condition is false, not when the
+// rule itself is broken (that is reported, but says nothing of the value).
+func (l *loader) runValidation(v *Variable, vd *validation, ctx *hcl.EvalContext) bool {
 	// Validations run before locals exist, so they may use only variables.
 	var refDiags hcl.Diagnostics
 	for _, t := range vd.condition.Variables() {
@@ -325,30 +336,31 @@ func (l *loader) runValidation(v *Variable, vd *validation, ctx *hcl.EvalContext
 	}
 	l.diags = append(l.diags, refDiags...)
 	if refDiags.HasErrors() {
-		return
+		return true // the rule is broken, not the value
 	}
 	result, diags := vd.condition.Value(ctx)
 	l.diags = append(l.diags, diags...)
 	if diags.HasErrors() || !result.IsWhollyKnown() {
-		return
+		return true
 	}
 	result, _ = result.Unmark()
 	if result.IsNull() {
 		l.errorf(vd.condition.Range().Ptr(), "Invalid variable validation result",
 			"The condition for variable %q returned null; it must return true or false.", v.Name)
-		return
+		return true
 	}
 	result, err := convert.Convert(result, cty.Bool)
 	if err != nil {
 		l.errorf(vd.condition.Range().Ptr(), "Invalid variable validation result",
 			"The condition for variable %q must return true or false: %s.", v.Name, err)
-		return
+		return true
 	}
 	if result.True() {
-		return
+		return true
 	}
 	l.errorf(vd.condition.Range().Ptr(), "Invalid value for variable",
 		"%s\n\nThis was checked by the validation rule at %s.", l.validationMessage(v, vd, ctx), l.pos(vd.declRange))
+	return false
 }
 
 // validationMessage evaluates error_message. A message that would show a

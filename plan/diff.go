@@ -392,7 +392,7 @@ var attrOrder = map[string]int{
 	"health.failures": 24,
 	"restart.policy":  30, "restart.initial_backoff": 31, "restart.max_backoff": 32, "restart.multiplier": 33,
 	"restart.jitter": 34, "restart.reset_after": 35, "restart.max_failures": 36, "restart.cooldown": 37,
-	"drain.deadline": 40, "update.strategy": 50,
+	"drain.deadline": 40, "drain.kill_timeout": 41, "update.strategy": 50,
 }
 
 func attrRank(path string) int {

@@ -62,6 +62,15 @@ func (pl *Planner) entry(name string) *providerEntry {
 	return e
 }
 
+// Forget drops the named provider, so the next Provider call resolves and
+// configures it again: after its plugin process died, the resolver starts
+// a fresh one, which must be configured before use.
+func (pl *Planner) Forget(name string) {
+	pl.mu.Lock()
+	defer pl.mu.Unlock()
+	delete(pl.entries, name)
+}
+
 // Provider returns the named provider, configured once per Planner with the
 // configuration's provider block (decoded against Schema.Provider; a null
 // value of the block's type when the configuration has none), and its schema.
@@ -341,7 +350,7 @@ func (pl *Planner) desiredPool(ctx context.Context, p *config.Pool, e *providerE
 			Subject:  p.Range(p.Engine).Ptr(),
 		})
 	}
-	ps := poolSpec(p)
+	ps := PoolSpec(p)
 
 	var planned *providers.PlannedPool
 	switch m {

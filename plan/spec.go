@@ -61,7 +61,7 @@ func buildSpec(p *config.Pool, prov cty.Value, marked []cty.PathValueMarks, sche
 			MaxFailures:    p.Restart.MaxFailures,
 			Cooldown:       durationString(p.Restart.Cooldown),
 		},
-		Drain:  state.DrainSpec{Deadline: durationString(p.Drain.Deadline)},
+		Drain:  state.DrainSpec{Deadline: durationString(p.Drain.Deadline), KillTimeout: durationString(p.Drain.KillTimeout)},
 		Update: state.UpdateSpec{Strategy: p.Update.Strategy},
 	}
 	// nil and empty mean the same for these, so they are recorded the same;
@@ -161,6 +161,7 @@ func poolStringLeaves(s *state.Spec) map[string]*string {
 		"restart.reset_after":     &s.Restart.ResetAfter,
 		"restart.cooldown":        &s.Restart.Cooldown,
 		"drain.deadline":          &s.Drain.Deadline,
+		"drain.kill_timeout":      &s.Drain.KillTimeout,
 		"update.strategy":         &s.Update.Strategy,
 	}
 }
@@ -500,6 +501,7 @@ func flattenSpec(s *state.Spec, schema *providers.Block) []attrVal {
 	add("restart.max_failures", s.Restart.MaxFailures)
 	add("restart.cooldown", nonEmpty(s.Restart.Cooldown))
 	add("drain.deadline", nonEmpty(s.Drain.Deadline))
+	add("drain.kill_timeout", nonEmpty(s.Drain.KillTimeout))
 	add("update.strategy", nonEmpty(s.Update.Strategy))
 	if len(s.Provider) > 0 {
 		out = flattenProvider(out, s.Engine, s.Provider, schema)
@@ -744,8 +746,8 @@ func sortedKeys[V any](m map[string]V) []string {
 	return keys
 }
 
-// poolSpec is the provider-neutral pool a provider sees, with real values.
-func poolSpec(p *config.Pool) providers.PoolSpec {
+// PoolSpec is the provider-neutral pool a provider sees, with real values.
+func PoolSpec(p *config.Pool) providers.PoolSpec {
 	ps := providers.PoolSpec{
 		Addr:     p.Addr,
 		ID:       p.ID,

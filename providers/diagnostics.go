@@ -35,6 +35,21 @@ type Diagnostic struct {
 	Attribute cty.Path
 }
 
+// SummaryNoResponse is the Summary of the diagnostic a plugin client
+// returns when the provider process stopped answering mid-call (usually a
+// crash). The next call starts a fresh process, so a caller may retry.
+const SummaryNoResponse = "Plugin did not respond"
+
+// ProviderGone reports whether ds says the provider process went away.
+func (ds Diagnostics) ProviderGone() bool {
+	for _, d := range ds {
+		if d.Severity == Error && d.Summary == SummaryNoResponse {
+			return true
+		}
+	}
+	return false
+}
+
 // Diagnostics is a list of Diagnostic; it implements error for convenience.
 type Diagnostics []Diagnostic
 

@@ -172,7 +172,8 @@ type RestartSpec struct {
 
 // DrainSpec is the pool's drain block.
 type DrainSpec struct {
-	Deadline string `json:"deadline"`
+	Deadline    string `json:"deadline"`
+	KillTimeout string `json:"kill_timeout"`
 }
 
 // UpdateSpec is the pool's update block.

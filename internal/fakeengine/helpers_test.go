@@ -23,10 +23,10 @@ import (
 	"github.com/llorch/llorch/internal/clock"
 )
 
-// tinyModel is the real GGUF kept beside the repository (three levels up
-// from this package: internal/fakeengine → main → work).
+// tinyModel is the demo's 544-byte GGUF committed in the repository: the
+// fake engine only checks the GGUF magic, so any real GGUF file will do.
 var tinyModel = func() string {
-	p, err := filepath.Abs(filepath.Join("..", "..", "..", "shared", "testdata", "tiny-llama.gguf"))
+	p, err := filepath.Abs(filepath.Join("..", "..", "examples", "demo", "models", "demo.gguf"))
 	if err != nil {
 		panic(err)
 	}

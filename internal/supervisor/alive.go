@@ -1,10 +1,12 @@
 package supervisor
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -26,7 +28,8 @@ func Alive(pid int) bool {
 	}
 	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
 	if err != nil {
-		return !os.IsNotExist(err) // no /proc: trust kill
+		// ESRCH: reaped between the open and the read.
+		return !os.IsNotExist(err) && !errors.Is(err, syscall.ESRCH) // no /proc: trust kill
 	}
 	i := strings.LastIndexByte(string(b), ')')
 	if i < 0 || i+2 >= len(b) {
@@ -34,6 +37,123 @@ func Alive(pid int) bool {
 	}
 	state := b[i+2]
 	return state != 'Z' && state != 'X'
+}
+
+// EngineAlive reports whether pid is still the engine that runDir's
+// supervisor started, not merely a live process: once a supervisor has
+// vanished, its engine's pid may be reused by an unrelated process. It is
+// true only when pid runs (a zombie does not) and
+//
+//   - status.json records an engine start time (EngineStartTicks), pid is
+//     the engine it records, and /proc/PID/stat shows the same start time;
+//     or, when status.json records no start time,
+//   - status.json, if there is one, names pid as its engine, and
+//     /proc/PID/exe resolves to spec.json's Binary (looked up on PATH when
+//     it has no slash).
+//
+// A supervisor records every engine it spawns and spawns one only after
+// the previous one exited, so a pid its status.json does not name (an
+// older engine's, or any pid while it records none) is not a live engine
+// of it. Whatever cannot be checked (no /proc, another user's process, no
+// spec) counts as not the engine: callers kill only what is shown to be
+// it.
+func EngineAlive(fs afero.Fs, runDir string, pid int) bool {
+	if pid <= 0 {
+		return false
+	}
+	state, ticks, err := procStat(pid)
+	if err != nil || state == 'Z' || state == 'X' {
+		return false
+	}
+	if st, err := ReadStatus(fs, runDir); err == nil {
+		if st.PID != pid {
+			return false
+		}
+		if st.EngineStartTicks != 0 {
+			return st.EngineStartTicks == ticks
+		}
+	}
+	spec, err := ReadSpec(fs, runDir)
+	if err != nil || spec.Binary == "" {
+		return false
+	}
+	return exeIs(pid, spec.Binary)
+}
+
+// KillEngine makes sure the engine of runDir's supervisor is gone: when pid
+// is still that engine (EngineAlive) it sends SIGKILL to the engine's
+// process group (the engine and anything it forked); otherwise it signals
+// nothing and returns nil, so a process that reused the pid is never
+// touched. The check and the kill are two steps: pid reuse in between
+// would need the kernel's pid space to wrap within microseconds.
+func KillEngine(fs afero.Fs, runDir string, pid int) error {
+	if !EngineAlive(fs, runDir, pid) {
+		return nil
+	}
+	err := syscall.Kill(-pid, syscall.SIGKILL)
+	if errors.Is(err, syscall.ESRCH) {
+		// No group led by pid: the engine left the group it was started
+		// in, so kill the engine alone.
+		err = syscall.Kill(pid, syscall.SIGKILL)
+	}
+	if err != nil && !errors.Is(err, syscall.ESRCH) {
+		return fmt.Errorf("killing engine %d of %s: %w", pid, runDir, err)
+	}
+	return nil
+}
+
+// procStat reads a process's state letter and start time (field 22 of
+// /proc/PID/stat, in clock ticks since boot).
+func procStat(pid int) (state byte, startTicks uint64, err error) {
+	path := "/proc/" + strconv.Itoa(pid) + "/stat"
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0, 0, err
+	}
+	// "pid (comm) state ppid …": comm may hold spaces and parentheses, so
+	// the fields are counted from the last ')', whose next field is 3.
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return 0, 0, fmt.Errorf("%s has no command name", path)
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 20 || len(f[0]) != 1 {
+		return 0, 0, fmt.Errorf("%s has %d fields after the command name, want at least 20", path, len(f))
+	}
+	startTicks, err = strconv.ParseUint(f[19], 10, 64)
+	if err != nil {
+		return 0, 0, fmt.Errorf("%s: start time: %w", path, err)
+	}
+	return f[0][0], startTicks, nil
+}
+
+// procStartTicks returns a process's start time from /proc.
+func procStartTicks(pid int) (uint64, error) {
+	_, t, err := procStat(pid)
+	return t, err
+}
+
+// exeIs reports whether process pid runs the executable binary.
+func exeIs(pid int, binary string) bool {
+	exe, err := os.Readlink("/proc/" + strconv.Itoa(pid) + "/exe")
+	if err != nil {
+		return false
+	}
+	// An executable replaced on disk since the start reads "PATH (deleted)".
+	exe = strings.TrimSuffix(exe, " (deleted)")
+	want := binary
+	if !strings.Contains(want, "/") {
+		if want, err = exec.LookPath(want); err != nil {
+			return false
+		}
+	}
+	if want, err = filepath.Abs(want); err != nil {
+		return false
+	}
+	if real, err := filepath.EvalSymlinks(want); err == nil {
+		want = real
+	}
+	return exe == want
 }
 
 // ReadStatus reads runDir/status.json, the last status a supervisor

@@ -3,12 +3,15 @@ package supervisor
 import (
 	"bufio"
 	"context"
+	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -18,14 +21,21 @@ import (
 )
 
 // selfSpawner starts an in-process stand-in engine: an HTTP server on the
-// spec's port whose /health answers 503 until healthy is set, reported
-// with this process's pid so that the real HTTPProber's socket-ownership
-// check accepts it.
+// spec's port whose /health answers 503 for a load time and then 200,
+// reported with this process's pid so that the real HTTPProber's
+// socket-ownership check accepts it.
 type selfSpawner struct {
-	port    int
+	port int
+	load func() time.Duration // each start's load time
+
 	healthy atomic.Bool
-	srv     *http.Server
-	proc    *fakeProc
+	readyAt atomic.Int64 // unix nanoseconds when /health last turned 200
+
+	mu    sync.Mutex
+	srv   *http.Server
+	proc  *fakeProc
+	log   io.Writer
+	timer *time.Timer
 }
 
 func (s *selfSpawner) Start(ctx context.Context, c Cmd) (Process, error) {
@@ -33,6 +43,9 @@ func (s *selfSpawner) Start(ctx context.Context, c Cmd) (Process, error) {
 	if err != nil {
 		return nil, err
 	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.healthy.Store(false)
 	s.srv = &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if s.healthy.Load() {
 			_, _ = w.Write([]byte(`{"status":"ok"}`))
@@ -42,25 +55,48 @@ func (s *selfSpawner) Start(ctx context.Context, c Cmd) (Process, error) {
 	})}
 	go func() { _ = s.srv.Serve(ln) }()
 	s.proc = &fakeProc{pid: os.Getpid(), done: make(chan ExitStatus, 1)}
+	s.log = c.Log
+	s.timer = time.AfterFunc(s.load(), s.ready)
 	return s.proc, nil
+}
+
+// ready ends the load: /health turns 200, and then the stand-in logs what
+// llama-server logs once its model is loaded, in that order, as the real
+// server does.
+func (s *selfSpawner) ready() {
+	s.mu.Lock()
+	log := s.log
+	s.mu.Unlock()
+	s.readyAt.Store(time.Now().UnixNano())
+	s.healthy.Store(true)
+	_, _ = io.WriteString(log, "main: model loaded\n")
 }
 
 // crash closes the stand-in's port and reports it exited.
 func (s *selfSpawner) crash() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.timer.Stop()
 	_ = s.srv.Close()
 	s.proc.exit(ExitStatus{Code: 1})
 }
 
 // BenchmarkReadyDetection measures how long the supervisor takes from the
-// engine's /health turning 200 to the ready status being recorded, with
-// the real HTTP prober, at the default 100ms readiness interval and at
-// 10ms. Each iteration crashes the stand-in engine, waits for the restart,
-// flips /health to 200 and waits for ready; only the flip → ready time is
-// reported (ms/ready).
+// engine's /health turning 200 to the ready status being seen by a
+// watcher, with the real HTTP prober, at the default 100ms readiness
+// interval and at 10ms. Each start of the stand-in engine loads for 20ms
+// plus a random part of one interval (seeded), so that it turns ready at
+// no fixed point between two readiness polls, as a real engine does, and
+// then logs "main: model loaded" as llama-server does; each iteration
+// waits for ready and crashes the engine for the next start. Only the
+// 200 → ready time is reported (ms/ready).
 func BenchmarkReadyDetection(b *testing.B) {
 	for _, interval := range []time.Duration{100 * time.Millisecond, 10 * time.Millisecond} {
 		b.Run("interval="+interval.String(), func(b *testing.B) {
-			sp := &selfSpawner{port: freePort(b)}
+			rnd := rand.New(rand.NewPCG(1, 2)) // only the loop's Start calls load
+			sp := &selfSpawner{port: freePort(b), load: func() time.Duration {
+				return 20*time.Millisecond + time.Duration(rnd.Int64N(int64(interval)))
+			}}
 			spec := Spec{
 				Addr: "pool.bench/r0", Binary: "engine", Host: "127.0.0.1", Port: sp.port,
 				Health:  HealthPolicy{Interval: interval, StartTimeout: time.Hour, LiveInterval: time.Hour},
@@ -68,15 +104,11 @@ func BenchmarkReadyDetection(b *testing.B) {
 				RunDir:  runDir(b),
 			}
 			r := benchRun(b, spec, Deps{Spawner: sp, Fs: afero.NewMemMapFs()})
-			benchWait(b, r, func(st Status) bool { return st.State == Starting })
 			var total time.Duration
 			b.ResetTimer()
 			for i := 0; i < b.N; i++ {
-				flip := time.Now()
-				sp.healthy.Store(true)
 				benchWait(b, r, func(st Status) bool { return st.State == Ready && st.Restarts == i })
-				total += time.Since(flip)
-				sp.healthy.Store(false)
+				total += time.Since(time.Unix(0, sp.readyAt.Load()))
 				sp.crash()
 				benchWait(b, r, func(st Status) bool { return st.State == Starting && st.Restarts == i+1 })
 			}

@@ -121,40 +121,61 @@ func (k *conn) fail(ctx context.Context, err error) error {
 	return err
 }
 
-func (c *SocketClient) roundTrip(ctx context.Context, op string, grace time.Duration) (Status, error) {
+func (c *SocketClient) roundTrip(ctx context.Context, req wireRequest) (Status, error) {
 	k, err := c.dial(ctx)
 	if err != nil {
 		return Status{}, err
 	}
 	defer k.close()
-	req := wireRequest{Op: op}
-	if grace > 0 {
-		req.Grace = grace.String()
-	}
 	if err := k.send(ctx, req); err != nil {
 		return Status{}, err
 	}
 	st, err := k.recv(ctx)
 	if errors.Is(err, io.EOF) {
-		return Status{}, fmt.Errorf("%w in %s: it closed the connection before answering %s", ErrNotRunning, c.runDir, op)
+		return Status{}, fmt.Errorf("%w in %s: it closed the connection before answering %s", ErrNotRunning, c.runDir, req.Op)
 	}
 	return st, err
 }
 
 // Status returns the supervisor's current status.
 func (c *SocketClient) Status(ctx context.Context) (Status, error) {
-	return c.roundTrip(ctx, opStatus, 0)
+	return c.roundTrip(ctx, wireRequest{Op: opStatus})
 }
 
 // Drain implements Client: it returns once the engine has drained and
 // stopped (state stopped); the supervisor keeps running until Stop.
 func (c *SocketClient) Drain(ctx context.Context) error {
-	st, err := c.roundTrip(ctx, opDrain, 0)
+	return c.DrainWithin(ctx, 0)
+}
+
+// DrainWithin is Drain with deadline d instead of the spec's drain
+// deadline (d 0 means the spec's): the engine is stopped once it has no
+// requests in flight or d has passed since the drain began. A drain
+// already under way ends by the earlier of its deadline and d.
+func (c *SocketClient) DrainWithin(ctx context.Context, d time.Duration) error {
+	if d < 0 {
+		return fmt.Errorf("draining %s: deadline %s is negative; give a positive duration, or 0 for the spec's", c.runDir, d)
+	}
+	req := wireRequest{Op: opDrain}
+	if d > 0 {
+		req.Deadline = d.String()
+	}
+	st, err := c.roundTrip(ctx, req)
 	if err != nil {
 		return fmt.Errorf("draining %s: %w", c.runDir, err)
 	}
 	if st.State != Stopped {
 		return fmt.Errorf("draining %s: supervisor answered in state %s", c.runDir, st.State)
+	}
+	return nil
+}
+
+// Update implements Client. Settings are validated by the supervisor;
+// invalid ones change nothing and come back as an error naming each
+// problem.
+func (c *SocketClient) Update(ctx context.Context, s Settings) error {
+	if _, err := c.roundTrip(ctx, wireRequest{Op: opUpdate, Settings: &s}); err != nil {
+		return fmt.Errorf("updating settings of %s: %w", c.runDir, err)
 	}
 	return nil
 }

@@ -13,6 +13,16 @@
 // injected clock.Clock. Run's doc comment draws the state machine and
 // stopEngine's lists the stop sequence.
 //
+// Readiness is polled every health interval, and while the engine starts
+// each chunk of its output is also an event that triggers a probe at once
+// (llama-server logs as it finishes loading), coalesced to one probe in
+// flight and one triggered probe per 5ms. Settings (health, restart, drain,
+// labels) change in place through the socket's update op, without
+// restarting the engine; supervisor.update lists when each takes effect.
+// Status records the engine's start time from /proc, so EngineAlive and
+// KillEngine can tell a leftover engine of a vanished supervisor from an
+// unrelated process that reused its pid.
+//
 // A run directory holds spec.json (input, 0600), status.json,
 // supervisor.pid, engine.pid, engine.log (the engine's output, rotated),
 // supervisor.log (written by the launcher's redirect) and supervisor.sock;

@@ -6,6 +6,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/spf13/afero"
 )
@@ -33,12 +34,20 @@ type engineLog struct {
 	maxBytes int64
 	keep     int
 
-	// quiet lines are kept in the file but not in the tail: llama-server
-	// logs every request, and the supervisor's own probes would push the
-	// lines that explain a failure out of it.
+	// activity, when set, gets a token (never blocking; tokens coalesce)
+	// after each write of engine output that holds more than quiet lines,
+	// while watching is on: the supervisor probes readiness on output. Set
+	// before any engine runs.
+	activity chan<- struct{}
+	watching atomic.Bool
+
+	mu sync.Mutex
+	// quiet lines are kept in the file but not in the tail, and are no
+	// activity: llama-server logs every request, and the supervisor's own
+	// probes would push the lines that explain a failure out of the tail
+	// and, as activity, trigger probes of their own without end.
 	quiet []string
 
-	mu   sync.Mutex
 	f    afero.File
 	size int64
 	tail []string // complete lines since MarkStart, at most tailLines
@@ -67,24 +76,47 @@ func (l *engineLog) open() error {
 	return nil
 }
 
-// Write appends p, rotating first when p would take the file past maxBytes.
-// A write error is reported to the caller (os/exec's copier), which then
-// stops copying; the engine's later output is lost but the engine runs on.
+// Write appends the engine's output p, rotating first when p would take
+// the file past maxBytes, and signals activity. A write error is reported
+// to the caller (os/exec's copier), which then stops copying; the engine's
+// later output is lost but the engine runs on.
 func (l *engineLog) Write(p []byte) (int, error) {
+	n, loud, err := l.write(p)
+	if loud && l.activity != nil && l.watching.Load() {
+		select {
+		case l.activity <- struct{}{}:
+		default: // a token is already waiting
+		}
+	}
+	return n, err
+}
+
+// write appends p; loud reports output other than quiet lines.
+func (l *engineLog) write(p []byte) (n int, loud bool, err error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.remember(p)
+	loud = l.remember(p)
 	if l.f == nil {
-		return 0, fmt.Errorf("engine log %s is closed", l.path)
+		return 0, loud, fmt.Errorf("engine log %s is closed", l.path)
 	}
 	if l.size > 0 && l.size+int64(len(p)) > l.maxBytes {
 		if err := l.rotate(); err != nil {
-			return 0, err
+			return 0, loud, err
 		}
 	}
-	n, err := l.f.Write(p)
+	n, err = l.f.Write(p)
 	l.size += int64(n)
-	return n, err
+	return n, loud, err
+}
+
+// watchOutput turns activity signals on (a starting engine) or off.
+func (l *engineLog) watchOutput(on bool) { l.watching.Store(on) }
+
+// setQuiet replaces the quiet line patterns (the health path changed).
+func (l *engineLog) setQuiet(quiet []string) {
+	l.mu.Lock()
+	l.quiet = quiet
+	l.mu.Unlock()
 }
 
 // rotate shifts engine.log.N-1 → .N … engine.log → .1 and reopens; l.mu is
@@ -113,19 +145,22 @@ func (l *engineLog) rotate() error {
 	return l.open()
 }
 
-// remember keeps the last tailLines complete lines; l.mu is held.
-func (l *engineLog) remember(p []byte) {
+// remember keeps the last tailLines complete lines and reports whether p
+// holds anything but quiet lines (an unfinished line counts by what it
+// holds so far); l.mu is held.
+func (l *engineLog) remember(p []byte) (loud bool) {
 	for len(p) > 0 {
 		i := bytes.IndexByte(p, '\n')
 		if i < 0 {
 			room := maxTailLine - len(l.part)
 			l.part = append(l.part, p[:min(len(p), max(room, 0))]...)
-			return
+			return loud || !l.isQuiet(string(l.part))
 		}
 		room := maxTailLine - len(l.part)
 		l.part = append(l.part, p[:min(i, max(room, 0))]...)
 		if line := strings.TrimRight(string(l.part), "\r"); !l.isQuiet(line) {
 			l.tail = append(l.tail, line)
+			loud = true
 		}
 		if len(l.tail) > tailLines {
 			l.tail = l.tail[len(l.tail)-tailLines:]
@@ -133,6 +168,7 @@ func (l *engineLog) remember(p []byte) {
 		l.part = l.part[:0]
 		p = p[i+1:]
 	}
+	return loud
 }
 
 func (l *engineLog) isQuiet(line string) bool {
@@ -161,7 +197,7 @@ func (l *engineLog) MarkStart(line string) {
 	l.mu.Lock()
 	l.tail, l.part = nil, nil
 	l.mu.Unlock()
-	_, _ = l.Write([]byte(line + "\n"))
+	_, _, _ = l.write([]byte(line + "\n")) // the supervisor's line: no activity
 	l.mu.Lock()
 	l.tail = nil
 	l.mu.Unlock()

@@ -30,6 +30,11 @@ import (
 // in-flight work: llama-server offers no event for "idle".
 const drainPollInterval = 100 * time.Millisecond
 
+// readinessKickGap is the least time between two readiness probes that
+// engine output triggers, so a chatty engine cannot turn them into a busy
+// loop.
+const readinessKickGap = 5 * time.Millisecond
+
 // Deps are Run's seams. Zero fields get the real implementations.
 type Deps struct {
 	Spawner Spawner     // ExecSpawner
@@ -173,10 +178,13 @@ type probeResult struct {
 
 // request is a control request handed to the loop.
 type request struct {
-	op    string
-	grace time.Duration
-	reply chan Status // buffered 1: the loop never blocks on a reply
-	watch chan Status // op "watch"/"unwatch"
+	op       string
+	grace    time.Duration
+	deadline time.Duration // op "drain"; 0 = the spec's
+	settings Settings      // op "update"
+	reply    chan Status   // buffered 1: the loop never blocks on a reply
+	done     chan error    // op "update", buffered 1
+	watch    chan Status   // op "watch"/"unwatch"
 }
 
 // supervisor is Run's state. Every field below reqs is owned by the loop
@@ -192,6 +200,7 @@ type supervisor struct {
 	snap     atomic.Pointer[Status]
 	reqs     chan request
 	probes   chan probeResult
+	output   chan struct{} // engine output while starting (engineLog.activity)
 	loopDone chan struct{} // closed when the loop has replied to everyone and returned
 	life     context.Context
 	endLife  context.CancelFunc
@@ -211,6 +220,13 @@ type supervisor struct {
 	probeCancel context.CancelFunc
 	liveFails   int
 	lastAnswer  string // last readiness answer, for "not ready after …"
+	lastProbeAt time.Time
+	kickPending bool // engine output arrived while a readiness probe was in flight
+	// startTimeout and drainDeadline are the values the running start and
+	// drain were given; a settings update applies to the next ones.
+	startTimeout  time.Duration
+	drainDeadline time.Duration
+	drainEnds     time.Time
 
 	stopping  bool
 	afterStop func(ExitStatus)
@@ -221,7 +237,7 @@ type supervisor struct {
 	drainWaiters []chan Status
 	stopWaiters  []chan Status
 
-	probeT, startT, graceT, backoffT, drainT clock.Timer
+	probeT, startT, graceT, backoffT, drainT, kickT clock.Timer
 }
 
 func newSupervisor(spec Spec, deps Deps, elog *engineLog) *supervisor {
@@ -237,6 +253,7 @@ func newSupervisor(spec Spec, deps Deps, elog *engineLog) *supervisor {
 		tracker:  restart.NewTracker(spec.Restart.policy(), deps.Rand),
 		reqs:     make(chan request),
 		probes:   make(chan probeResult, 1),
+		output:   make(chan struct{}, 1),
 		loopDone: make(chan struct{}),
 		watchers: make(map[chan Status]struct{}),
 		notify:   deps.Notify,
@@ -254,6 +271,7 @@ func newSupervisor(spec Spec, deps Deps, elog *engineLog) *supervisor {
 	if deps.watch != nil {
 		s.watchers[deps.watch] = struct{}{}
 	}
+	elog.activity = s.output // before any engine runs
 	s.life, s.endLife = context.WithCancel(context.Background())
 	st := s.st
 	s.snap.Store(&st)
@@ -304,6 +322,10 @@ func (s *supervisor) loop(ctx context.Context) {
 			ev = evBackoffTimer{}
 		case <-timerC(s.drainT):
 			ev = evDrainTimer{}
+		case <-s.output:
+			ev = evOutput{}
+		case <-timerC(s.kickT):
+			ev = evKickTimer{}
 		}
 		s.now = s.deps.Clock.Now()
 		s.dispatch(ev, &ctxDone)
@@ -318,6 +340,8 @@ type (
 	evGraceTimer   struct{}
 	evBackoffTimer struct{}
 	evDrainTimer   struct{}
+	evOutput       struct{}
+	evKickTimer    struct{}
 )
 
 func (s *supervisor) dispatch(ev any, ctxDone *<-chan struct{}) {
@@ -346,14 +370,19 @@ func (s *supervisor) dispatch(ev any, ctxDone *<-chan struct{}) {
 		s.restartNow()
 	case evDrainTimer:
 		s.drainT = nil
-		s.log.Info("drain deadline passed; stopping the engine", "deadline", s.spec.Drain.Deadline)
+		s.log.Info("drain deadline passed; stopping the engine", "deadline", s.drainDeadline)
 		s.stopEngine(s.spec.StopGrace, func(ExitStatus) { s.finishStopped() })
+	case evOutput:
+		s.engineOutput()
+	case evKickTimer:
+		s.kickT = nil
+		s.engineOutput()
 	}
 }
 
 // finish answers every waiter, ends every watch and marks the loop done.
 func (s *supervisor) finish() {
-	for _, t := range []*clock.Timer{&s.probeT, &s.startT, &s.graceT, &s.backoffT, &s.drainT} {
+	for _, t := range []*clock.Timer{&s.probeT, &s.startT, &s.graceT, &s.backoffT, &s.drainT, &s.kickT} {
 		stopTimer(t)
 	}
 	s.cancelProbe()
@@ -374,6 +403,9 @@ func (s *supervisor) finish() {
 // publish records a state change: snapshot, status.json, watchers, notify.
 func (s *supervisor) publish() {
 	s.st.UpdatedAt = s.now
+	if s.st.PID == 0 {
+		s.st.EngineStartTicks = 0 // it identifies the pid, which is gone
+	}
 	st := s.st
 	s.snap.Store(&st)
 	b, err := json.MarshalIndent(st, "", "  ")
@@ -441,13 +473,19 @@ func (s *supervisor) spawn() {
 	s.proc, s.procDone = p, p.Done()
 	s.ownPIDs[p.PID()] = true
 	s.liveFails, s.lastAnswer = 0, ""
+	s.st.EngineStartTicks = 0
+	if t, ok := p.(interface{ StartTicks() uint64 }); ok {
+		s.st.EngineStartTicks = t.StartTicks()
+	}
 	if err := atomicfile.Write(s.deps.Fs, filepath.Join(s.spec.RunDir, EnginePIDFile), []byte(strconv.Itoa(p.PID())+"\n"), 0o644); err != nil {
 		s.log.Error("writing engine pid", "err", err)
 	}
 	s.st.State, s.st.PID = Starting, p.PID()
 	s.st.StartedAt, s.st.ReadyAt, s.st.NextRestartAt = now, time.Time{}, time.Time{}
 	s.publish()
-	s.startT = s.deps.Clock.NewTimer(s.spec.Health.StartTimeout)
+	s.startTimeout = s.spec.Health.StartTimeout
+	s.startT = s.deps.Clock.NewTimer(s.startTimeout)
+	s.elog.watchOutput(true)
 	s.startProbe()
 }
 
@@ -479,6 +517,8 @@ func (s *supervisor) cancelProbe() {
 		s.probeCancel = nil
 	}
 	stopTimer(&s.probeT)
+	stopTimer(&s.kickT)
+	s.kickPending = false
 }
 
 // startProbe asks the engine what the current state needs to know, in a
@@ -500,6 +540,7 @@ func (s *supervisor) startProbe() {
 		return
 	}
 	s.cancelProbe()
+	s.lastProbeAt = s.now
 	ctx, cancel := context.WithTimeout(s.life, timeout)
 	s.probeCancel = cancel
 	t := s.target
@@ -555,7 +596,7 @@ func (s *supervisor) probed(r probeResult) {
 func (s *supervisor) readinessAnswered(r probeResult) {
 	if r.err != nil || r.code != 200 {
 		s.lastAnswer = r.detail
-		s.probeT = s.deps.Clock.NewTimer(s.spec.Health.Interval)
+		s.notReadyYet()
 		return
 	}
 	// Trust a 200 only while our child is alive: an engine that died on a
@@ -575,15 +616,58 @@ func (s *supervisor) readinessAnswered(r probeResult) {
 			return
 		}
 		s.lastAnswer = "200, but " + r.confirm.Error()
-		s.probeT = s.deps.Clock.NewTimer(s.spec.Health.Interval)
+		s.notReadyYet()
 		return
 	}
 	s.becomeReady()
 }
 
+// notReadyYet waits for the next readiness probe: the next interval tick,
+// or sooner when the engine wrote output while the last probe was out.
+func (s *supervisor) notReadyYet() {
+	s.probeT = s.deps.Clock.NewTimer(s.spec.Health.Interval)
+	if s.kickPending {
+		s.kickPending = false
+		s.kick()
+	}
+}
+
+// engineOutput handles output from a starting engine. llama-server logs as
+// it finishes loading ("main: model loaded", then "server is listening"),
+// so every chunk of output (other than the log lines of the supervisor's
+// own probes) triggers a readiness probe at once instead of at the next
+// interval tick, which stays the fallback. Probes stay coalesced: at most
+// one in flight, and at most one triggered probe per readinessKickGap.
+func (s *supervisor) engineOutput() {
+	if s.proc == nil || s.stopping || s.st.State != Starting {
+		return
+	}
+	if s.probeCancel != nil {
+		// The probe in flight may have left before the output: probe
+		// again once it answers.
+		s.kickPending = true
+		return
+	}
+	s.kick()
+}
+
+// kick starts a readiness probe now, or once readinessKickGap has passed
+// since the last probe started.
+func (s *supervisor) kick() {
+	if s.kickT != nil {
+		return
+	}
+	if wait := readinessKickGap - s.now.Sub(s.lastProbeAt); wait > 0 {
+		s.kickT = s.deps.Clock.NewTimer(wait)
+		return
+	}
+	s.startProbe()
+}
+
 func (s *supervisor) becomeReady() {
 	now := s.now
 	stopTimer(&s.startT)
+	s.elog.watchOutput(false)
 	s.tracker.Succeeded(now)
 	s.st.State, s.st.ReadyAt, s.st.NextRestartAt = Ready, now, time.Time{}
 	first := !s.everReady
@@ -620,11 +704,11 @@ func (s *supervisor) startTimedOut() {
 	if s.proc == nil || s.st.State != Starting {
 		return
 	}
-	msg := fmt.Sprintf("not ready after %s", s.spec.Health.StartTimeout)
+	msg := fmt.Sprintf("not ready after %s", s.startTimeout)
 	if s.lastAnswer != "" {
-		msg += fmt.Sprintf(" (last %s answer: %s)", s.spec.Health.Path, s.lastAnswer)
+		msg += fmt.Sprintf(" (last %s answer: %s)", s.target.HealthPath, s.lastAnswer)
 	}
-	s.log.Error("engine not ready in time; killing it", "start_timeout", s.spec.Health.StartTimeout)
+	s.log.Error("engine not ready in time; killing it", "start_timeout", s.startTimeout)
 	s.stopEngine(s.spec.StopGrace, func(ExitStatus) { s.decide(true, 0, msg, s.elog.Tail()) })
 }
 
@@ -651,6 +735,7 @@ func (s *supervisor) stopEngine(grace time.Duration, after func(ExitStatus)) {
 		return
 	}
 	s.stopping = true
+	s.elog.watchOutput(false)
 	s.cancelProbe()
 	stopTimer(&s.startT)
 	stopTimer(&s.drainT)
@@ -680,6 +765,7 @@ func (s *supervisor) exited(es ExitStatus) {
 	}
 	wasStarting := s.st.State == Starting
 	s.proc, s.procDone = nil, nil
+	s.elog.watchOutput(false)
 	s.cancelProbe()
 	stopTimer(&s.startT)
 	stopTimer(&s.graceT)
@@ -808,13 +894,20 @@ func (s *supervisor) handle(req request) {
 		}
 		s.shutdown(grace)
 	case opDrain:
-		s.drain(req.reply)
+		s.drain(req.reply, req.deadline)
+	case opUpdate:
+		req.done <- s.update(req.settings)
 	}
 }
 
 // drain marks the replica draining, waits until the engine has no requests
-// in flight or the drain deadline passes, then stops it (state stopped).
-func (s *supervisor) drain(reply chan Status) {
+// in flight or the drain deadline passes (deadline, or the spec's when 0),
+// then stops it (state stopped). A drain under way ends by the earlier of
+// its deadline and this one's.
+func (s *supervisor) drain(reply chan Status, deadline time.Duration) {
+	if deadline <= 0 {
+		deadline = s.spec.Drain.Deadline
+	}
 	switch {
 	case s.exiting || (s.st.State == Stopped && s.proc == nil):
 		reply <- s.st
@@ -840,7 +933,93 @@ func (s *supervisor) drain(reply chan Status) {
 		}
 		s.publish()
 		s.cancelProbe()
-		s.drainT = s.deps.Clock.NewTimer(s.spec.Drain.Deadline)
+		s.armDrainDeadline(deadline)
 		s.startProbe()
+	case s.st.State == Draining && s.now.Add(deadline).Before(s.drainEnds):
+		stopTimer(&s.drainT)
+		s.armDrainDeadline(deadline)
 	}
+}
+
+func (s *supervisor) armDrainDeadline(d time.Duration) {
+	s.drainDeadline, s.drainEnds = d, s.now.Add(d)
+	s.drainT = s.deps.Clock.NewTimer(d)
+}
+
+// update applies new settings in place (op "update"); the engine keeps
+// running. Invalid settings, or a spec.json that cannot be rewritten,
+// change nothing. Otherwise the new settings take effect as follows:
+//
+//   - health: the next probe waits the new interval (a pending wait is
+//     replaced by one of the new interval from now); the new failure
+//     threshold judges the next liveness answer; a new health path is
+//     asked from the next probe on. A start under way keeps its
+//     start_timeout; the next start gets the new one.
+//   - restart: the tracker takes the new policy and keeps its failure
+//     count and breaker (see restart.Tracker.SetPolicy); a restart already
+//     scheduled (backoff, or a half-open try after the cooldown) keeps its
+//     time, and a replica failed for good stays failed: an update never
+//     starts or stops the engine.
+//   - drain: the deadline applies to the next drain, not to one under way.
+//   - labels: they go into the handoff template and, while the replica is
+//     ready and the handoff file is its own, into the file at once.
+//
+// spec.json is rewritten first, atomically, with the spec as it now runs
+// (defaults filled in), so later reads of it agree with the supervisor.
+func (s *supervisor) update(set Settings) error {
+	set = set.WithDefaults()
+	if err := set.Validate(); err != nil {
+		return fmt.Errorf("invalid settings: %w", err)
+	}
+	next := s.spec.withSettings(set)
+	if err := writeSpec(s.deps.Fs, next); err != nil {
+		return fmt.Errorf("recording the new settings in %s (nothing changed): %w", filepath.Join(s.spec.RunDir, SpecFile), err)
+	}
+	s.spec = next
+	s.target.HealthPath = next.Health.Path
+	s.elog.setQuiet(probeLogLines(next.Health.Path))
+	s.tracker.SetPolicy(next.Restart.policy())
+	s.rearmProbe()
+	s.log.Info("settings updated", "health", next.Health, "restart", next.Restart, "drain", next.Drain, "labels", next.Handoff.Labels)
+	if err := s.relabelHandoff(); err != nil {
+		return fmt.Errorf("settings applied, but the handoff file %s still has the old labels: %w", next.HandoffPath, err)
+	}
+	return nil
+}
+
+// rearmProbe replaces a pending wait for the next readiness or liveness
+// probe with one of the current interval. Without a pending wait a probe
+// is in flight, and its answer arms the next wait with the current
+// interval anyway.
+func (s *supervisor) rearmProbe() {
+	if s.probeT == nil {
+		return
+	}
+	var d time.Duration
+	switch s.st.State {
+	case Starting:
+		d = s.spec.Health.Interval
+	case Ready:
+		d = s.spec.Health.LiveInterval
+	default:
+		return // draining polls at its own pace
+	}
+	stopTimer(&s.probeT)
+	s.probeT = s.deps.Clock.NewTimer(d)
+}
+
+// relabelHandoff rewrites the handoff file with the current template while
+// the replica is ready and the file is its own.
+func (s *supervisor) relabelHandoff() error {
+	if s.st.State != Ready || s.spec.HandoffPath == "" {
+		return nil
+	}
+	f, exists, err := readHandoff(s.deps.Fs, s.spec.HandoffPath)
+	if err != nil {
+		return err
+	}
+	if !exists || !s.ownPIDs[f.PID] {
+		return nil
+	}
+	return s.writeHandoff(false, false)
 }

@@ -367,10 +367,17 @@ func TestSocketProtocolErrors(t *testing.T) {
 	tests := []struct {
 		name, request, want string
 	}{
-		{"unknown op", `{"op":"restart"}`, `{"error":"unknown op \"restart\"; use status, watch, drain or stop"}`},
+		{"unknown op", `{"op":"restart"}`, `{"error":"unknown op \"restart\"; use status, watch, drain, stop or update"}`},
 		{"bad grace", `{"op":"stop","grace":"soon"}`, `{"error":"grace \"soon\" is not a duration; use a number and a unit, like \"10s\""}`},
 		{"negative grace", `{"op":"stop","grace":"-1s"}`, `{"error":"grace \"-1s\" is not a duration; use a number and a unit, like \"10s\""}`},
 		{"not json", `stop please`, `{"error":"request is not JSON: invalid character 's' looking for beginning of value"}`},
+		{"bad drain deadline", `{"op":"drain","deadline":"soon"}`, `{"error":"deadline \"soon\" is not a duration; use a number and a unit, like \"5s\""}`},
+		{"negative drain deadline", `{"op":"drain","deadline":"-5s"}`, `{"error":"deadline \"-5s\" is not a duration; use a number and a unit, like \"5s\""}`},
+		{"update without settings", `{"op":"update"}`, `{"error":"update needs settings: send {\"op\":\"update\",\"settings\":{…}}"}`},
+		{"update with bad settings", `{"op":"update","settings":{"health":{"interval":-1000000000,"failures":-1}}}`,
+			`{"error":"invalid settings: health interval is -1s; it must be positive\nhealth failures -1 must be positive"}`},
+		{"update with settings that are not settings", `{"op":"update","settings":{"health":"fast"}}`,
+			`{"error":"request is not JSON: json: cannot unmarshal string into Go struct field Settings.settings.health of type supervisor.HealthPolicy"}`},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -20,23 +20,29 @@ import (
 // socket, small enough to carry over TCP when supervisors run on other
 // hosts. Requests:
 //
-//	{"op":"status"}              → {"status":{…}}
-//	{"op":"watch"}               → {"status":{…}} now and on every change, until the client closes
-//	{"op":"drain"}               → {"status":{…}} once the engine has drained and stopped
-//	{"op":"stop","grace":"10s"}  → {"status":{…}} once the engine is gone; then the supervisor exits
+//	{"op":"status"}                  → {"status":{…}}
+//	{"op":"watch"}                   → {"status":{…}} now and on every change, until the client closes
+//	{"op":"drain"}                   → {"status":{…}} once the engine has drained and stopped
+//	{"op":"drain","deadline":"5s"}   → the same, with this deadline instead of the spec's
+//	{"op":"stop","grace":"10s"}      → {"status":{…}} once the engine is gone; then the supervisor exits
+//	{"op":"update","settings":{…}}   → {"status":{…}} once the settings (a Settings) apply
 //
-// Anything else is answered {"error":"…"}.
+// Anything else is answered {"error":"…"}. A grace or deadline of "0s"
+// means the spec's.
 const (
 	opStatus  = "status"
 	opWatch   = "watch"
 	opDrain   = "drain"
 	opStop    = "stop"
+	opUpdate  = "update"
 	opUnwatch = "unwatch" // internal: a watching client went away
 )
 
 type wireRequest struct {
-	Op    string `json:"op"`
-	Grace string `json:"grace,omitempty"`
+	Op       string    `json:"op"`
+	Grace    string    `json:"grace,omitempty"`
+	Deadline string    `json:"deadline,omitempty"`
+	Settings *Settings `json:"settings,omitempty"`
 }
 
 type wireResponse struct {
@@ -223,17 +229,13 @@ func (srv *server) handle(c net.Conn) {
 		case opWatch:
 			srv.watch(c, enc, sc)
 			return
-		case opDrain, opStop:
-			var grace time.Duration
-			if req.Grace != "" {
-				d, err := time.ParseDuration(req.Grace)
-				if err != nil || d < 0 {
-					_ = enc.Encode(wireResponse{Error: fmt.Sprintf("grace %q is not a duration; use a number and a unit, like \"10s\"", req.Grace)})
-					continue
-				}
-				grace = d
+		case opDrain, opStop, opUpdate:
+			r, msg := parseRequest(req)
+			if msg != "" {
+				_ = enc.Encode(wireResponse{Error: msg})
+				continue
 			}
-			st, err := srv.s.call(request{op: req.Op, grace: grace})
+			st, err := srv.s.call(r)
 			resp := wireResponse{Status: &st}
 			if err != nil {
 				resp = wireResponse{Error: err.Error()}
@@ -242,9 +244,41 @@ func (srv *server) handle(c net.Conn) {
 				return
 			}
 		default:
-			_ = enc.Encode(wireResponse{Error: fmt.Sprintf("unknown op %q; use status, watch, drain or stop", req.Op)})
+			_ = enc.Encode(wireResponse{Error: fmt.Sprintf("unknown op %q; use status, watch, drain, stop or update", req.Op)})
 		}
 	}
+}
+
+// parseRequest turns a drain, stop or update request into the loop's
+// request, or returns the answer to a malformed one.
+func parseRequest(req wireRequest) (request, string) {
+	r := request{op: req.Op}
+	var msg string
+	if r.grace, msg = parseDuration("grace", req.Grace, "10s"); msg != "" {
+		return r, msg
+	}
+	if r.deadline, msg = parseDuration("deadline", req.Deadline, "5s"); msg != "" {
+		return r, msg
+	}
+	if req.Op == opUpdate {
+		if req.Settings == nil {
+			return r, `update needs settings: send {"op":"update","settings":{…}}`
+		}
+		r.settings = *req.Settings
+	}
+	return r, ""
+}
+
+// parseDuration reads an optional non-negative duration field.
+func parseDuration(name, v, example string) (time.Duration, string) {
+	if v == "" {
+		return 0, ""
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d < 0 {
+		return 0, fmt.Sprintf("%s %q is not a duration; use a number and a unit, like %q", name, v, example)
+	}
+	return d, ""
 }
 
 // watch streams statuses until the client goes away or the loop ends.
@@ -284,16 +318,25 @@ var errShuttingDown = errors.New("the supervisor is shutting down")
 // call hands req to the loop and waits for its answer. The loop answers
 // every request it accepted before it returns, so the wait cannot strand.
 func (s *supervisor) call(req request) (Status, error) {
-	if req.op == opDrain || req.op == opStop {
+	switch req.op {
+	case opDrain, opStop:
 		req.reply = make(chan Status, 1)
+	case opUpdate:
+		req.done = make(chan error, 1)
 	}
 	select {
 	case s.reqs <- req:
 	case <-s.loopDone:
 		return s.Snapshot(), errShuttingDown
 	}
-	if req.reply == nil {
-		return Status{}, nil
+	switch {
+	case req.reply != nil:
+		return <-req.reply, nil
+	case req.done != nil:
+		if err := <-req.done; err != nil {
+			return Status{}, err
+		}
+		return s.Snapshot(), nil
 	}
-	return <-req.reply, nil
+	return Status{}, nil
 }

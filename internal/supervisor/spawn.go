@@ -58,6 +58,9 @@ func (ExecSpawner) Start(ctx context.Context, c Cmd) (Process, error) {
 		return nil, fmt.Errorf("starting engine %s: %w", path, err)
 	}
 	p := &execProcess{pid: cmd.Process.Pid, done: make(chan ExitStatus, 1)}
+	// Read before anything waits for the child: until it is reaped, the pid
+	// cannot name another process.
+	p.startTicks, _ = procStartTicks(p.pid)
 	go func() {
 		// Ends when the engine exits (plus at most waitDelay).
 		err := cmd.Wait()
@@ -72,12 +75,17 @@ func (ExecSpawner) Start(ctx context.Context, c Cmd) (Process, error) {
 }
 
 type execProcess struct {
-	pid  int
-	done chan ExitStatus
+	pid        int
+	startTicks uint64
+	done       chan ExitStatus
 }
 
 func (p *execProcess) PID() int                { return p.pid }
 func (p *execProcess) Done() <-chan ExitStatus { return p.done }
+
+// StartTicks is the engine's start time from /proc (0 where there is no
+// /proc); the supervisor records it as Status.EngineStartTicks.
+func (p *execProcess) StartTicks() uint64 { return p.startTicks }
 
 func (p *execProcess) Signal(sig os.Signal) error {
 	s, ok := sig.(syscall.Signal)

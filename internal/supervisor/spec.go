@@ -67,6 +67,18 @@ type DrainPolicy struct {
 	Deadline time.Duration `json:"deadline"`
 }
 
+// Settings are the parts of a Spec that change in place, without
+// restarting the engine (DESIGN §4: labels and the health, restart and
+// drain settings are updates in place). They replace the spec's wholesale,
+// and as in a Spec a zero field means its default, not "unchanged". Labels
+// become the handoff file's labels.
+type Settings struct {
+	Health  HealthPolicy      `json:"health"`
+	Restart RestartPolicy     `json:"restart"`
+	Drain   DrainPolicy       `json:"drain"`
+	Labels  map[string]string `json:"labels"`
+}
+
 // State is a replica's lifecycle state (DESIGN §6):
 // starting → ready → (unhealthy → restarting) → backoff → failed | draining → stopped.
 type State string
@@ -96,6 +108,11 @@ type Status struct {
 	ReadyAt       time.Time `json:"ready_at,omitzero"`
 	NextRestartAt time.Time `json:"next_restart_at,omitzero"`
 	UpdatedAt     time.Time `json:"updated_at"`
+
+	// EngineStartTicks is the engine's start time (field 22 of
+	// /proc/PID/stat, clock ticks since boot), which tells the engine from
+	// a later process that reuses its pid; 0 when not running or unknown.
+	EngineStartTicks uint64 `json:"engine_start_ticks,omitempty"`
 }
 
 // Client talks to one running supervisor over its unix socket.
@@ -105,9 +122,17 @@ type Client interface {
 	// (or the drain deadline), then stops the engine. It returns when the
 	// engine has stopped.
 	Drain(ctx context.Context) error
+	// DrainWithin is Drain with deadline d instead of the spec's (0: the
+	// spec's), for `llorch drain -deadline`.
+	DrainWithin(ctx context.Context, d time.Duration) error
 	// Stop stops the engine (SIGTERM to its process group, SIGKILL after
 	// grace) and ends the supervisor. It returns when both are gone.
 	Stop(ctx context.Context, grace time.Duration) error
+	// Update applies new settings in place: the engine keeps running (its
+	// pid does not change), later probes, restart decisions and drains
+	// follow the new settings, the labels reach the handoff file at once,
+	// and spec.json records them.
+	Update(ctx context.Context, s Settings) error
 	Close() error
 }
 

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"strings"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/spf13/afero"
 
+	"github.com/llorch/llorch/internal/atomicfile"
 	"github.com/llorch/llorch/internal/supervisor/restart"
 )
 
@@ -117,6 +119,38 @@ func (s Spec) Validate() error {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
+}
+
+// WithDefaults returns s with every zero field that has a default filled
+// in, as Spec.WithDefaults does for the same fields.
+func (s Settings) WithDefaults() Settings {
+	d := Spec{Health: s.Health, Restart: s.Restart, Drain: s.Drain}.WithDefaults()
+	s.Health, s.Restart, s.Drain = d.Health, d.Restart, d.Drain
+	return s
+}
+
+// Validate reports every field of s (after WithDefaults) a supervisor
+// cannot work with: Spec.Validate's checks and messages for these fields,
+// run on a spec whose other fields are valid.
+func (s Settings) Validate() error {
+	return Spec{Binary: "engine", Port: 1, RunDir: "/", Health: s.Health, Restart: s.Restart, Drain: s.Drain}.Validate()
+}
+
+// withSettings returns s with its settings replaced by set.
+func (s Spec) withSettings(set Settings) Spec {
+	s.Health, s.Restart, s.Drain = set.Health, set.Restart, set.Drain
+	s.Handoff.Labels = maps.Clone(set.Labels)
+	return s
+}
+
+// writeSpec replaces runDir/spec.json atomically (mode 0600: the spec may
+// hold secret environment values).
+func writeSpec(fs afero.Fs, s Spec) error {
+	b, err := json.MarshalIndent(s, "", "  ")
+	if err != nil {
+		return fmt.Errorf("encoding supervisor spec: %w", err)
+	}
+	return atomicfile.Write(fs, filepath.Join(s.RunDir, SpecFile), append(b, '\n'), 0o600)
 }
 
 func (r RestartPolicy) policy() restart.Policy {

@@ -417,21 +417,21 @@ func (f *File) CheckCurrent(st *state.State, configHash string) error {
 		return &StaleError{
 			Kind:    StaleLineage,
 			Summary: "Saved plan is for a different state",
-			Detail: fmt.Sprintf("the plan was made against lineage %s, but the current state has lineage %s. Run llorch plan again.",
+			Detail: fmt.Sprintf("The plan was made against lineage %s, but the current state has lineage %s. Run llorch plan again.",
 				orNone(f.Lineage), orNone(st.Lineage)),
 		}
 	case f.Serial != st.Serial:
 		return &StaleError{
 			Kind:    StaleSerial,
 			Summary: "Saved plan is stale",
-			Detail: fmt.Sprintf("the state changed (serial %d → %d) after the plan was made. Run llorch plan again.",
+			Detail: fmt.Sprintf("The state changed (serial %d → %d) after the plan was made. Run llorch plan again.",
 				f.Serial, st.Serial),
 		}
 	case f.ConfigHash != configHash:
 		return &StaleError{
 			Kind:    StaleConfig,
 			Summary: "Saved plan is stale",
-			Detail:  "the configuration changed after the plan was made (files or variable values differ). Run llorch plan again.",
+			Detail:  "The configuration changed after the plan was made (files or variable values differ). Run llorch plan again.",
 		}
 	}
 	return nil

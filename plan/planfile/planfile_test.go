@@ -212,19 +212,19 @@ func TestCheckCurrent(t *testing.T) {
 			"another lineage",
 			func(st *state.State) string { st.Lineage = other; return "sha256:cfg" },
 			planfile.StaleLineage,
-			"Saved plan is for a different state: the plan was made against lineage " + lineage + ", but the current state has lineage " + other + ". Run llorch plan again.",
+			"Saved plan is for a different state: The plan was made against lineage " + lineage + ", but the current state has lineage " + other + ". Run llorch plan again.",
 		},
 		{
 			"state written since",
 			func(st *state.State) string { st.Serial = 5; return "sha256:cfg" },
 			planfile.StaleSerial,
-			"Saved plan is stale: the state changed (serial 3 → 5) after the plan was made. Run llorch plan again.",
+			"Saved plan is stale: The state changed (serial 3 → 5) after the plan was made. Run llorch plan again.",
 		},
 		{
 			"configuration changed",
 			func(*state.State) string { return "sha256:other" },
 			planfile.StaleConfig,
-			"Saved plan is stale: the configuration changed after the plan was made (files or variable values differ). Run llorch plan again.",
+			"Saved plan is stale: The configuration changed after the plan was made (files or variable values differ). Run llorch plan again.",
 		},
 	}
 	for _, tc := range tests {

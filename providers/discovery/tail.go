@@ -25,7 +25,15 @@ type tail struct {
 	lines   []string // ring buffer
 	next    int      // where the next line goes once the ring is full
 	partial []byte   // an unfinished last line
+	// crash holds a Go panic or fatal error and the top of its stack trace:
+	// a crash dump is hundreds of goroutine lines whose last 40 say nothing,
+	// while its first line says what went wrong.
+	crash []string
 }
+
+// crashLines is how much of a crash dump (message, goroutine header, first
+// frames) is kept.
+const crashLines = 8
 
 func (t *tail) Write(p []byte) (int, error) {
 	t.mu.Lock()
@@ -55,6 +63,12 @@ func (t *tail) add(line string) {
 	if len(line) > maxLineLen {
 		line = line[:maxLineLen] + "…"
 	}
+	switch {
+	case t.crash == nil && (strings.HasPrefix(line, "panic: ") || strings.HasPrefix(line, "fatal error: ")):
+		t.crash = []string{line}
+	case t.crash != nil && len(t.crash) < crashLines:
+		t.crash = append(t.crash, line)
+	}
 	if len(t.lines) < tailLines {
 		t.lines = append(t.lines, line)
 		return
@@ -64,13 +78,21 @@ func (t *tail) add(line string) {
 }
 
 // Lines returns the kept lines, oldest first, each made readable by
-// render, followed by an unfinished last line if there is one.
+// render, followed by an unfinished last line if there is one. After a Go
+// crash it returns the start of the crash dump instead.
 func (t *tail) Lines() []string {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	out := make([]string, 0, len(t.lines)+1)
-	for i := range t.lines {
-		out = append(out, render(t.lines[(t.next+i)%len(t.lines)]))
+	var out []string
+	if t.crash != nil {
+		out = append(out, t.crash...)
+		if len(out) >= crashLines {
+			return out
+		}
+	} else {
+		for i := range t.lines {
+			out = append(out, render(t.lines[(t.next+i)%len(t.lines)]))
+		}
 	}
 	if p := strings.TrimSpace(string(t.partial)); p != "" {
 		out = append(out, render(p))

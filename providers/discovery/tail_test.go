@@ -2,6 +2,7 @@ package discovery
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -72,5 +73,25 @@ func TestTailIsSafeForConcurrentWriters(t *testing.T) {
 	wg.Wait()
 	if got := len(tl.Lines()); got != tailLines {
 		t.Errorf("kept %d lines, want %d", got, tailLines)
+	}
+}
+
+func TestTailKeepsTheStartOfACrashDump(t *testing.T) {
+	var tl tail
+	fmt.Fprintln(&tl, `{"@level":"info","@message":"staging model"}`)
+	fmt.Fprintln(&tl, "panic: runtime error: index out of range [3] with length 3")
+	fmt.Fprintln(&tl, "")
+	fmt.Fprintln(&tl, "goroutine 7 [running]:")
+	for i := range 100 {
+		fmt.Fprintf(&tl, "main.frame%d()\n", i)
+	}
+	got := tl.Lines()
+	want := []string{
+		"panic: runtime error: index out of range [3] with length 3",
+		"goroutine 7 [running]:",
+		"main.frame0()", "main.frame1()", "main.frame2()", "main.frame3()", "main.frame4()", "main.frame5()",
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("Lines() = %q\nwant %q", got, want)
 	}
 }

@@ -167,7 +167,7 @@ func (c *GRPCClient) callFailed(ctx context.Context, method string, err error) p
 	case st.Code() == codes.Unavailable, st.Code() == codes.Canceled:
 		// Canceled without a cancelled ctx means the connection was closed
 		// under the call: the plugin is gone either way.
-		d = providers.Errorf("Plugin did not respond",
+		d = providers.Errorf(providers.SummaryNoResponse,
 			"%s encountered an error, and failed to respond to the %s call.", sentence(c.what()), method)
 		if c.diagnose != nil {
 			if extra := c.diagnose(); extra != "" {

@@ -156,7 +156,7 @@ func (t *Tracker) Exited(now time.Time, ranFor time.Duration, failed bool) Decis
 		return Decision{Action: Stop, Reason: ReasonCleanExit}
 	}
 	if t.open {
-		if failed {
+		if failed && t.p.MaxFailures > 0 {
 			// The half-open try failed: reopen at once, no counting again.
 			t.openedAt = now
 			if t.p.Cooldown == 0 {
@@ -176,6 +176,23 @@ func (t *Tracker) Exited(now time.Time, ranFor time.Duration, failed bool) Decis
 	t.attempts++
 	d := t.backoff(t.attempts)
 	return Decision{Action: RestartAfter, Delay: d, Reason: fmt.Sprintf(ReasonRestarting, d, t.attempts)}
+}
+
+// SetPolicy replaces the policy in place (a settings update) and keeps
+// what the Tracker remembers: the consecutive failures, the backoff
+// attempts and the breaker's state. The new policy judges the next exit:
+// its backoff continues from the attempts so far, and a max_failures at or
+// below the failures so far opens the breaker at the next failed exit, not
+// at once. An open breaker stays open, and the half-open try the caller
+// has already scheduled keeps its time; that try's outcome is judged under
+// the new policy: success closes the breaker, failure reopens it for the
+// new cooldown, or, when the new policy has no breaker (max_failures 0),
+// counts as an ordinary failure and backs off.
+func (t *Tracker) SetPolicy(p Policy) {
+	if p.Policy == "" {
+		p.Policy = Always
+	}
+	t.p = p
 }
 
 // Succeeded records that the engine became ready. After a half-open try it

@@ -16,7 +16,32 @@ type event struct {
 	ranFor    time.Duration
 	failed    bool
 	succeeded bool // a ready after the previous decision (Succeeded), not an exit
-	want      Decision
+	// policy, when set, is a settings update (SetPolicy), not an exit.
+	policy *Policy
+	want   Decision
+}
+
+// setPolicy is a settings update in an event list.
+func setPolicy(p Policy) event { return event{policy: &p} }
+
+// play feeds events to tr and checks every decision.
+func play(t *testing.T, tr *Tracker, events []event) {
+	t.Helper()
+	for i, ev := range events {
+		now := t0.Add(ev.at)
+		switch {
+		case ev.policy != nil:
+			tr.SetPolicy(*ev.policy)
+			continue
+		case ev.succeeded:
+			tr.Succeeded(now)
+			continue
+		}
+		got := tr.Exited(now, ev.ranFor, ev.failed)
+		if got != ev.want {
+			t.Fatalf("event %d (at %s, failed=%v): got %+v\nwant %+v", i, ev.at, ev.failed, got, ev.want)
+		}
+	}
 }
 
 func exit(at time.Duration, failed bool, want Decision) event {
@@ -189,19 +214,91 @@ func TestTrackerDecisions(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			tr := NewTracker(tc.policy, nil)
-			for i, ev := range tc.events {
-				now := t0.Add(ev.at)
-				if ev.succeeded {
-					tr.Succeeded(now)
-					continue
-				}
-				got := tr.Exited(now, ev.ranFor, ev.failed)
-				if got != ev.want {
-					t.Fatalf("event %d (at %s, failed=%v): got %+v\nwant %+v", i, ev.at, ev.failed, got, ev.want)
-				}
-			}
+			play(t, NewTracker(tc.policy, nil), tc.events)
 		})
+	}
+}
+
+func TestTrackerSetPolicyKeepsWhatItRemembers(t *testing.T) {
+	tests := []struct {
+		name   string
+		policy Policy
+		events []event
+	}{
+		{
+			name:   "the new backoff continues from the attempts so far",
+			policy: Policy{InitialBackoff: time.Second, Multiplier: 2},
+			events: []event{
+				exit(0, true, restartIn(time.Second, 1)),
+				exit(10*time.Second, true, restartIn(2*time.Second, 2)),
+				setPolicy(Policy{InitialBackoff: 10 * time.Second, Multiplier: 3}),
+				exit(20*time.Second, true, restartIn(90*time.Second, 3)),
+			},
+		},
+		{
+			name:   "a max_failures below the failures so far opens the breaker at the next failure",
+			policy: Policy{InitialBackoff: time.Second, Multiplier: 1, MaxFailures: 5, Cooldown: time.Minute},
+			events: []event{
+				exit(0, true, restartIn(time.Second, 1)),
+				exit(10*time.Second, true, restartIn(time.Second, 2)),
+				exit(20*time.Second, true, restartIn(time.Second, 3)),
+				setPolicy(Policy{InitialBackoff: time.Second, Multiplier: 1, MaxFailures: 2, Cooldown: 2 * time.Minute}),
+				exit(30*time.Second, true, Decision{Action: OpenCircuit, Delay: 2 * time.Minute, Reason: "circuit breaker open after 4 consecutive failures; next try in 2m0s"}),
+			},
+		},
+		{
+			name:   "an open breaker stays open and a failed try reopens it for the new cooldown",
+			policy: Policy{InitialBackoff: time.Second, MaxFailures: 1, Cooldown: time.Minute},
+			events: []event{
+				exit(0, true, Decision{Action: OpenCircuit, Delay: time.Minute, Reason: "circuit breaker open after 1 consecutive failures; next try in 1m0s"}),
+				setPolicy(Policy{InitialBackoff: time.Second, MaxFailures: 1, Cooldown: 5 * time.Minute}),
+				exit(61*time.Second, true, Decision{Action: OpenCircuit, Delay: 5 * time.Minute, Reason: "circuit breaker reopened: the try after the cooldown failed; next try in 5m0s"}),
+			},
+		},
+		{
+			name:   "a successful try after the update closes the breaker",
+			policy: Policy{InitialBackoff: time.Second, MaxFailures: 1, Cooldown: time.Minute},
+			events: []event{
+				exit(0, true, Decision{Action: OpenCircuit, Delay: time.Minute, Reason: "circuit breaker open after 1 consecutive failures; next try in 1m0s"}),
+				setPolicy(Policy{InitialBackoff: 3 * time.Second, MaxFailures: 2, Cooldown: time.Minute}),
+				{at: 61 * time.Second, succeeded: true},
+				exit(70*time.Second, true, restartIn(3*time.Second, 1)),
+			},
+		},
+		{
+			name:   "a failed try under a policy without a breaker backs off",
+			policy: Policy{InitialBackoff: time.Second, MaxFailures: 1, Cooldown: time.Minute},
+			events: []event{
+				exit(0, true, Decision{Action: OpenCircuit, Delay: time.Minute, Reason: "circuit breaker open after 1 consecutive failures; next try in 1m0s"}),
+				setPolicy(Policy{InitialBackoff: 4 * time.Second}),
+				exit(61*time.Second, true, restartIn(4*time.Second, 1)),
+				exit(70*time.Second, true, restartIn(4*time.Second, 2)),
+			},
+		},
+		{
+			name:   "switching to never stops at the next exit",
+			policy: Policy{InitialBackoff: time.Second},
+			events: []event{
+				exit(0, true, restartIn(time.Second, 1)),
+				setPolicy(Policy{Policy: Never}),
+				exit(10*time.Second, true, Decision{Action: Stop, Reason: `restart policy "never" does not restart the engine`}),
+			},
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			play(t, NewTracker(tc.policy, nil), tc.events)
+		})
+	}
+}
+
+func TestTrackerSetPolicyKeepsTheFailureCount(t *testing.T) {
+	tr := NewTracker(Policy{InitialBackoff: time.Second, MaxFailures: 5, Cooldown: time.Minute}, nil)
+	tr.Exited(t0, 0, true)
+	tr.Exited(t0.Add(time.Second), 0, true)
+	tr.SetPolicy(Policy{MaxFailures: 1})
+	if s := tr.Snapshot(); s.Failures != 2 || s.Attempts != 2 || s.Open {
+		t.Fatalf("after SetPolicy: %+v, want 2 failures, 2 attempts, breaker closed until the next exit", s)
 	}
 }
 
