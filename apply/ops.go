@@ -102,6 +102,9 @@ func Drain(ctx context.Context, l supervisor.Launcher, fs afero.Fs, st *state.St
 		}
 	}
 	if len(targets) == 0 {
+		if !isReplica {
+			return nil, fmt.Errorf("%s has no replicas to drain", poolAddr)
+		}
 		return nil, fmt.Errorf("%s has no replica %s; run \"llorch state list\" to see them", poolAddr, id)
 	}
 	results := make([]DrainResult, len(targets))
@@ -110,9 +113,9 @@ func Drain(ctx context.Context, l supervisor.Launcher, fs afero.Fs, st *state.St
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			err := stopGenerationWithin(ctx, l, fs, r, true, deadline, killTimeout(p))
+			err := stopGeneration(ctx, ctx.Done(), l, fs, r, true, deadline, stopTimingOf(p))
 			if err == nil {
-				removeHandoffIfOurs(fs, r)
+				err = removeHandoffFile(fs, r)
 			}
 			results[i] = DrainResult{Addr: poolAddr + "/" + r.ID, Err: err}
 		}()
@@ -127,7 +130,11 @@ func Drain(ctx context.Context, l supervisor.Launcher, fs afero.Fs, st *state.St
 		// engine ended; the next start of this replica replaces it.
 		r.Status = state.StatusStopped
 		r.PID, r.SupervisorPID = 0, 0
-		r.LastError = "drained by llorch drain at " + now().UTC().Format(time.RFC3339)
+		r.LastError = drainedMark + now().UTC().Format(time.RFC3339)
 	}
 	return results, nil
 }
+
+// drainedMark starts the last_error of a replica stopped by `llorch
+// drain`: refresh tells it from one that died.
+const drainedMark = "drained by llorch drain at "

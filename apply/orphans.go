@@ -44,7 +44,12 @@ func (r *runner) sweepOrphans() error {
 			rep.PID, rep.Status = st.PID, string(st.State)
 		}
 		r.hooks.pre(addr, StepStop)
-		err := stopGeneration(r.work, r.deps.Launcher, r.deps.Fs, rep, false, killTimeout(nil))
+		select {
+		case <-r.stop:
+			return nil // interrupted: the next apply sweeps
+		default:
+		}
+		err := stopGeneration(r.work, r.stop, r.deps.Launcher, r.deps.Fs, rep, false, 0, stopTimingOf(nil))
 		if err == nil {
 			err = removeRunDir(r.deps.Fs, rep)
 		}

@@ -3,11 +3,12 @@ package apply
 import (
 	"context"
 	"fmt"
-	"os"
+	"strings"
 	"time"
 
 	"github.com/spf13/afero"
 
+	"github.com/llorch/llorch/internal/clock"
 	"github.com/llorch/llorch/internal/supervisor"
 	"github.com/llorch/llorch/plan"
 	"github.com/llorch/llorch/state"
@@ -21,6 +22,7 @@ type Refresher struct {
 	// Timeout bounds one supervisor's answer (default 2s): a hung
 	// supervisor must not hang the plan.
 	Timeout time.Duration
+	Clock   clock.Clock // nil: the wall clock
 }
 
 var _ plan.Refresher = (*Refresher)(nil)
@@ -36,10 +38,14 @@ func (rf *Refresher) Refresh(ctx context.Context, pool *state.Pool, r *state.Rep
 
 // observe is Refresh plus the supervisor's full status when it answered.
 func (rf *Refresher) observe(ctx context.Context, pool *state.Pool, r *state.Replica) (plan.Observed, *supervisor.Status) {
-	obs := plan.Observed{CheckedAt: time.Now().UTC(), Restarts: r.Restarts}
+	now := time.Now
+	if rf.Clock != nil {
+		now = rf.Clock.Now
+	}
+	obs := plan.Observed{CheckedAt: now().UTC(), Restarts: r.Restarts}
 	if pool != nil && pool.Prepared != nil {
-		obs.BinaryChanged = changedOnDisk(pool.Prepared.BinaryPath, pool.Prepared.BinarySize, pool.Prepared.BinaryMtime)
-		obs.ModelChanged = changedOnDisk(pool.Prepared.ModelPath, pool.Prepared.ModelSize, pool.Prepared.ModelMtime)
+		obs.BinaryChanged = changedOnDisk(rf.Fs, pool.Prepared.BinaryPath, pool.Prepared.BinarySize, pool.Prepared.BinaryMtime)
+		obs.ModelChanged = changedOnDisk(rf.Fs, pool.Prepared.ModelPath, pool.Prepared.ModelSize, pool.Prepared.ModelMtime)
 	}
 	if r.RunDir == "" {
 		obs.Status = r.Status
@@ -48,6 +54,24 @@ func (rf *Refresher) observe(ctx context.Context, pool *state.Pool, r *state.Rep
 			obs.Reason = "never started"
 		}
 		return obs, nil
+	}
+	live := func(st supervisor.Status) (plan.Observed, *supervisor.Status) {
+		obs.Status = string(st.State)
+		obs.PID = st.PID
+		obs.Restarts = r.Restarts + st.Restarts
+		obs.Alive = st.State != supervisor.Failed && st.State != supervisor.Stopped
+		if !obs.Alive {
+			obs.Reason = st.LastError
+			if obs.Reason == "" {
+				obs.Reason = "replica is " + string(st.State)
+			}
+		}
+		return obs, &st
+	}
+	// The supervisor mirrors its status to status.json atomically on every
+	// change: while it runs, reading that file is as good as asking it.
+	if st, ok := supervisor.Running(rf.Fs, r.RunDir); ok {
+		return live(st)
 	}
 	timeout := rf.Timeout
 	if timeout <= 0 {
@@ -58,28 +82,20 @@ func (rf *Refresher) observe(ctx context.Context, pool *state.Pool, r *state.Rep
 	client, err := rf.Launcher.Attach(ctx, r.RunDir)
 	if err == nil {
 		defer client.Close()
-		var st supervisor.Status
-		if st, err = client.Status(ctx); err == nil {
-			obs.Status = string(st.State)
-			obs.PID = st.PID
-			obs.Restarts = r.Restarts + st.Restarts
-			obs.Alive = st.State != supervisor.Failed && st.State != supervisor.Stopped
-			if !obs.Alive {
-				obs.Reason = st.LastError
-				if obs.Reason == "" {
-					obs.Reason = "replica is " + string(st.State)
-				}
-			}
-			return obs, &st
+		if st, err := client.Status(ctx); err == nil {
+			return live(st)
 		}
 	}
-	// Nobody answers: the supervisor was killed (its engine died with it) or
-	// never finished starting. status.json holds its last word.
-	obs.Status = state.StatusStopped
+	// Nobody answers. Either it was drained on purpose (`llorch drain`
+	// recorded so), or the supervisor was killed (its engine died with it)
+	// or never finished starting: status.json holds its last word.
+	if r.Status == state.StatusStopped && strings.HasPrefix(r.LastError, drainedMark) {
+		obs.Status, obs.Reason = state.StatusStopped, r.LastError
+		return obs, nil
+	}
+	obs.Status = state.StatusExited
 	last, rerr := supervisor.ReadStatus(rf.Fs, r.RunDir)
 	switch {
-	case r.Status == state.StatusStopped && r.LastError != "":
-		obs.Reason = r.LastError // drained on purpose: say so
 	case rerr == nil && last.LastError != "":
 		obs.Reason = fmt.Sprintf("supervisor (pid %d) is not running; last error: %s", last.SupervisorPID, last.LastError)
 	case rerr == nil:
@@ -92,11 +108,11 @@ func (rf *Refresher) observe(ctx context.Context, pool *state.Pool, r *state.Rep
 
 // changedOnDisk reports whether the file at path is not the one recorded:
 // size or modification time differ, or it is gone. Nothing is hashed.
-func changedOnDisk(path string, size int64, mtime time.Time) bool {
+func changedOnDisk(fs afero.Fs, path string, size int64, mtime time.Time) bool {
 	if path == "" || (size == 0 && mtime.IsZero()) {
 		return false
 	}
-	fi, err := os.Stat(path)
+	fi, err := fs.Stat(path)
 	if err != nil {
 		return true
 	}

@@ -5,10 +5,11 @@ import (
 	"encoding/hex"
 	"fmt"
 	"net"
-	"os"
 	"path/filepath"
 	"strconv"
 	"time"
+
+	"github.com/spf13/afero"
 
 	"github.com/llorch/llorch/config"
 	"github.com/llorch/llorch/internal/supervisor"
@@ -20,7 +21,7 @@ import (
 // recordPrepared maps the provider API's PreparedEngine to the persisted
 // state.Prepared: the one place the two formats meet. Secret environment
 // values are recorded only as digests.
-func recordPrepared(pe *providers.PreparedEngine) *state.Prepared {
+func recordPrepared(fs afero.Fs, pe *providers.PreparedEngine) *state.Prepared {
 	out := &state.Prepared{
 		BinaryPath:       pe.BinaryPath,
 		Args:             append([]string(nil), pe.Args...),
@@ -41,13 +42,36 @@ func recordPrepared(pe *providers.PreparedEngine) *state.Prepared {
 			out.SecretEnvHashes[k] = "sha256:" + hex.EncodeToString(sum[:])
 		}
 	}
-	if fi, err := os.Stat(pe.BinaryPath); err == nil {
+	if fi, err := fs.Stat(pe.BinaryPath); err == nil {
 		out.BinarySize, out.BinaryMtime = fi.Size(), fi.ModTime().UTC()
 	}
-	if fi, err := os.Stat(pe.ModelPath); err == nil {
+	if fi, err := fs.Stat(pe.ModelPath); err == nil {
 		out.ModelSize, out.ModelMtime = fi.Size(), fi.ModTime().UTC()
 	}
 	return out
+}
+
+// cleanupRequest describes a recorded pool to its provider's Cleanup: the
+// pool as it was applied and the engine that was prepared for it (secret
+// environment values are not recorded, so they are not included).
+func cleanupRequest(addr string, sp *state.Pool) providers.CleanupRequest {
+	req := providers.CleanupRequest{Pool: providers.PoolSpec{Addr: addr}}
+	if s := sp.Spec; s != nil {
+		req.Pool = providers.PoolSpec{
+			Addr: addr, Model: providers.ModelRef{Ref: s.Model.Ref, SHA256: s.Model.SHA256},
+			Host: s.Host, Port: s.Port, Devices: s.Devices, Ctx: s.Ctx,
+			Flags: s.Flags, Env: copyMap(s.Env), Replicas: s.Replicas,
+		}
+	}
+	if pr := sp.Prepared; pr != nil {
+		req.Prepared = &providers.PreparedEngine{
+			BinaryPath: pr.BinaryPath, Args: append([]string(nil), pr.Args...), Env: copyMap(pr.Env),
+			Host: pr.Host, Port: pr.Port, ModelPath: pr.ModelPath, ModelSHA256: pr.ModelSHA256,
+			EngineVersion: pr.EngineVersion, ProvisioningMode: pr.ProvisioningMode,
+			DeviceMask: pr.DeviceMask, HealthPath: pr.HealthPath,
+		}
+	}
+	return req
 }
 
 // runDir says where one generation of a replica keeps its files.

@@ -6,8 +6,10 @@ import (
 	"io/fs"
 	"net"
 	"syscall"
+	"time"
 
 	"github.com/spf13/afero"
+	"golang.org/x/sys/unix"
 
 	"github.com/llorch/llorch/internal/supervisor"
 )
@@ -16,7 +18,7 @@ import (
 // supervisor's socket (it was killed, or already stopped).
 func supervisorGone(err error) bool {
 	var ne *net.OpError
-	return errors.As(err, &ne) || errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ECONNREFUSED) ||
+	return errors.Is(err, supervisor.ErrNotRunning) || errors.As(err, &ne) || errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ECONNREFUSED) ||
 		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
 }
 
@@ -36,6 +38,38 @@ func killLeftover(afs afero.Fs, runDir string, recordedPID int) error {
 		if err := supervisor.KillEngine(afs, runDir, pid); err != nil {
 			return fmt.Errorf("killing leftover engine %d: %w", pid, err)
 		}
+	}
+	return nil
+}
+
+// killSupervisor kills the supervisor still running in runDir (one that
+// does not answer, or would not stop) and waits until it is gone; its
+// engine dies with it (Pdeathsig). It does nothing (killed is false) when
+// none runs there:
+// the process is identified by its command line, never by pid alone.
+func killSupervisor(afs afero.Fs, runDir string) (killed bool, err error) {
+	st, ok := supervisor.Running(afs, runDir)
+	if !ok {
+		return false, nil
+	}
+	if err := syscall.Kill(st.SupervisorPID, syscall.SIGKILL); err != nil && !errors.Is(err, syscall.ESRCH) {
+		return false, fmt.Errorf("killing supervisor %d: %w", st.SupervisorPID, err)
+	}
+	return true, waitGone(st.SupervisorPID, 10*time.Second)
+}
+
+// waitGone waits for a process that is not our child to exit, through a
+// pidfd: the kernel says when, no polling.
+func waitGone(pid int, timeout time.Duration) error {
+	fd, err := unix.PidfdOpen(pid, 0)
+	if err != nil {
+		return nil // already gone (ESRCH), or no pidfd: nothing to wait on
+	}
+	defer unix.Close(fd)
+	fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
+	n, err := unix.Poll(fds, int(timeout.Milliseconds()))
+	if err != nil || n == 0 {
+		return fmt.Errorf("process %d did not exit within %s", pid, timeout)
 	}
 	return nil
 }

@@ -46,6 +46,10 @@ type providerEntry struct {
 	resolveErr error           // the resolver could not start it
 	resolved   *hcl.Diagnostic // resolveErr as a diagnostic about the provider block
 	diags      hcl.Diagnostics // schema, decode and Configure diagnostics
+	// validated and planned share ValidatePool and PlanPool answers among
+	// pools of the same shape (see memo.go).
+	validated callMemo[struct{}]
+	planned   callMemo[*providers.PlannedPool]
 }
 
 func (pl *Planner) entry(name string) *providerEntry {
@@ -365,20 +369,36 @@ func (pl *Planner) desiredPool(ctx context.Context, p *config.Pool, e *providerE
 			})
 		}
 	default:
-		vd := e.prov.ValidatePool(ctx, providers.ValidatePoolRequest{Pool: ps, Config: val})
+		key := shapeKey(p.Engine, ps, bs.spec.Provider, "")
+		_, vd := e.validated.do(key, func() (struct{}, providers.Diagnostics) {
+			return struct{}{}, e.prov.ValidatePool(ctx, providers.ValidatePoolRequest{Pool: ps, Config: val})
+		})
 		diags = append(diags, poolDiagnostics(vd, p, e.schema.Pool, bs.secrets)...)
 		if vd.HasErrors() || m == modeValidate {
 			return nil, diags
 		}
-		pp, pd := e.prov.PlanPool(ctx, providers.PlanPoolRequest{Pool: ps, Config: val, Prior: priorEngine(p.ID, sp)})
+		prior := priorEngine(p.ID, sp)
+		priorVersion := ""
+		if prior != nil {
+			priorVersion = prior.EngineVersion + "\x00" + prior.BinaryPath + "\x00" + prior.ModelPath + "\x00" + prior.ModelSHA256
+		}
+		pp, pd := e.planned.do(shapeKey(p.Engine, ps, bs.spec.Provider, priorVersion), func() (*providers.PlannedPool, providers.Diagnostics) {
+			return e.prov.PlanPool(ctx, providers.PlanPoolRequest{Pool: ps, Config: val, Prior: prior})
+		})
 		diags = append(diags, poolDiagnostics(pd, p, e.schema.Pool, bs.secrets)...)
 		if pd.HasErrors() {
 			return nil, diags
 		}
-		if pp == nil {
-			pp = &providers.PlannedPool{}
+		planned = &providers.PlannedPool{}
+		if pp != nil {
+			// A private copy: the answer may be shared with other pools.
+			*planned = *pp
+			planned.RequiresReplace = slices.Clone(pp.RequiresReplace)
+			if pp.Model != nil {
+				m := *pp.Model
+				planned.Model = &m
+			}
 		}
-		planned = pp
 	}
 	return &Desired{
 		Addr:           p.Addr,
@@ -443,9 +463,17 @@ func (pl *Planner) Plan(ctx context.Context, cfg *config.Config, prior *state.St
 	if prior == nil {
 		prior = state.New("")
 	}
-	desired, diags := pl.Desired(ctx, cfg, prior)
-	if diags.HasErrors() {
-		return nil, diags
+	var (
+		desired []*Desired
+		diags   hcl.Diagnostics
+	)
+	// Destroying needs nothing from the providers: it must work even when
+	// an engine binary or a model is gone, or a plugin no longer starts.
+	if !opts.Destroy {
+		desired, diags = pl.Desired(ctx, cfg, prior)
+		if diags.HasErrors() {
+			return nil, diags
+		}
 	}
 	obs := Observations{}
 	if opts.Refresh && !opts.Destroy && pl.Refresher != nil {

@@ -7,6 +7,7 @@ import (
 
 	"github.com/hashicorp/hcl/v2"
 
+	"github.com/llorch/llorch/internal/didyoumean"
 	"github.com/llorch/llorch/state"
 )
 
@@ -179,8 +180,25 @@ func matchAddr(flag, raw string, cands []candidate, where string) (Addr, *hcl.Di
 	return a, &hcl.Diagnostic{
 		Severity: hcl.DiagError,
 		Summary:  "No matching pool",
-		Detail:   fmt.Sprintf("-%s=%s matches no pool %s.", flag, raw, where),
+		Detail:   fmt.Sprintf("-%s=%s matches no pool %s.%s", flag, raw, where, suggestAddr(flag, pool, a.Replica, cands)),
 	}
+}
+
+// suggestAddr offers the candidate nearest to a mistyped pool address, as
+// " Did you mean -target=pool.chat?", or "".
+func suggestAddr(flag string, pool Addr, replica string, cands []candidate) string {
+	names := make([]string, 0, len(cands))
+	for _, c := range cands {
+		names = append(names, c.text)
+	}
+	s := didyoumean.NameSuggestion(pool.String(), names)
+	if s == "" {
+		return ""
+	}
+	if replica != "" {
+		s = ReplicaAddr(s, replica)
+	}
+	return fmt.Sprintf(" Did you mean -%s=%s?", flag, s)
 }
 
 // Selects reports whether the pool or replica at addr is within o.Targets

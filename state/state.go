@@ -215,6 +215,9 @@ const (
 	StatusFailed     = "failed"
 	StatusDraining   = "draining"
 	StatusStopped    = "stopped"
+	// StatusExited is what refresh records for a replica whose supervisor
+	// is gone (killed, or the host rebooted): nothing keeps it up.
+	StatusExited = "exited"
 )
 
 // Replica is one engine process of a pool.

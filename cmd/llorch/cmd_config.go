@@ -2,11 +2,14 @@ package main
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"sort"
 
 	"github.com/hashicorp/hcl/v2"
+	"github.com/hashicorp/hcl/v2/hclsyntax"
 	"github.com/spf13/afero"
 
 	"github.com/llorch/llorch/config"
@@ -19,11 +22,14 @@ func cmdValidate(m *meta, args []string) int {
 	fs := flagSet("validate")
 	var v viewFlags
 	v.add(fs, true)
+	// Variables without a default need a value to be checked, as in plan.
+	var vars varFlags
+	vars.add(fs)
 	if !m.parseFlags(fs, args) {
 		return 1
 	}
 	m.applyView(v)
-	diags := m.validate()
+	diags := m.validate(vars.args)
 	if v.json {
 		errs, warns := 0, 0
 		for _, d := range diags {
@@ -33,10 +39,14 @@ func cmdValidate(m *meta, args []string) int {
 				warns++
 			}
 		}
-		code := m.printJSON(map[string]any{
-			"format_version": "1.0", "valid": errs == 0, "error_count": errs, "warning_count": warns,
-			"diagnostics": views.DiagnosticsJSON(diags, m.files),
-		})
+		// A struct keeps Terraform's key order, which people read.
+		code := m.printJSON(struct {
+			FormatVersion string                 `json:"format_version"`
+			Valid         bool                   `json:"valid"`
+			ErrorCount    int                    `json:"error_count"`
+			WarningCount  int                    `json:"warning_count"`
+			Diagnostics   []views.JSONDiagnostic `json:"diagnostics"`
+		}{"1.0", errs == 0, errs, warns, views.DiagnosticsJSONIn(diags, m.files, m.dir)})
 		if errs > 0 {
 			return 1
 		}
@@ -51,12 +61,12 @@ func cmdValidate(m *meta, args []string) int {
 
 // validate loads the configuration and checks it against the providers'
 // schemas, without touching state or the engines.
-func (m *meta) validate() hcl.Diagnostics {
+func (m *meta) validate(vars []config.VarArg) hcl.Diagnostics {
 	r, err := m.providerResolver()
 	if err != nil {
 		return hcl.Diagnostics{{Severity: hcl.DiagError, Summary: "Cannot find providers", Detail: err.Error()}}
 	}
-	cfg, diags := config.Load(m.fs, m.dir, config.LoadOptions{Engines: r.Names()})
+	cfg, diags := config.Load(m.fs, m.dir, config.LoadOptions{Engines: r.Names(), Vars: vars})
 	if cfg != nil {
 		m.files = cfg.Files
 	}
@@ -64,8 +74,7 @@ func (m *meta) validate() hcl.Diagnostics {
 		return diags
 	}
 	if len(cfg.Files) == 0 {
-		return append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "No configuration files",
-			Detail: fmt.Sprintf("There are no *.llorch.hcl files in %s.", m.dir)})
+		return append(diags, noConfigFiles(m.dir))
 	}
 	pl, err := m.planner(nil)
 	if err != nil {
@@ -89,6 +98,9 @@ func cmdFmt(m *meta, args []string) int {
 	if *check {
 		*write = false
 	}
+	if m.files == nil {
+		m.files = map[string]*hcl.File{}
+	}
 	targets := fs.Args()
 	if len(targets) == 0 {
 		targets = []string{"."}
@@ -100,8 +112,12 @@ func cmdFmt(m *meta, args []string) int {
 			path = filepath.Join(m.dir, path)
 		}
 		fi, err := m.fs.Stat(path)
+		if errors.Is(err, os.ErrNotExist) {
+			m.errorf("Invalid fmt target", "There is no file or directory %s in %s. Give llorch fmt files or directories that exist.", t, m.dir)
+			return 1
+		}
 		if err != nil {
-			m.errorf("Invalid fmt target", "%s: %s.", t, err)
+			m.fail("Invalid fmt target", err)
 			return 1
 		}
 		if !fi.IsDir() {
@@ -110,7 +126,7 @@ func cmdFmt(m *meta, args []string) int {
 		}
 		found, err := config.FormatTargets(m.fs, path, *recursive)
 		if err != nil {
-			m.errorf("Cannot list configuration files", "%s", err)
+			m.fail("Cannot list configuration files", err)
 			return 1
 		}
 		files = append(files, found...)
@@ -121,12 +137,21 @@ func cmdFmt(m *meta, args []string) int {
 	for _, path := range files {
 		src, err := afero.ReadFile(m.fs, path)
 		if err != nil {
-			m.errorf("Cannot read file", "%s", err)
+			m.fail("Cannot read file", err)
 			return 1
 		}
 		out, fdiags := config.FormatSource(path, src)
 		diags = append(diags, fdiags...)
-		if fdiags.HasErrors() || bytes.Equal(src, out) {
+		if fdiags.HasErrors() {
+			// The diagnostics show the offending source, in its block.
+			f, _ := hclsyntax.ParseConfig(src, path, hcl.InitialPos)
+			if f == nil || f.Bytes == nil {
+				f = &hcl.File{Bytes: src}
+			}
+			m.files[path] = f
+			continue
+		}
+		if bytes.Equal(src, out) {
 			continue
 		}
 		changed++
@@ -140,7 +165,7 @@ func cmdFmt(m *meta, args []string) int {
 		if *write {
 			fi, _ := m.fs.Stat(path)
 			if err := afero.WriteFile(m.fs, path, out, fi.Mode().Perm()); err != nil {
-				m.errorf("Cannot write file", "%s", err)
+				m.fail("Cannot write file", err)
 				return 1
 			}
 		}
@@ -169,13 +194,13 @@ func cmdInit(m *meta, args []string) int {
 	}
 	r, err := m.providerResolver()
 	if err != nil {
-		m.errorf("Cannot find providers", "%s", err)
+		m.fail("Cannot find providers", err)
 		return 1
 	}
 	fmt.Fprintln(m.stdout, "Initializing provider plugins...")
 	lock, err := discovery.Init(m.ctx, r, filepath.Join(m.dir, lockFileName), *upgrade)
 	if err != nil {
-		m.errorf("Failed to initialize providers", "%s", err)
+		m.fail("Failed to initialize providers", err)
 		return 1
 	}
 	for _, p := range lock.Providers {
@@ -198,12 +223,12 @@ func cmdProviders(m *meta, args []string) int {
 	}
 	r, err := m.providerResolver()
 	if err != nil {
-		m.errorf("Cannot find providers", "%s", err)
+		m.fail("Cannot find providers", err)
 		return 1
 	}
 	infos, err := r.Describe(m.ctx)
 	if err != nil {
-		m.errorf("Cannot describe providers", "%s", err)
+		m.fail("Cannot describe providers", err)
 		return 1
 	}
 	if v.json {
@@ -219,4 +244,3 @@ func cmdProviders(m *meta, args []string) int {
 	}
 	return 0
 }
-

@@ -63,6 +63,7 @@ type session struct {
 }
 
 func (m *meta) openSession(vars []config.VarArg, lf lockFlags, op string) (*session, bool) {
+	m.prestartProviders()
 	cfg, ok := m.loadConfig(vars)
 	if !ok {
 		return nil, false
@@ -79,13 +80,13 @@ func (m *meta) openSession(vars []config.VarArg, lf lockFlags, op string) (*sess
 	l, err := m.launcher()
 	if err != nil {
 		s.unlock()
-		m.errorf("Cannot reach supervisors", "%s", err)
+		m.fail("Cannot reach supervisors", err)
 		return nil, false
 	}
 	pl, err := m.planner(&apply.Refresher{Launcher: l, Fs: m.fs})
 	if err != nil {
 		s.unlock()
-		m.errorf("Cannot find providers", "%s", err)
+		m.fail("Cannot find providers", err)
 		return nil, false
 	}
 	pl.LlorchVersion = version.Version
@@ -116,7 +117,7 @@ func (m *meta) renderPlan(p *plan.Plan, asJSON bool) bool {
 		err = render.Human(m.stdout, p, render.Options{Color: m.color})
 	}
 	if err != nil {
-		m.errorf("Cannot show the plan", "%s", err)
+		m.fail("Cannot show the plan", err)
 		return false
 	}
 	return true
@@ -156,7 +157,7 @@ func cmdPlan(m *meta, args []string) int {
 	}
 	if f.out != "" {
 		if err := planfile.Write(m.fs, f.out, p, variableValues(s.cfg)); err != nil {
-			m.errorf("Failed to write the plan file", "%s", err)
+			m.fail("Failed to write the plan file", err)
 			return 1
 		}
 		if !f.view.json {
@@ -185,7 +186,7 @@ func applyOrDestroy(m *meta, name string, args []string) int {
 	m.applyView(f.view)
 	f.destroy = name == "destroy"
 	if *parallelism < 1 {
-		m.errorf("Invalid -parallelism", "-parallelism must be at least 1 (got %d).", *parallelism)
+		m.errorf("Invalid -parallelism option", "-parallelism must be at least 1 (got %d): it is how many engines llorch prepares, starts or stops at once.", *parallelism)
 		return 1
 	}
 	if fs.NArg() > 1 || (fs.NArg() == 1 && name == "destroy") {
@@ -252,7 +253,7 @@ func applyOrDestroy(m *meta, name string, args []string) int {
 	}
 	l, err := m.launcher()
 	if err != nil {
-		m.errorf("Cannot start supervisors", "%s", err)
+		m.fail("Cannot start supervisors", err)
 		return 1
 	}
 	_, runErr := apply.Run(m.ctx, p, apply.Deps{
@@ -264,9 +265,8 @@ func applyOrDestroy(m *meta, name string, args []string) int {
 // loadSavedPlan reads a saved plan and the configuration and state it was
 // made for, refusing it when either changed since.
 func (m *meta) loadSavedPlan(path string, f planFlags) (*session, *plan.Plan, bool) {
-	pf, err := planfile.Read(m.fs, path)
-	if err != nil {
-		m.errorf("Failed to load the saved plan", "%s", err)
+	pf, ok := m.readPlanFile(path)
+	if !ok {
 		return nil, nil, false
 	}
 	if len(f.vars.args) > 0 || len(f.targets) > 0 || len(f.replace) > 0 {
@@ -276,19 +276,25 @@ func (m *meta) loadSavedPlan(path string, f planFlags) (*session, *plan.Plan, bo
 	}
 	vars, err := pf.VarArgs()
 	if err != nil {
-		m.errorf("Failed to load the saved plan", "%s", err)
+		m.fail("Failed to load the saved plan", err)
 		return nil, nil, false
 	}
 	s, ok := m.openSession(vars, f.lock, "apply")
 	if !ok {
 		return nil, nil, false
 	}
+	if pf.Serial == 0 && s.st.Serial == 0 {
+		// No state existed when the plan was made and none exists yet:
+		// Read made up a lineage for this run, as it did for the plan's.
+		// The state this apply creates takes the plan's.
+		s.st.Lineage = pf.Lineage
+	}
 	if err := pf.CheckCurrent(s.st, s.cfg.Hash); err != nil {
 		var se *planfile.StaleError
 		if errors.As(err, &se) {
 			m.errorf(se.Summary, "%s", se.Detail)
 		} else {
-			m.errorf("Saved plan is stale", "%s", err)
+			m.fail("Saved plan is stale", err)
 		}
 		s.unlock()
 		return nil, nil, false
@@ -299,7 +305,7 @@ func (m *meta) loadSavedPlan(path string, f planFlags) (*session, *plan.Plan, bo
 		return nil, nil, false
 	}
 	if err := pf.CheckReplay(p); err != nil {
-		m.errorf("Saved plan is stale", "%s", err)
+		m.fail("Saved plan is stale", err)
 		s.unlock()
 		return nil, nil, false
 	}

@@ -1,8 +1,11 @@
 package main
 
 import (
+	"errors"
 	"fmt"
+	"os"
 
+	"github.com/llorch/llorch/plan"
 	"github.com/llorch/llorch/plan/planfile"
 	"github.com/llorch/llorch/state"
 )
@@ -19,9 +22,8 @@ func cmdShow(m *meta, args []string) int {
 	case 0:
 		return showState(m, v.json)
 	case 1:
-		pf, err := planfile.Read(m.fs, fs.Arg(0))
-		if err != nil {
-			m.errorf("Failed to load the saved plan", "%s", err)
+		pf, ok := m.readPlanFile(fs.Arg(0))
+		if !ok {
 			return 1
 		}
 		if v.json {
@@ -42,7 +44,7 @@ func showState(m *meta, asJSON bool) int {
 	if asJSON {
 		data, err := state.Encode(st)
 		if err != nil {
-			m.errorf("Cannot encode the state", "%s", err)
+			m.fail("Cannot encode the state", err)
 			return 1
 		}
 		_, _ = m.stdout.Write(data)
@@ -57,7 +59,7 @@ func showState(m *meta, asJSON bool) int {
 		if i > 0 {
 			fmt.Fprintln(m.stdout)
 		}
-		fmt.Fprintf(m.stdout, "# %s:\npool %q {\n", addr, addr)
+		fmt.Fprintf(m.stdout, "# %s:\npool %q {\n", addr, poolLabel(addr))
 		fmt.Fprintf(m.stdout, "    engine         = %q\n", p.Engine)
 		if p.Prepared != nil {
 			fmt.Fprintf(m.stdout, "    engine_version = %q\n", p.Prepared.EngineVersion)
@@ -75,4 +77,28 @@ func showState(m *meta, asJSON bool) int {
 		fmt.Fprintln(m.stdout, "}")
 	}
 	return 0
+}
+
+// poolLabel is the label of the pool block an address comes from:
+// "embed" for pool.embed["bge"].
+func poolLabel(addr string) string {
+	a, err := plan.ParseAddr(addr)
+	if err != nil {
+		return addr // a hand-edited state; show what it says
+	}
+	return a.Name
+}
+
+// readPlanFile reads a saved plan, printing why it cannot be used.
+func (m *meta) readPlanFile(path string) (*planfile.File, bool) {
+	pf, err := planfile.Read(m.fs, path)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		m.errorf("Failed to load the saved plan", "There is no saved plan %s in %s. Save one with llorch plan -out=%s.", path, m.dir, path)
+		return nil, false
+	case err != nil:
+		m.fail("Failed to load the saved plan", err)
+		return nil, false
+	}
+	return pf, true
 }

@@ -3,9 +3,10 @@ package main
 import (
 	"encoding/json"
 	"fmt"
-	"sort"
+	"strconv"
 	"strings"
 
+	"github.com/llorch/llorch/plan"
 	"github.com/llorch/llorch/state"
 )
 
@@ -27,7 +28,7 @@ func (m *meta) printJSON(v any) int {
 	enc := json.NewEncoder(m.stdout)
 	enc.SetIndent("", "  ")
 	if err := enc.Encode(v); err != nil {
-		m.errorf("Cannot write JSON", "%s", err)
+		m.fail("Cannot write JSON", err)
 		return 1
 	}
 	return 0
@@ -57,7 +58,7 @@ func cmdState(m *meta, args []string) int {
 // stateFromConfig reads the state the configuration in the working
 // directory points at (its llorch {} block).
 func (m *meta) stateFromConfig() (state.Store, *state.State, bool) {
-	cfg, ok := m.loadConfig(nil)
+	cfg, ok := m.loadSettings()
 	if !ok {
 		return nil, nil, false
 	}
@@ -122,10 +123,12 @@ func stateShow(m *meta, args []string) int {
 		return 1
 	}
 	addr := fs.Arg(0)
-	poolAddr, replicaID, isReplica := strings.Cut(addr, "/")
+	// A for_each key may hold "/" (pool.embed["a/b"]): only a trailing
+	// /rN names a replica.
+	poolAddr, replicaID := plan.SplitReplicaAddr(addr)
 	p := st.Pools[poolAddr]
 	var v any = p
-	if p != nil && isReplica {
+	if p != nil && replicaID != "" {
 		if r := p.Replica(replicaID); r != nil {
 			v = r
 		} else {
@@ -152,7 +155,7 @@ func stateRm(m *meta, args []string) int {
 		m.errorf("Missing address", "llorch state rm takes one or more pool addresses, like pool.chat.")
 		return 1
 	}
-	cfg, ok := m.loadConfig(nil)
+	cfg, ok := m.loadSettings()
 	if !ok {
 		return 1
 	}
@@ -166,26 +169,25 @@ func stateRm(m *meta, args []string) int {
 	if !ok {
 		return 1
 	}
-	var removed []string
+	var removed, notes []string
 	for _, addr := range fs.Args() {
 		p, found := st.Pools[addr]
 		if !found {
 			m.errorf("No such pool in the state", "%s is not in the state (state rm takes pool addresses). Run \"llorch state list\" to see them.", addr)
 			return 1
 		}
-		var pids []string
+		removed = append(removed, addr)
+		delete(st.Pools, addr)
+		var sups, pids []string
 		for _, r := range p.Replicas {
 			if r.SupervisorPID > 0 {
-				pids = append(pids, fmt.Sprintf("%s supervisor pid %d", r.ID, r.SupervisorPID))
+				sups = append(sups, fmt.Sprintf("%s supervisor pid %d", r.ID, r.SupervisorPID))
+				pids = append(pids, strconv.Itoa(r.SupervisorPID))
 			}
 		}
-		sort.Strings(pids)
-		removed = append(removed, addr)
-		if !*dryRun {
-			delete(st.Pools, addr)
-		}
-		if len(pids) > 0 {
-			fmt.Fprintf(m.stdout, "Note: %s's engines keep running and are no longer managed by llorch (%s).\n", addr, strings.Join(pids, ", "))
+		if len(sups) > 0 {
+			notes = append(notes, fmt.Sprintf("%s's engines keep running and are no longer managed by llorch (%s). To stop them, run: kill %s",
+				addr, strings.Join(sups, ", "), strings.Join(pids, " ")))
 		}
 	}
 	if *dryRun {
@@ -195,10 +197,13 @@ func stateRm(m *meta, args []string) int {
 		return 0
 	}
 	if err := s.Write(m.ctx, st); err != nil {
-		m.errorf("Failed to save the state", "%s", err)
+		m.fail("Failed to save the state", err)
 		return 1
 	}
 	fmt.Fprintf(m.stdout, "Successfully removed %d pool(s) from the state.\n", len(removed))
+	for _, n := range notes {
+		fmt.Fprintf(m.stdout, "\nNote: %s\n", n)
+	}
 	return 0
 }
 
@@ -213,7 +218,7 @@ func statePull(m *meta, args []string) int {
 	}
 	data, err := state.Encode(st)
 	if err != nil {
-		m.errorf("Cannot encode the state", "%s", err)
+		m.fail("Cannot encode the state", err)
 		return 1
 	}
 	_, _ = m.stdout.Write(data)
@@ -230,7 +235,7 @@ func cmdForceUnlock(m *meta, args []string) int {
 		m.errorf("Missing lock ID", "llorch force-unlock takes the lock ID that the lock error showed: llorch force-unlock ID.")
 		return 1
 	}
-	cfg, ok := m.loadConfig(nil)
+	cfg, ok := m.loadSettings()
 	if !ok {
 		return 1
 	}
@@ -241,7 +246,7 @@ func cmdForceUnlock(m *meta, args []string) int {
 		}
 	}
 	if err := m.store(m.dirs(cfg)).ForceUnlock(m.ctx, id); err != nil {
-		m.errorf("Failed to unlock the state", "%s", err)
+		m.fail("Failed to unlock the state", err)
 		return 1
 	}
 	fmt.Fprintln(m.stdout, "llorch state has been successfully unlocked!")

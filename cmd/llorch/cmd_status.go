@@ -11,6 +11,7 @@ import (
 
 	"github.com/llorch/llorch/apply"
 	"github.com/llorch/llorch/internal/tail"
+	"github.com/llorch/llorch/plan"
 )
 
 func cmdStatus(m *meta, args []string) int {
@@ -27,7 +28,7 @@ func cmdStatus(m *meta, args []string) int {
 	}
 	l, err := m.launcher()
 	if err != nil {
-		m.errorf("Cannot reach supervisors", "%s", err)
+		m.fail("Cannot reach supervisors", err)
 		return 1
 	}
 	rows := apply.Statuses(m.ctx, l, m.fs, st, time.Now())
@@ -85,7 +86,7 @@ func cmdLogs(m *meta, args []string) int {
 		return 1
 	}
 	addr := fs.Arg(0)
-	poolAddr, id, _ := strings.Cut(addr, "/")
+	poolAddr, id := plan.SplitReplicaAddr(addr)
 	p := st.Pools[poolAddr]
 	if p == nil || p.Replica(id) == nil {
 		m.errorf("No such replica in the state", "%s is not in the state. Run \"llorch state list\" to see the replicas.", addr)
@@ -101,13 +102,13 @@ func cmdLogs(m *meta, args []string) int {
 		if errors.Is(err, os.ErrNotExist) {
 			m.errorf("No log for this replica", "%s has not written %s yet.", addr, path)
 		} else {
-			m.errorf("Cannot read the log", "%s", err)
+			m.fail("Cannot read the log", err)
 		}
 		return 1
 	}
 	if *follow {
 		if err := tail.Follow(m.ctx, m.stdout, path); err != nil {
-			m.errorf("Cannot follow the log", "%s", err)
+			m.fail("Cannot follow the log", err)
 			return 1
 		}
 	}
@@ -118,6 +119,7 @@ func cmdDrain(m *meta, args []string) int {
 	fs := flagSet("drain")
 	var lf lockFlags
 	lf.add(fs)
+	deadline := fs.Duration("deadline", 0, "wait at most this long for in-flight requests (default: the pool's drain.deadline)")
 	if !m.parseFlags(fs, args) {
 		return 1
 	}
@@ -125,7 +127,7 @@ func cmdDrain(m *meta, args []string) int {
 		m.errorf("Missing address", "llorch drain takes one pool or replica address, like pool.chat or pool.chat/r0.")
 		return 1
 	}
-	cfg, ok := m.loadConfig(nil)
+	cfg, ok := m.loadSettings()
 	if !ok {
 		return 1
 	}
@@ -141,12 +143,16 @@ func cmdDrain(m *meta, args []string) int {
 	}
 	l, err := m.launcher()
 	if err != nil {
-		m.errorf("Cannot reach supervisors", "%s", err)
+		m.fail("Cannot reach supervisors", err)
 		return 1
 	}
-	results, err := apply.Drain(m.ctx, l, m.fs, st, fs.Arg(0), time.Now)
+	if *deadline < 0 {
+		m.errorf("Invalid -deadline", "-deadline must be a positive duration, like 30s (got %s).", *deadline)
+		return 1
+	}
+	results, err := apply.Drain(m.ctx, l, m.fs, st, fs.Arg(0), *deadline, time.Now)
 	if err != nil {
-		m.errorf("Cannot drain", "%s", err)
+		m.fail("Cannot drain", err)
 		return 1
 	}
 	code := 0
@@ -159,7 +165,7 @@ func cmdDrain(m *meta, args []string) int {
 		fmt.Fprintf(m.stdout, "%s: Drained and stopped.\n", r.Addr)
 	}
 	if err := s.Write(m.ctx, st); err != nil {
-		m.errorf("Failed to save the state", "%s", err)
+		m.fail("Failed to save the state", err)
 		return 1
 	}
 	if code == 0 {

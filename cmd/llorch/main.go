@@ -1,20 +1,36 @@
-// Command llorch reconciles pools of local LLM inference engines with their
-// HCL description. This package only wires flags to library calls.
 package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"sort"
 	"strings"
 	"syscall"
 )
 
-func main() { os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr)) }
+func main() {
+	// LLORCH_CPU_PROFILE=FILE writes a CPU profile of the run, as
+	// Terraform's TF_CPU_PROFILE does; for performance work only.
+	if path := os.Getenv("LLORCH_CPU_PROFILE"); path != "" {
+		if f, err := os.Create(path); err == nil {
+			if pprof.StartCPUProfile(f) == nil {
+				code := run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
+				pprof.StopCPUProfile()
+				f.Close()
+				os.Exit(code)
+			}
+			f.Close()
+		}
+	}
+	os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+}
 
 // command is one subcommand: its one-line help and its body.
 type command struct {
@@ -54,7 +70,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	help := global.Bool("help", false, "show help")
 	global.BoolVar(help, "h", false, "show help")
 	if err := global.Parse(args); err != nil {
-		fmt.Fprintf(stderr, "Error: %s\n\n", err)
+		fmt.Fprintf(stderr, "Error: Invalid global option\n\n%s Options of a command go after its name, like \"llorch plan -out=FILE\".\n\n", sentence(err))
 		usage(stderr)
 		return 1
 	}
@@ -80,7 +96,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	m := newMeta(stdin, stdout, stderr)
 	if *chdir != "" {
 		if err := os.Chdir(*chdir); err != nil {
-			fmt.Fprintf(stderr, "Error: Invalid -chdir option: %s\n", err)
+			m.errorf("Invalid -chdir option", "llorch cannot switch to the directory %s: %s. Give -chdir a directory that exists.",
+				*chdir, chdirReason(err))
 			return 1
 		}
 	}
@@ -118,6 +135,12 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	}
 	m.ctx = ctx
 	code := cmd.run(m, rest[1:])
+	if m.helped {
+		code = 0 // -help is a request, not an error
+	}
+	if m.interrupted.Load() && code == 0 {
+		code = 1 // an interrupted command did not do all it was asked
+	}
 	close(m.done)
 	m.close()
 	return code
@@ -154,6 +177,16 @@ func suggestCommand(name string) string {
 		return ""
 	}
 	return fmt.Sprintf(" Did you mean %q?", best)
+}
+
+// chdirReason is why os.Chdir failed, without the operation and path the
+// message already gives.
+func chdirReason(err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
 }
 
 // levenshtein is small enough to keep here rather than import for one use.

@@ -10,13 +10,17 @@ import (
 	"os/user"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"sync/atomic"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/hcl/v2"
 	"github.com/mattn/go-isatty"
 	"github.com/spf13/afero"
+	"golang.org/x/term"
 
 	"github.com/llorch/llorch/apply"
 	"github.com/llorch/llorch/config"
@@ -49,6 +53,9 @@ type meta struct {
 
 	interrupted atomic.Bool
 	done        chan struct{}
+	// helped is set when a command printed its -help: the command stops
+	// there, and llorch exits 0.
+	helped bool
 
 	logger   hclog.Logger
 	resolver *discovery.Resolver
@@ -93,22 +100,36 @@ func (m *meta) applyView(v viewFlags) {
 }
 
 // varFlags are -var and -var-file, kept in command-line order.
-type varFlags struct{ args []config.VarArg }
+type varFlags struct {
+	args    []config.VarArg
+	refused *flagRefusal
+}
 
 func (v *varFlags) add(fs *flag.FlagSet) {
-	fs.Func("var", "set a variable: -var 'name=value' (repeatable)", func(s string) error {
-		a, err := config.ParseVarFlag(s)
-		if err != nil {
-			return err
-		}
-		v.args = append(v.args, a)
-		return nil
-	})
+	fs.Var(varFlag{v}, "var", "set a variable: -var 'name=value' (repeatable)")
 	fs.Func("var-file", "read variables from an HCL file (repeatable)", func(s string) error {
 		v.args = append(v.args, config.VarArg{File: s})
 		return nil
 	})
 }
+
+// varFlag is -var: each one is parsed as it comes, so -var and -var-file
+// keep their relative order.
+type varFlag struct{ v *varFlags }
+
+func (f varFlag) String() string { return "" }
+
+func (f varFlag) Set(s string) error {
+	a, err := config.ParseVarFlag(s)
+	if err != nil {
+		f.v.refused = &flagRefusal{summary: "Invalid -var option", detail: sentence(err)}
+		return err
+	}
+	f.v.args = append(f.v.args, a)
+	return nil
+}
+
+func (f varFlag) refusal() *flagRefusal { return f.v.refused }
 
 // lockFlags are -lock and -lock-timeout.
 type lockFlags struct {
@@ -118,23 +139,107 @@ type lockFlags struct {
 
 func (l *lockFlags) add(fs *flag.FlagSet) {
 	fs.BoolVar(&l.lock, "lock", true, "hold the state lock while the command runs")
-	fs.DurationVar(&l.timeout, "lock-timeout", 0, "how long to wait for a held state lock")
+	fs.Var(&durationFlag{d: &l.timeout, name: "lock-timeout"}, "lock-timeout", "how long to wait for a held state lock (0s: do not wait)")
 }
 
 // parseFlags parses args, printing a usage error the Terraform way.
 func (m *meta) parseFlags(fs *flag.FlagSet, args []string) bool {
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			fmt.Fprintf(m.stdout, "Usage: llorch %s [options]\n\nOptions:\n", fs.Name())
-			fs.SetOutput(m.stdout)
-			fs.PrintDefaults()
-			return false
-		}
-		m.errorf("Invalid command-line option", "%s.\n\nRun \"llorch %s -help\" to see the options.", err, fs.Name())
+	err := fs.Parse(flagsFirst(fs, args))
+	if err == nil {
+		return true
+	}
+	if errors.Is(err, flag.ErrHelp) {
+		fmt.Fprintf(m.stdout, "Usage: llorch %s [options]\n\nOptions:\n", fs.Name())
+		fs.SetOutput(m.stdout)
+		fs.PrintDefaults()
+		m.helped = true
 		return false
 	}
-	return true
+	help := fmt.Sprintf("Run \"llorch %s -help\" to see the options.", fs.Name())
+	if d := rejectedValue(fs); d != nil {
+		m.errorf(d.summary, "%s\n\n%s", d.detail, help)
+		return false
+	}
+	m.errorf("Invalid command-line option", "%s%s\n\n%s", sentence(err), suggestFlag(fs, err), help)
+	return false
 }
+
+// explainedValue is a flag.Value that can say better than the flag
+// package's "invalid value" line what was wrong with the value it refused.
+type explainedValue interface {
+	flag.Value
+	refusal() *flagRefusal
+}
+
+// flagRefusal is why a flag value was refused, ready for a diagnostic.
+type flagRefusal struct{ summary, detail string }
+
+// rejectedValue returns the refusal of the flag that stopped fs.Parse, if
+// that flag can explain itself.
+func rejectedValue(fs *flag.FlagSet) *flagRefusal {
+	var found *flagRefusal
+	fs.VisitAll(func(f *flag.Flag) {
+		if ev, ok := f.Value.(explainedValue); ok && found == nil {
+			found = ev.refusal()
+		}
+	})
+	return found
+}
+
+// suggestFlag offers the nearest defined flag for "flag provided but not
+// defined: -name".
+func suggestFlag(fs *flag.FlagSet, err error) string {
+	_, name, ok := strings.Cut(err.Error(), "flag provided but not defined: -")
+	if !ok {
+		return ""
+	}
+	best, bestDist := "", 3
+	fs.VisitAll(func(f *flag.Flag) {
+		if d := levenshtein(name, f.Name); d < bestDist {
+			best, bestDist = f.Name, d
+		}
+	})
+	if best == "" {
+		return ""
+	}
+	return fmt.Sprintf(" Did you mean -%s?", best)
+}
+
+// durationFlag is a time.Duration flag whose refusal shows the syntax.
+type durationFlag struct {
+	d       *time.Duration
+	name    string
+	refused *flagRefusal
+}
+
+func (f *durationFlag) String() string {
+	if f.d == nil {
+		return "0s"
+	}
+	return f.d.String()
+}
+
+func (f *durationFlag) Set(s string) error {
+	d, err := time.ParseDuration(s)
+	switch {
+	case err != nil:
+		f.refused = &flagRefusal{
+			summary: "Invalid -" + f.name + " option",
+			detail:  fmt.Sprintf("-%s=%s is not a duration: use a number and a unit, like -%s=30s or -%s=5m.", f.name, s, f.name, f.name),
+		}
+		return errors.New("not a duration")
+	case d < 0:
+		f.refused = &flagRefusal{
+			summary: "Invalid -" + f.name + " option",
+			detail:  fmt.Sprintf("-%s=%s is negative: use 0s not to wait, or a positive duration like -%s=30s.", f.name, s, f.name),
+		}
+		return errors.New("negative duration")
+	}
+	*f.d = d
+	return nil
+}
+
+func (f *durationFlag) refusal() *flagRefusal { return f.refused }
 
 // diagnostics prints diags to stderr with source snippets and returns
 // whether any was an error.
@@ -142,13 +247,50 @@ func (m *meta) diagnostics(diags hcl.Diagnostics) bool {
 	if len(diags) == 0 {
 		return false
 	}
-	_ = views.WriteDiagnostics(m.stderr, diags, m.files, views.DiagOptions{Color: m.color, Width: 78, BaseDir: m.dir})
+	_ = views.WriteDiagnostics(m.stderr, diags, m.files, views.DiagOptions{Color: m.color, Width: m.wrapWidth(), BaseDir: m.dir})
 	return diags.HasErrors()
+}
+
+// wrapWidth is the column diagnostics wrap at: the terminal's width when
+// stderr is one, else no wrapping, so CI logs keep whole lines to grep.
+func (m *meta) wrapWidth() int {
+	f, ok := m.stderr.(*os.File)
+	if !ok || !isatty.IsTerminal(f.Fd()) {
+		return 0
+	}
+	if w, _, err := term.GetSize(int(f.Fd())); err == nil && w > 20 {
+		return min(w-2, 120)
+	}
+	return 78
 }
 
 // errorf prints a sourceless error diagnostic.
 func (m *meta) errorf(summary, detailFormat string, args ...any) {
 	m.diagnostics(hcl.Diagnostics{{Severity: hcl.DiagError, Summary: summary, Detail: fmt.Sprintf(detailFormat, args...)}})
+}
+
+// fail prints a sourceless error diagnostic whose detail is err.
+func (m *meta) fail(summary string, err error) {
+	m.errorf(summary, "%s", sentence(err))
+}
+
+// sentence turns a Go error, lower-case and without a final period by
+// convention, into diagnostic detail, which is written in sentences. A
+// first word that is a name (a path, an address, a flag) keeps its case.
+func sentence(err error) string {
+	s := err.Error()
+	if s == "" {
+		return s
+	}
+	first, _, _ := strings.Cut(s, " ")
+	if strings.IndexFunc(first, func(r rune) bool { return !unicode.IsLetter(r) }) < 0 {
+		r, size := utf8.DecodeRuneInString(s)
+		s = string(unicode.ToUpper(r)) + s[size:]
+	}
+	if !strings.HasSuffix(s, ".") && !strings.HasSuffix(s, "?") && !strings.HasSuffix(s, "!") {
+		s += "."
+	}
+	return s
 }
 
 // providerResolver finds built-in and plugin providers; started lazily.
@@ -176,12 +318,26 @@ func (m *meta) providerResolver() (*discovery.Resolver, error) {
 	return r, nil
 }
 
+// prestartProviders starts every provider process in the background, so
+// that its start (a process, a handshake, key generation for mTLS) runs
+// on the other core while the configuration is parsed. The planner then
+// finds them running; the resolver kills them all on exit.
+func (m *meta) prestartProviders() {
+	r, err := m.providerResolver()
+	if err != nil {
+		return // loadConfig reports it
+	}
+	for _, name := range r.Names() {
+		go func() { _, _ = r.Provider(m.ctx, name) }()
+	}
+}
+
 // loadConfig reads the configuration in the working directory, printing
 // diagnostics. ok is false when there were errors.
 func (m *meta) loadConfig(vars []config.VarArg) (*config.Config, bool) {
 	r, err := m.providerResolver()
 	if err != nil {
-		m.errorf("Cannot find providers", "%s", err)
+		m.fail("Cannot find providers", err)
 		return nil, false
 	}
 	cfg, diags := config.Load(m.fs, m.dir, config.LoadOptions{Engines: r.Names(), Vars: vars})
@@ -192,8 +348,31 @@ func (m *meta) loadConfig(vars []config.VarArg) (*config.Config, bool) {
 		return nil, false
 	}
 	if len(cfg.Files) == 0 {
-		m.errorf("No configuration files",
-			"There are no *.llorch.hcl files in %s. Write one (see examples/quickstart), or use -chdir=DIR to run llorch in another directory.", m.dir)
+		m.diagnostics(hcl.Diagnostics{noConfigFiles(m.dir)})
+		return nil, false
+	}
+	return cfg, true
+}
+
+// noConfigFiles is the error of every command that needs a configuration
+// when the directory holds none.
+func noConfigFiles(dir string) *hcl.Diagnostic {
+	return &hcl.Diagnostic{
+		Severity: hcl.DiagError,
+		Summary:  "No configuration files",
+		Detail: fmt.Sprintf("There are no *.llorch.hcl files in %s. Write one (see examples/quickstart), or use -chdir=DIR to run llorch in another directory.",
+			dir),
+	}
+}
+
+// loadSettings reads only the llorch {} block: for commands that need the
+// state's location but not the pools, so they work without -var values.
+func (m *meta) loadSettings() (*config.Config, bool) {
+	cfg, diags := config.LoadSettings(m.fs, m.dir)
+	if cfg != nil {
+		m.files = cfg.Files
+	}
+	if m.diagnostics(diags) {
 		return nil, false
 	}
 	return cfg, true
@@ -211,8 +390,11 @@ func (m *meta) dirs(cfg *config.Config) apply.Dirs {
 	return apply.Dirs{State: abs(cfg.Settings.StateDir), Handoff: abs(cfg.Settings.HandoffDir)}
 }
 
+// store opens the state in d.State. Its path is relative to the working
+// directory when it lies inside it, so that messages naming the state, its
+// backup and its lock read as the operator would type them.
 func (m *meta) store(d apply.Dirs) state.Store {
-	return local.New(m.fs, d.State, local.Options{
+	return local.New(m.fs, relTo(m.dir, d.State), local.Options{
 		ErroredPath: filepath.Join(m.dir, "errored.state.json"),
 		Version:     version.Version,
 	})
@@ -232,20 +414,67 @@ func (m *meta) lock(s state.Store, lf lockFlags, op string) (func(), bool) {
 	id, err := state.LockWithTimeout(m.ctx, s, info, lf.timeout)
 	if err != nil {
 		var le *state.LockError
-		if errors.As(err, &le) {
-			m.errorf("Error acquiring the state lock",
-				"%s\n\nllorch acquires a state lock to protect the state from being written by multiple users at the same time. Wait for that operation to finish, or use -lock-timeout=DUR to wait for it. If the holder is gone and the lock remains, run \"llorch force-unlock %s\".",
-				le.Error(), le.Info.ID)
-		} else {
-			m.errorf("Error acquiring the state lock", "%s", err)
+		if !errors.As(err, &le) {
+			m.fail("Error acquiring the state lock", err)
+			return nil, false
 		}
+		waited := ""
+		if lf.timeout > 0 && m.ctx.Err() == nil {
+			waited = fmt.Sprintf(" llorch waited %s (-lock-timeout) for it to be released.", lf.timeout)
+		}
+		m.errorf("Error acquiring the state lock",
+			"The state is locked by %s.%s\n\n%s\n\nllorch acquires a state lock to protect the state from being written by multiple users at the same time. Wait for that operation to finish and try again, or use -lock-timeout=DUR to wait for it.",
+			lockHolder(le.Info), waited, lockInfoText(le))
 		return nil, false
 	}
 	return func() {
 		if err := s.Unlock(context.WithoutCancel(m.ctx), id); err != nil {
-			m.errorf("Error releasing the state lock", "%s\n\nRun \"llorch force-unlock %s\" to release it.", err, id)
+			m.errorf("Error releasing the state lock", "%s\n\nRun \"llorch force-unlock %s\" to release it.", sentence(err), id)
 		}
 	}, true
+}
+
+// lockHolder names who holds a lock and for what: `ann@build1 (pid 42)
+// for "apply"`.
+func lockHolder(in state.LockInfo) string {
+	who := in.Who
+	if who == "" {
+		who = "another llorch command"
+	}
+	if in.PID != 0 {
+		who += fmt.Sprintf(" (pid %d)", in.PID)
+	}
+	if in.Operation != "" {
+		who += fmt.Sprintf(" for %q", in.Operation)
+	}
+	return who
+}
+
+// lockInfoText lays out the rest of the holder's lock info, as Terraform's
+// "Lock Info".
+func lockInfoText(le *state.LockError) string {
+	in := le.Info
+	var b strings.Builder
+	b.WriteString("Lock Info:")
+	row := func(k, v string) {
+		if v != "" {
+			fmt.Fprintf(&b, "\n  %-8s %s", k+":", v)
+		}
+	}
+	row("ID", in.ID)
+	row("Path", in.Path)
+	if !in.Created.IsZero() {
+		created := in.Created.UTC().Format("2006-01-02 15:04:05 MST")
+		if age := le.Now.Sub(in.Created); !le.Now.IsZero() && age >= 0 {
+			created += fmt.Sprintf(" (%s ago)", age.Round(time.Second))
+		}
+		row("Created", created)
+	}
+	row("Version", in.Version)
+	if le.Err != nil {
+		row("Note", "the holder's lock info could not be read: "+le.Err.Error())
+	}
+	return b.String()
 }
 
 func whoami() string {
@@ -257,14 +486,35 @@ func whoami() string {
 	return name + "@" + host
 }
 
-// readState reads the state, printing a clear error when it is corrupt.
+// readState reads the state, printing a clear error when it is corrupt or
+// from a newer llorch.
 func (m *meta) readState(s state.Store) (*state.State, bool) {
 	st, err := s.Read(m.ctx)
-	if err != nil {
-		m.errorf("Failed to read the state", "%s", err)
-		return nil, false
+	if err == nil {
+		return st, true
 	}
-	return st, true
+	var ce *state.CorruptError
+	var ve *state.VersionError
+	switch {
+	case errors.As(err, &ce):
+		advice := "There is no backup: repair the file by hand, or move it away to start from an empty state (llorch then forgets the replicas it recorded, which keep running)."
+		if ce.BackupPath != "" {
+			advice = fmt.Sprintf("The previous version is in %s: compare the two, then repair the file by hand or copy the backup over it.", ce.BackupPath)
+		}
+		m.errorf("Corrupt state file", "The state file %s cannot be read: %s.\n\n%s llorch never overwrites a corrupt state file, so it was left unchanged.",
+			ce.Path, ce.Reason, advice)
+	case errors.As(err, &ve):
+		by := "a newer llorch"
+		if ve.WrittenBy != "" {
+			by = "llorch " + ve.WrittenBy
+		}
+		m.errorf("Unsupported state file format",
+			"The state file %s was written by %s in state format %d, but this llorch (%s) reads format %d at most.\n\nUpgrade llorch to use this state. The file was left unchanged: an older llorch would drop what it does not understand.",
+			ve.Path, by, ve.Found, version.Version, ve.Supported)
+	default:
+		m.fail("Failed to read the state", err)
+	}
+	return nil, false
 }
 
 func (m *meta) launcher() (*supervisor.ExecLauncher, error) {
@@ -309,3 +559,41 @@ func (m *meta) confirm(question, cmdName, skipFlag string) bool {
 func versionString() string { return version.Version }
 
 func platform() string { return runtime.GOOS + "_" + runtime.GOARCH }
+
+// flagsFirst moves options given after positional arguments in front of
+// them, so `llorch logs pool.chat/r0 -n 20` reads as it is written. An
+// argument "--" ends the options, as usual.
+func flagsFirst(fs *flag.FlagSet, args []string) []string {
+	var flags, positional []string
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		switch {
+		case a == "--":
+			positional = append(positional, args[i+1:]...)
+			i = len(args)
+		case len(a) > 1 && a[0] == '-':
+			flags = append(flags, a)
+			name := strings.TrimLeft(a, "-")
+			if strings.Contains(name, "=") {
+				continue
+			}
+			f := fs.Lookup(name)
+			if f == nil {
+				continue // Parse reports it
+			}
+			if b, ok := f.Value.(interface{ IsBoolFlag() bool }); ok && b.IsBoolFlag() {
+				continue
+			}
+			if i+1 < len(args) {
+				i++
+				flags = append(flags, args[i])
+			}
+		default:
+			positional = append(positional, a)
+		}
+	}
+	if len(positional) == 0 {
+		return flags
+	}
+	return append(append(flags, "--"), positional...)
+}

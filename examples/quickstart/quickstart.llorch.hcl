@@ -14,9 +14,9 @@ variable "hf_model" {
 
 variable "api_key" {
   type        = string
-  default     = ""
+  default     = null
   sensitive   = true
-  description = "Bearer token llama-server requires on /v1/*; empty for none."
+  description = "Bearer token llama-server requires on /v1/*; null (the default) for none."
 }
 
 provider "llamacpp" {

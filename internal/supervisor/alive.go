@@ -171,3 +171,27 @@ func ReadStatus(fs afero.Fs, runDir string) (Status, error) {
 	}
 	return st, nil
 }
+
+// Running reads runDir's status.json and reports whether the supervisor it
+// names is still running there: its pid is alive and its command line is
+// `… supervise RUNDIR` for this run directory (so a reused pid does not
+// count). The supervisor rewrites status.json atomically on every change,
+// so for a running supervisor it is as current as asking it over the
+// socket, at the cost of one file read instead of a connection — refresh
+// of a thousand replicas uses it.
+func Running(fs afero.Fs, runDir string) (Status, bool) {
+	st, err := ReadStatus(fs, runDir)
+	if err != nil || st.SupervisorPID <= 0 || !Alive(st.SupervisorPID) {
+		return st, false
+	}
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(st.SupervisorPID) + "/cmdline")
+	if err != nil {
+		return st, false
+	}
+	args := strings.Split(strings.TrimRight(string(b), "\x00"), "\x00")
+	if len(args) < 2 || args[len(args)-2] != "supervise" {
+		return st, false
+	}
+	want, err := filepath.Abs(runDir)
+	return st, err == nil && filepath.Clean(args[len(args)-1]) == want
+}

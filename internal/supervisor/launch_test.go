@@ -259,3 +259,49 @@ func TestAttachToANonRunningSupervisorSaysSo(t *testing.T) {
 		t.Fatalf("Attach = %v, want %q", err, want)
 	}
 }
+
+func TestRunningReadsTheStatusOfALiveSupervisorOnly(t *testing.T) {
+	fs := afero.NewOsFs()
+	spec := fakeSpec(t, nil)
+	_, st := launch(t, spec)
+
+	got, ok := Running(fs, spec.RunDir)
+	if !ok || got.PID != st.PID || got.State != Ready || got.SupervisorPID != st.SupervisorPID {
+		t.Fatalf("Running = %+v, %v; want the ready status of supervisor %d", got, ok, st.SupervisorPID)
+	}
+
+	// Another run directory whose status.json names this supervisor (a
+	// copied file, or a reused pid): not running there.
+	other := runDir(t)
+	data, err := os.ReadFile(filepath.Join(spec.RunDir, StatusFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(other, StatusFile), data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := Running(fs, other); ok {
+		t.Error("Running trusted a status.json whose supervisor runs for another directory")
+	}
+	// A live process that is no supervisor at all: this test.
+	var forged Status
+	if err := json.Unmarshal(data, &forged); err != nil {
+		t.Fatal(err)
+	}
+	forged.SupervisorPID = os.Getpid()
+	mine, _ := json.Marshal(forged)
+	if err := os.WriteFile(filepath.Join(other, StatusFile), mine, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := Running(fs, other); ok {
+		t.Error("Running trusted a status.json naming a process that is not a supervisor")
+	}
+
+	if err := syscall.Kill(st.SupervisorPID, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	waitProcessGone(t, st.SupervisorPID, "supervisor")
+	if _, ok := Running(fs, spec.RunDir); ok {
+		t.Error("Running after SIGKILL of the supervisor")
+	}
+}

@@ -85,7 +85,7 @@ func writeSnippet(buf *bytes.Buffer, d *hcl.Diagnostic, files map[string]*hcl.Fi
 		return
 	}
 	where := ""
-	if c := contextString(file, subject.Start.Byte); c != "" {
+	if c := contextString(file, subject.Start.Byte-1); c != "" {
 		where = ", in " + c
 	}
 	fmt.Fprintf(buf, "  on %s:%d:%d%s:\n", name, subject.Start.Line, subject.Start.Column, where)
@@ -187,7 +187,10 @@ func displayName(name, baseDir string) string {
 }
 
 // contextString names the top-level block around offset, like `pool
-// "chat"`, when the file's syntax can say.
+// "chat"`, when the file's syntax can say. Callers pass the byte before the
+// subject, as Terraform does, so a diagnostic about a block's own header
+// ("Duplicate pool name", an unknown block type) is not said to be inside
+// that block.
 func contextString(file *hcl.File, offset int) string {
 	type contextStringer interface {
 		ContextString(offset int) string
@@ -239,6 +242,12 @@ type JSONSnippet struct {
 // DiagnosticsJSON converts diags for -json output, with snippets from
 // files where the source is available.
 func DiagnosticsJSON(diags hcl.Diagnostics, files map[string]*hcl.File) []JSONDiagnostic {
+	return DiagnosticsJSONIn(diags, files, "")
+}
+
+// DiagnosticsJSONIn is DiagnosticsJSON with file names inside baseDir made
+// relative to it, as the text output prints them.
+func DiagnosticsJSONIn(diags hcl.Diagnostics, files map[string]*hcl.File, baseDir string) []JSONDiagnostic {
 	out := make([]JSONDiagnostic, 0, len(diags))
 	for _, d := range diags {
 		if d == nil {
@@ -251,7 +260,7 @@ func DiagnosticsJSON(diags hcl.Diagnostics, files map[string]*hcl.File) []JSONDi
 		if d.Subject != nil {
 			s := *d.Subject
 			jd.Range = &JSONRange{
-				Filename: s.Filename,
+				Filename: displayName(s.Filename, baseDir),
 				Start:    JSONPos{Line: s.Start.Line, Column: s.Start.Column, Byte: s.Start.Byte},
 				End:      JSONPos{Line: s.End.Line, Column: s.End.Column, Byte: s.End.Byte},
 			}
@@ -297,7 +306,7 @@ func jsonSnippet(d *hcl.Diagnostic, f *hcl.File) *JSONSnippet {
 		HighlightEndOffset:   end,
 		Values:               []struct{}{},
 	}
-	if c := contextString(f, d.Subject.Start.Byte); c != "" {
+	if c := contextString(f, d.Subject.Start.Byte-1); c != "" {
 		s.Context = &c
 	}
 	return s

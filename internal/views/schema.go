@@ -13,10 +13,10 @@ import (
 
 // WriteSchema prints a provider's schema for `llorch providers`:
 //
-//	  provider block:
-//	    binary  string  optional  a path, or a name on PATH
-//	  pool block:
-//	    api_key  string  optional, sensitive, forces replacement
+//	provider block:
+//	  binary  string  optional  a path, or a name on PATH
+//	pool block:
+//	  api_key  string  optional, sensitive, forces replacement
 func WriteSchema(w io.Writer, s *providers.Schema) {
 	if s == nil {
 		return

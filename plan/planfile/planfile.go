@@ -275,7 +275,7 @@ func Read(fsys afero.Fs, path string) (*File, error) {
 // Decode parses saved plan bytes; path names the file in errors.
 func Decode(b []byte, path string) (*File, error) {
 	notPlan := func(why string) error {
-		return fmt.Errorf("%s is not a llorch plan file (%s); make one with llorch plan -out=%s", path, why, path)
+		return fmt.Errorf("%s is not a llorch plan file (%s); save a plan with llorch plan -out=FILE", path, why)
 	}
 	var head struct {
 		Kind          string          `json:"kind"`

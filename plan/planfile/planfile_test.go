@@ -250,9 +250,9 @@ func TestReadRefusesWhatIsNotACurrentPlan(t *testing.T) {
 	tests := []struct {
 		name, content, wantErr string
 	}{
-		{"not JSON", "PK\x03\x04 zip", "plan.out is not a llorch plan file (it is not JSON); make one with llorch plan -out=plan.out"},
-		{"a state file", `{"format_version":1,"lineage":"x","serial":1,"pools":{}}`, `plan.out is not a llorch plan file (it has no "kind": "llorch-plan"); make one with llorch plan -out=plan.out`},
-		{"bad version", `{"kind":"llorch-plan","format_version":"one"}`, `plan.out is not a llorch plan file (format_version "one" is not a positive whole number); make one with llorch plan -out=plan.out`},
+		{"not JSON", "PK\x03\x04 zip", "plan.out is not a llorch plan file (it is not JSON); save a plan with llorch plan -out=FILE"},
+		{"a state file", `{"format_version":1,"lineage":"x","serial":1,"pools":{}}`, `plan.out is not a llorch plan file (it has no "kind": "llorch-plan"); save a plan with llorch plan -out=FILE`},
+		{"bad version", `{"kind":"llorch-plan","format_version":"one"}`, `plan.out is not a llorch plan file (format_version "one" is not a positive whole number); save a plan with llorch plan -out=FILE`},
 		{"newer format", `{"kind":"llorch-plan","format_version":9,"llorch_version":"3.0.0"}`, "plan.out was written by llorch 3.0.0 in plan format 9, but this llorch reads format 1 at most; apply it with that llorch or a newer one, or run llorch plan again"},
 		{"damaged", `{"kind":"llorch-plan","format_version":1,"serial":"x"}`, "plan.out is a damaged plan file: json: cannot unmarshal string into Go struct field File.serial of type uint64; run llorch plan again"},
 	}

@@ -92,8 +92,10 @@ func Human(w io.Writer, p *plan.Plan, opts Options) error {
 		pr.printf("%s%s\n\n", blankUnless(len(p.Drift) > 0), pr.bold("No changes. Your pools match the configuration."))
 		if len(p.Drift) > 0 {
 			pr.printf("The changes above happened outside of llorch and need no action: the supervisors are handling them.\n")
-		} else {
+		} else if p.Options.Refresh {
 			pr.printf("llorch has compared your pools against the configuration and the running replicas and found no differences, so no changes are needed.\n")
+		} else {
+			pr.printf("llorch has compared the state against the configuration and found no differences. The running replicas were not checked (-refresh=false).\n")
 		}
 	default:
 		if len(p.Drift) == 0 {
@@ -132,7 +134,7 @@ func blankUnless(ended bool) string {
 
 func driftPhrase(d *plan.Drift) string {
 	switch d.Status {
-	case "", state.StatusFailed, state.StatusStopped:
+	case "", state.StatusFailed, state.StatusStopped, state.StatusExited:
 		return "is not running"
 	}
 	return "has changed"

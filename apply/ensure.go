@@ -1,0 +1,66 @@
+package apply
+
+import (
+	"fmt"
+
+	"github.com/llorch/llorch/plan"
+	"github.com/llorch/llorch/providers"
+)
+
+// ensure runs the provider's Ensure for a pool and returns the prepared
+// engine.
+func (r *runner) ensure(d *plan.Desired) (*providers.PreparedEngine, error) {
+	if !r.acquire() {
+		return nil, ErrInterrupted
+	}
+	defer r.release()
+	addr := d.Addr
+	r.hooks.pre(addr, StepEnsure)
+	prov, _, diags := r.deps.Providers.Provider(r.work, r.opts.Config, d.Pool.Engine)
+	if diags.HasErrors() {
+		err := fmt.Errorf("provider %q: %w", d.Pool.Engine, diags)
+		r.hooks.post(addr, StepEnsure, Result{}, err)
+		return nil, err
+	}
+	req := providers.EnsureRequest{
+		Pool:     plan.PoolSpec(d.Pool),
+		Config:   d.ProviderConfig,
+		Progress: r.hooks.progress(addr),
+	}
+	pe, pdiags := prov.Ensure(r.work, req)
+	if pdiags.ProviderGone() {
+		// The plugin process died under this call, perhaps because of
+		// another pool's request. Retry once on a fresh process, one pool
+		// at a time, so a pool that crashes it cannot take others along.
+		pe, pdiags = r.retryEnsure(d, req)
+	}
+	if err := pdiags.Err(); err != nil {
+		err = fmt.Errorf("preparing engine: %w", err)
+		r.hooks.post(addr, StepEnsure, Result{}, err)
+		return nil, err
+	}
+	if pe == nil {
+		err := fmt.Errorf("provider %q returned no prepared engine", d.Pool.Engine)
+		r.hooks.post(addr, StepEnsure, Result{}, err)
+		return nil, err
+	}
+	pe.PoolID = d.Pool.ID
+	r.hooks.post(addr, StepEnsure, Result{EngineVersion: pe.EngineVersion}, nil)
+	return pe, nil
+}
+
+// retryEnsure calls Ensure again on a freshly started provider process,
+// serialized across pools.
+func (r *runner) retryEnsure(d *plan.Desired, req providers.EnsureRequest) (*providers.PreparedEngine, providers.Diagnostics) {
+	r.retryMu.Lock()
+	defer r.retryMu.Unlock()
+	// Resolve again: the resolver starts a fresh process when the last one
+	// exited (an earlier retry may have crashed it too), and the new one
+	// is configured before use.
+	r.deps.Providers.Forget(d.Pool.Engine)
+	prov, _, diags := r.deps.Providers.Provider(r.work, r.opts.Config, d.Pool.Engine)
+	if diags.HasErrors() {
+		return nil, providers.FromError("Provider did not restart", diags)
+	}
+	return prov.Ensure(r.work, req)
+}

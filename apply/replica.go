@@ -1,0 +1,412 @@
+package apply
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-multierror"
+	"github.com/spf13/afero"
+
+	"github.com/llorch/llorch/internal/supervisor"
+	"github.com/llorch/llorch/plan"
+	"github.com/llorch/llorch/providers"
+	"github.com/llorch/llorch/state"
+	"github.com/llorch/llorch/state/handoff"
+)
+
+// Bounds on talking to a supervisor, so one that hangs cannot hang apply.
+const (
+	attachTimeout = 5 * time.Second
+	updateTimeout = 10 * time.Second
+	// stopMargin is what a stop may take beyond the drain deadline and the
+	// kill timeout: the supervisor's own bookkeeping.
+	stopMargin = 30 * time.Second
+)
+
+// started is a replica that is up, or the record of why it is not.
+type started struct {
+	replica *state.Replica
+	client  supervisor.Client
+}
+
+// launch starts one replica's supervisor and waits for the health gate. It
+// always returns a replica record: on failure its status is failed and
+// last_error says why (nothing is left running; the launcher guarantees it).
+// port is the port to listen on, 0 to pick a free one.
+func (r *runner) launch(d *plan.Desired, pe *providers.PreparedEngine, id string, port, generation int, step Step) (started, error) {
+	addr := d.Addr + "/" + id
+	rec := &state.Replica{ID: id, Status: state.StatusFailed, Generation: generation}
+	if !r.acquire() {
+		rec.LastError = "not started: apply was interrupted"
+		return started{replica: rec}, ErrInterrupted
+	}
+	defer r.release()
+	r.hooks.pre(addr, step)
+
+	if port == 0 {
+		var err error
+		if port, err = freePort(pe.Host); err != nil {
+			rec.LastError = err.Error()
+			r.hooks.post(addr, step, Result{}, err)
+			return started{replica: rec}, err
+		}
+	}
+	rpe := pe.ForReplica(id, port)
+	spec := supervisorSpec(d.Pool, rpe, r.opts.Dirs, generation)
+	rec.Port, rec.RunDir, rec.Handoff = port, spec.RunDir, spec.HandoffPath
+	rec.StartedAt = r.deps.Clock.Now().UTC()
+
+	client, status, err := r.deps.Launcher.Launch(r.work, spec)
+	if err != nil {
+		rec.LastError = err.Error()
+		rec.PID, rec.SupervisorPID = 0, 0
+		r.hooks.post(addr, step, Result{Port: port}, err)
+		return started{replica: rec}, err
+	}
+	rec.Status = string(status.State)
+	rec.PID, rec.SupervisorPID = status.PID, status.SupervisorPID
+	rec.ReadyAt = status.ReadyAt.UTC()
+	if !status.StartedAt.IsZero() {
+		rec.StartedAt = status.StartedAt.UTC()
+	}
+	r.hooks.post(addr, step, Result{PID: status.PID, Port: port}, nil)
+	return started{replica: rec, client: client}, nil
+}
+
+// configuredPort is the port replica id listens on by the configuration:
+// port + index, or 0 (pick one) when the pool has no fixed port.
+func configuredPort(d *plan.Desired, id string) int {
+	if d.Pool.Port > 0 {
+		return d.Pool.Port + replicaIndex(id)
+	}
+	return 0
+}
+
+// startReplicas launches replicas concurrently, recording each in state
+// as soon as it is ready or has failed.
+func (r *runner) startReplicas(d *plan.Desired, pe *providers.PreparedEngine, ids []string, step Step) error {
+	var (
+		wg   sync.WaitGroup
+		mu   sync.Mutex
+		errs *multierror.Error
+	)
+	for _, id := range ids {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			res, err := r.launch(d, pe, id, configuredPort(d, id), 0, step)
+			if res.client != nil {
+				_ = res.client.Close()
+			}
+			serr := r.mutate(func(st *state.State) { putReplica(st.Pools[d.Addr], res.replica) })
+			if err == nil {
+				err = serr
+			}
+			if err != nil {
+				mu.Lock()
+				errs = multierror.Append(errs, &Error{Addr: d.Addr + "/" + id, Err: err})
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	return flatten(errs)
+}
+
+// handoffRule says what becomes of a stopped generation's handoff file.
+type handoffRule int
+
+const (
+	// removeHandoff: the replica stops serving (delete, drain, restart,
+	// drain_first replace): routers must stop sending to it.
+	removeHandoff handoffRule = iota
+	// keepHandoff: a successor already serves under the same name
+	// (create_before_destroy) and owns the file now.
+	keepHandoff
+)
+
+// stopReplica drains (or stops) a recorded replica that goes away, removes
+// its handoff file, and drops it from state.
+func (r *runner) stopReplica(poolAddr, id string, drain bool) error {
+	rep := r.replica(poolAddr, id)
+	if rep == nil {
+		return nil
+	}
+	if err := r.stopRecorded(poolAddr+"/"+id, rep, drain, removeHandoff); err != nil {
+		if !errors.Is(err, ErrInterrupted) {
+			_ = r.mutate(func(st *state.State) {
+				if cur := st.Pools[poolAddr].Replica(id); cur != nil {
+					cur.LastError = err.Error()
+				}
+			})
+		}
+		return err
+	}
+	return r.mutate(func(st *state.State) {
+		if sp := st.Pools[poolAddr]; sp != nil {
+			removeReplica(sp, id)
+		}
+	})
+}
+
+// stopRecorded ends one replica generation: drain through its supervisor
+// when it serves, otherwise just stop it, making sure nothing it ran is
+// left; then its run directory is removed.
+func (r *runner) stopRecorded(addr string, rep *state.Replica, drain bool, rule handoffRule) error {
+	if !r.acquire() {
+		return ErrInterrupted
+	}
+	defer r.release()
+	step := StepStop
+	if drain && rep.Status == state.StatusReady {
+		step = StepDrain
+	}
+	r.hooks.pre(addr, step)
+	poolAddr, _, _ := strings.Cut(addr, "/")
+	r.mu.Lock()
+	timing := stopTimingOf(r.st.Pools[poolAddr])
+	r.mu.Unlock()
+	err := stopGeneration(r.work, r.stop, r.deps.Launcher, r.deps.Fs, rep, step == StepDrain, 0, timing)
+	if err == nil {
+		if rule == removeHandoff {
+			err = removeHandoffFile(r.deps.Fs, rep)
+		}
+		if err == nil {
+			err = removeRunDir(r.deps.Fs, rep)
+		}
+	}
+	r.hooks.post(addr, step, Result{PID: rep.PID, Port: rep.Port}, err)
+	return err
+}
+
+// stopTiming is what bounds a stop: the pool's drain deadline and kill
+// timeout as they were applied.
+type stopTiming struct {
+	deadline time.Duration
+	grace    time.Duration
+}
+
+func stopTimingOf(sp *state.Pool) stopTiming {
+	t := stopTiming{deadline: 30 * time.Second, grace: killTimeout(sp)}
+	if sp != nil && sp.Spec != nil {
+		if d, err := time.ParseDuration(sp.Spec.Drain.Deadline); err == nil && d > 0 {
+			t.deadline = d
+		}
+	}
+	return t
+}
+
+// stopGeneration is the one stop path for apply, destroy and drain. With
+// drain, the supervisor first waits for in-flight requests (up to deadline,
+// or its own drain deadline when 0). A supervisor that does not answer
+// in time is killed (its engine dies with it), and an engine left without
+// its supervisor is killed too: nothing it ran stays behind.
+//
+// Reaching the supervisor is abandoned when interrupt closes (Ctrl-C): the
+// replica stays recorded as it is, and ErrInterrupted is returned. Once it
+// answers, the stop runs to its end.
+func stopGeneration(ctx context.Context, interrupt <-chan struct{}, l supervisor.Launcher, fs afero.Fs, rep *state.Replica, drain bool, deadline time.Duration, t stopTiming) error {
+	if rep.RunDir == "" {
+		return nil
+	}
+	actx, cancel := context.WithTimeout(ctx, attachTimeout)
+	go func() {
+		select {
+		case <-interrupt:
+			cancel()
+		case <-actx.Done():
+		}
+	}()
+	client, err := l.Attach(actx, rep.RunDir)
+	interrupted := err != nil && isClosed(interrupt)
+	cancel()
+	if interrupted {
+		return ErrInterrupted
+	}
+	if err == nil {
+		budget := t.grace + stopMargin
+		if drain {
+			budget += max(deadline, t.deadline)
+		}
+		sctx, cancel := context.WithTimeout(ctx, budget)
+		if drain {
+			err = client.DrainWithin(sctx, deadline)
+		}
+		if err == nil || supervisorGone(err) {
+			err = client.Stop(sctx, t.grace)
+		}
+		cancel()
+		_ = client.Close()
+	}
+	if err != nil && !supervisorGone(err) {
+		// It answers no more (hung) or could not stop its engine: kill the
+		// supervisor; its engine dies with it (Pdeathsig). When there is no
+		// supervisor to kill, the failure stands.
+		killed, kerr := killSupervisor(fs, rep.RunDir)
+		switch {
+		case kerr != nil:
+			return fmt.Errorf("stopping %s: %w; killing its supervisor failed too: %v", rep.ID, err, kerr)
+		case !killed:
+			return fmt.Errorf("stopping %s: %w", rep.ID, err)
+		}
+	}
+	return killLeftover(fs, rep.RunDir, rep.PID)
+}
+
+func isClosed(ch <-chan struct{}) bool {
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
+	}
+}
+
+// removeRunDir deletes a stopped generation's files (its log included).
+func removeRunDir(fs afero.Fs, rep *state.Replica) error {
+	if rep.RunDir == "" {
+		return nil
+	}
+	if err := fs.RemoveAll(rep.RunDir); err != nil {
+		return fmt.Errorf("removing run directory %s: %w", rep.RunDir, err)
+	}
+	return nil
+}
+
+// removeHandoffFile removes the replica's handoff file: it goes away (or
+// stops serving), and no successor took the name over.
+func removeHandoffFile(fs afero.Fs, rep *state.Replica) error {
+	if rep.Handoff == "" {
+		return nil
+	}
+	if err := handoff.Remove(fs, rep.Handoff); err != nil {
+		return fmt.Errorf("removing handoff file: %w", err)
+	}
+	return nil
+}
+
+func (r *runner) replica(poolAddr, id string) *state.Replica {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	sp := r.st.Pools[poolAddr]
+	if sp == nil {
+		return nil
+	}
+	if rep := sp.Replica(id); rep != nil {
+		cp := *rep
+		return &cp
+	}
+	return nil
+}
+
+func (r *runner) replicas(poolAddr string) []*state.Replica {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	sp := r.st.Pools[poolAddr]
+	if sp == nil {
+		return nil
+	}
+	out := make([]*state.Replica, 0, len(sp.Replicas))
+	for _, rep := range sp.Replicas {
+		cp := *rep
+		out = append(out, &cp)
+	}
+	return out
+}
+
+func (r *runner) replicasBeyond(d *plan.Desired) []string {
+	var out []string
+	for _, rep := range r.replicas(d.Addr) {
+		if replicaIndex(rep.ID) >= d.Pool.Replicas {
+			out = append(out, rep.ID)
+		}
+	}
+	return out
+}
+
+func replicaID(i int) string { return plan.ReplicaID(i) }
+
+func replicaIndex(id string) int {
+	var i int
+	if _, err := fmt.Sscanf(id, "r%d", &i); err != nil {
+		return 0
+	}
+	return i
+}
+
+// replicaIDs are the replicas a create or replace covers: the change's own
+// list when the plan gave one (-replace=pool.x/r1), else every configured
+// replica.
+func replicaIDs(c *plan.Change, d *plan.Desired) []string {
+	all := allReplicaIDs(d)
+	if len(c.Replicas) == 0 {
+		return all
+	}
+	want := map[string]bool{}
+	for _, id := range all {
+		want[id] = true
+	}
+	var out []string
+	for _, id := range c.Replicas {
+		if want[id] {
+			out = append(out, id)
+		}
+	}
+	if len(out) == 0 {
+		return all
+	}
+	return out
+}
+
+func allReplicaIDs(d *plan.Desired) []string {
+	out := make([]string, d.Pool.Replicas)
+	for i := range out {
+		out[i] = replicaID(i)
+	}
+	return out
+}
+
+func putReplica(sp *state.Pool, rep *state.Replica) {
+	if sp == nil {
+		return
+	}
+	for i, cur := range sp.Replicas {
+		if cur.ID == rep.ID {
+			sp.Replicas[i] = rep
+			return
+		}
+	}
+	sp.Replicas = append(sp.Replicas, rep)
+	sort.Slice(sp.Replicas, func(i, j int) bool {
+		return replicaIndex(sp.Replicas[i].ID) < replicaIndex(sp.Replicas[j].ID)
+	})
+}
+
+func removeReplica(sp *state.Pool, id string) {
+	out := sp.Replicas[:0]
+	for _, rep := range sp.Replicas {
+		if rep.ID != id {
+			out = append(out, rep)
+		}
+	}
+	sp.Replicas = out
+}
+
+func isReplicaAddr(addr string) bool { return strings.Contains(addr, "/") }
+
+// flatten turns a possibly-nil *multierror.Error into an error without the
+// typed-nil trap.
+func flatten(errs *multierror.Error) error {
+	if errs == nil {
+		return nil
+	}
+	if len(errs.Errors) == 1 {
+		return errs.Errors[0]
+	}
+	return errs.ErrorOrNil()
+}

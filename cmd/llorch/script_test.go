@@ -1,0 +1,409 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/rogpeppe/go-internal/testscript"
+	"github.com/spf13/afero"
+
+	"github.com/llorch/llorch/examples/provider-vllm/vllm"
+	"github.com/llorch/llorch/internal/fakeengine"
+	"github.com/llorch/llorch/internal/supervisor"
+	"github.com/llorch/llorch/providers/sdk"
+	"github.com/llorch/llorch/state"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden sections of testscript files")
+
+// TestMain turns this test binary into llorch, the fake llama-server and
+// the example vLLM plugin, so scripts run the real programs with no build
+// step.
+func TestMain(m *testing.M) {
+	// Race-built children sleep 1s at exit unless told not to.
+	os.Setenv("GORACE", "atexit_sleep_ms=0")
+	testscript.Main(m, map[string]func(){
+		"llorch":               main,
+		"fake-llama-server":    fakeengine.Main,
+		"llama-server":         fakeengine.Main, // examples/quickstart names the real binary
+		"llorch-provider-vllm": func() { sdk.Serve(vllm.New()) },
+		"llorch-provider-flaky": func() {
+			sdk.Serve(newFlakyProvider())
+		},
+	})
+}
+
+func TestScript(t *testing.T) {
+	testscript.Run(t, testscript.Params{
+		Dir:                 filepath.Join("testdata", "script"),
+		UpdateScripts:       *update,
+		RequireExplicitExec: true,
+		RequireUniqueNames:  true,
+		Setup:               setupEnv,
+		Cmds:                scriptCmds,
+	})
+}
+
+// repoRoot is the repository root, two levels above this package.
+func repoRoot() string {
+	wd, _ := os.Getwd()
+	return filepath.Clean(filepath.Join(wd, "..", ".."))
+}
+
+func setupEnv(e *testscript.Env) error {
+	home := filepath.Join(e.WorkDir, "home")
+	if err := os.MkdirAll(home, 0o755); err != nil {
+		return err
+	}
+	e.Setenv("HOME", home)
+	e.Setenv("XDG_CACHE_HOME", filepath.Join(e.WorkDir, "cache"))
+	e.Setenv("REPO", repoRoot())
+	e.Setenv("GORACE", "atexit_sleep_ms=0")
+	e.Setenv("NO_COLOR", "1")
+	// No supervisor or engine outlives its script: stop every one recorded
+	// under $WORK, even when the script failed before `llorch destroy`.
+	e.Defer(func() { stopEverything(e.WorkDir) })
+	return nil
+}
+
+// stopEverything kills every supervisor (its engine follows through
+// Pdeathsig) and engine found in run directories under root.
+func stopEverything(root string) {
+	_ = filepath.WalkDir(root, func(path string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() || d.Name() != "status.json" {
+			return nil
+		}
+		st, err := supervisor.ReadStatus(afero.NewOsFs(), filepath.Dir(path))
+		if err != nil {
+			return nil
+		}
+		if st.SupervisorPID > 0 && supervisor.Alive(st.SupervisorPID) {
+			_ = syscall.Kill(st.SupervisorPID, syscall.SIGKILL)
+		}
+		if st.PID > 0 && supervisor.Alive(st.PID) {
+			_ = syscall.Kill(-st.PID, syscall.SIGKILL)
+		}
+		return nil
+	})
+}
+
+var scriptCmds = map[string]func(ts *testscript.TestScript, neg bool, args []string){
+	"copyrepo":    cmdCopyRepo,
+	"statefield":  cmdStateField,
+	"livefield":   cmdLiveField,
+	"waitreplica": cmdWaitReplica,
+	"httpget":     cmdHTTPGet,
+	"holdport":    cmdHoldPort,
+	"freeport":    cmdFreePort,
+	"signal":      cmdSignal,
+	"waitdead":    cmdWaitDead,
+	"waitfile":    cmdWaitFile,
+	"alive":       cmdAlive,
+	"checkruns":   cmdCheckRuns,
+}
+
+// copyrepo SRC DST: copy a file or directory of the repository (relative to
+// its root) into the script's work directory.
+func cmdCopyRepo(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 2 {
+		ts.Fatalf("usage: copyrepo SRC DST")
+	}
+	src := filepath.Join(repoRoot(), args[0])
+	dst := ts.MkAbs(args[1])
+	err := filepath.WalkDir(src, func(path string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(src, path)
+		target := filepath.Join(dst, rel)
+		if d.IsDir() {
+			if d.Name() == ".llorch" {
+				return filepath.SkipDir
+			}
+			return os.MkdirAll(target, 0o755)
+		}
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		return os.WriteFile(target, data, 0o644)
+	})
+	ts.Check(err)
+}
+
+// readState reads .llorch/state.json in the script's current directory.
+func readState(ts *testscript.TestScript) *state.State {
+	data, err := os.ReadFile(ts.MkAbs(filepath.Join(".llorch", "state.json")))
+	ts.Check(err)
+	st, err := state.Decode(data, "state.json", "")
+	ts.Check(err)
+	return st
+}
+
+func replicaOf(ts *testscript.TestScript, st *state.State, addr string) *state.Replica {
+	poolAddr, id, ok := strings.Cut(addr, "/")
+	if !ok {
+		ts.Fatalf("%s is not a replica address", addr)
+	}
+	p := st.Pools[poolAddr]
+	if p == nil || p.Replica(id) == nil {
+		ts.Fatalf("%s is not in the state", addr)
+	}
+	return p.Replica(id)
+}
+
+// statefield VAR ADDR FIELD: set $VAR to a replica's field from the state
+// (pid, supervisor_pid, port, status, restarts, run_dir, handoff, last_error).
+func cmdStateField(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 3 {
+		ts.Fatalf("usage: statefield VAR pool.x/rN FIELD")
+	}
+	setField(ts, args[0], replicaOf(ts, readState(ts), args[1]), args[2])
+}
+
+// livefield VAR ADDR FIELD: set $VAR to a field of the replica's live
+// status, asked from its supervisor (pid, supervisor_pid, port, state,
+// restarts, last_error).
+func cmdLiveField(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 3 {
+		ts.Fatalf("usage: livefield VAR pool.x/rN FIELD")
+	}
+	r := replicaOf(ts, readState(ts), args[1])
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, err := supervisor.Dial(ctx, r.RunDir)
+	ts.Check(err)
+	defer c.Close()
+	st, err := c.Status(ctx)
+	ts.Check(err)
+	setField(ts, args[0], st, args[2])
+}
+
+// setField sets $name to the JSON field of v, numbers without decimals.
+func setField(ts *testscript.TestScript, name string, v any, field string) {
+	raw, _ := json.Marshal(v)
+	var fields map[string]any
+	_ = json.Unmarshal(raw, &fields)
+	f, ok := fields[field]
+	if !ok {
+		ts.Fatalf("no field %q", field)
+	}
+	s := fmt.Sprint(f)
+	if n, isNum := f.(float64); isNum {
+		s = strconv.FormatInt(int64(n), 10)
+	}
+	ts.Setenv(name, s)
+}
+
+// waitreplica ADDR STATE [OLDPID]: wait (event-driven, through the
+// supervisor's watch stream) until the replica's supervisor reports STATE,
+// with an engine other than OLDPID when given (after a crash the first
+// status seen may still be the old one).
+func cmdWaitReplica(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) < 2 || len(args) > 3 {
+		ts.Fatalf("usage: waitreplica pool.x/rN STATE [OLDPID]")
+	}
+	oldPID := -1
+	if len(args) == 3 {
+		var err error
+		oldPID, err = strconv.Atoi(args[2])
+		ts.Check(err)
+	}
+	r := replicaOf(ts, readState(ts), args[0])
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	c, err := supervisor.Dial(ctx, r.RunDir)
+	ts.Check(err)
+	defer c.Close()
+	var last supervisor.Status
+	err = c.Watch(ctx, func(s supervisor.Status) bool {
+		last = s
+		return string(s.State) != args[1] || s.PID == oldPID // true: keep watching
+	})
+	if err != nil {
+		ts.Fatalf("waiting for %s to be %s (last seen %s: %s): %v", args[0], args[1], last.State, last.LastError, err)
+	}
+}
+
+// httpget URL [STATUS]: GET URL, put the body on stdout, and check the
+// status code (default 200).
+func cmdHTTPGet(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) < 1 || len(args) > 2 {
+		ts.Fatalf("usage: httpget URL [STATUS]")
+	}
+	want := 200
+	if len(args) == 2 {
+		want, _ = strconv.Atoi(args[1])
+	}
+	resp, err := http.Get(args[0])
+	if err != nil {
+		if neg {
+			return
+		}
+		ts.Fatalf("GET %s: %v", args[0], err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	_, _ = ts.Stdout().Write(body)
+	if (resp.StatusCode == want) == neg {
+		ts.Fatalf("GET %s: status %d (want %s%d)", args[0], resp.StatusCode, map[bool]string{true: "not ", false: ""}[neg], want)
+	}
+}
+
+// holdport VAR: listen on a free 127.0.0.1 port for the rest of the script
+// (another program holding the port) and set $VAR to it.
+func cmdHoldPort(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 1 {
+		ts.Fatalf("usage: holdport VAR")
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	ts.Check(err)
+	ts.Defer(func() { l.Close() })
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
+	ts.Setenv(args[0], strconv.Itoa(l.Addr().(*net.TCPAddr).Port))
+}
+
+// freeport VAR: set $VAR to a port nothing listens on.
+func cmdFreePort(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 1 {
+		ts.Fatalf("usage: freeport VAR")
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	ts.Check(err)
+	port := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	ts.Setenv(args[0], strconv.Itoa(port))
+}
+
+// signal SIG PID: send SIGKILL, SIGTERM or SIGINT to a process.
+func cmdSignal(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 2 {
+		ts.Fatalf("usage: signal KILL|TERM|INT PID")
+	}
+	sig := map[string]syscall.Signal{"KILL": syscall.SIGKILL, "TERM": syscall.SIGTERM, "INT": syscall.SIGINT}[args[0]]
+	if sig == 0 {
+		ts.Fatalf("unknown signal %q", args[0])
+	}
+	pid, err := strconv.Atoi(args[1])
+	ts.Check(err)
+	ts.Check(syscall.Kill(pid, sig))
+}
+
+// waitdead PID: wait until the process is gone (pidfd-free fallback: it
+// is not our child, so poll its /proc entry with a bounded backoff).
+func cmdWaitDead(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 1 {
+		ts.Fatalf("usage: waitdead PID")
+	}
+	pid, err := strconv.Atoi(args[0])
+	ts.Check(err)
+	deadline := time.Now().Add(30 * time.Second)
+	for delay := time.Millisecond; supervisor.Alive(pid); delay = min(2*delay, 100*time.Millisecond) {
+		if time.Now().After(deadline) {
+			ts.Fatalf("process %d still alive after 30s", pid)
+		}
+		time.Sleep(delay)
+	}
+}
+
+// alive PID: succeed when the process runs (use "! alive PID" for dead).
+func cmdAlive(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) != 1 {
+		ts.Fatalf("usage: [!] alive PID")
+	}
+	pid, err := strconv.Atoi(args[0])
+	ts.Check(err)
+	if alive := supervisor.Alive(pid); alive == neg {
+		ts.Fatalf("process %d: alive = %v, want %v", pid, alive, !neg)
+	}
+}
+
+// waitfile GLOB: wait until a file matching GLOB exists (for background
+// commands).
+func cmdWaitFile(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 1 {
+		ts.Fatalf("usage: waitfile GLOB")
+	}
+	pattern := ts.MkAbs(args[0])
+	deadline := time.Now().Add(60 * time.Second)
+	for delay := time.Millisecond; ; delay = min(2*delay, 50*time.Millisecond) {
+		if m, _ := filepath.Glob(pattern); len(m) > 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			ts.Fatalf("%s did not appear within 60s", args[0])
+		}
+		time.Sleep(delay)
+	}
+}
+
+// checkruns: the state and the processes agree. Every live supervisor
+// under .llorch/run belongs to a replica the state records, every engine
+// that runs has a live supervisor, and every replica the state records as
+// running has both. Nothing is orphaned, nothing runs twice.
+func cmdCheckRuns(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 0 {
+		ts.Fatalf("usage: checkruns")
+	}
+	recorded := map[string]string{} // run dir → replica address
+	running := map[string]bool{}
+	if _, err := os.Stat(ts.MkAbs(filepath.Join(".llorch", "state.json"))); err == nil {
+		st := readState(ts)
+		for addr, p := range st.Pools {
+			for _, r := range p.Replicas {
+				if r.RunDir == "" {
+					continue
+				}
+				recorded[filepath.Clean(r.RunDir)] = addr + "/" + r.ID
+				running[filepath.Clean(r.RunDir)] = r.Status == state.StatusReady
+			}
+		}
+	}
+	root := ts.MkAbs(filepath.Join(".llorch", "run"))
+	entries, _ := os.ReadDir(root)
+	seen := map[string]bool{}
+	for _, e := range entries {
+		dir := filepath.Join(root, e.Name())
+		st, err := supervisor.ReadStatus(afero.NewOsFs(), dir)
+		if err != nil {
+			continue
+		}
+		supAlive := st.SupervisorPID > 0 && supervisor.Alive(st.SupervisorPID)
+		engAlive := st.PID > 0 && supervisor.Alive(st.PID)
+		addr, known := recorded[dir]
+		switch {
+		case supAlive && !known:
+			ts.Fatalf("orphan: supervisor %d in %s is not in the state", st.SupervisorPID, dir)
+		case engAlive && !supAlive:
+			ts.Fatalf("orphan: engine %d in %s runs without its supervisor", st.PID, dir)
+		case known && running[dir] && !(supAlive && engAlive):
+			ts.Fatalf("%s is recorded ready but supervisor alive=%v, engine alive=%v", addr, supAlive, engAlive)
+		}
+		seen[dir] = true
+	}
+	for dir, addr := range recorded {
+		if running[dir] && !seen[dir] {
+			ts.Fatalf("%s is recorded ready but its run directory %s is gone", addr, dir)
+		}
+	}
+}
