@@ -78,7 +78,9 @@ func parseVersion(out string) (string, bool) {
 }
 
 // binaryVersion returns path's engine version, from the cache when the
-// binary's size and mtime are unchanged, else by running --version once.
+// binary's size and mtime are unchanged, else by running --version once:
+// concurrent callers share the run, and a binary that gives no version is
+// not run again in this command until it changes.
 func (p *Provider) binaryVersion(ctx context.Context, path string) (string, error) {
 	fi, err := os.Stat(path)
 	if err != nil {
@@ -88,6 +90,15 @@ func (p *Provider) binaryVersion(ctx context.Context, path string) (string, erro
 	if v, ok := versions.get(path, fi); ok {
 		return v, nil
 	}
+	key := fileKey{path: path, size: fi.Size(), mtime: fi.ModTime().UnixNano()}
+	return p.versionRuns.do(ctx, key, func(ctx context.Context) (string, bool, error) {
+		v, err := p.runVersion(ctx, path, fi, versions)
+		return v, err != nil, err // a version lives in the version cache
+	})
+}
+
+// runVersion runs path --version and records the version in versions.
+func (p *Provider) runVersion(ctx context.Context, path string, fi fs.FileInfo, versions *statCache) (string, error) {
 	ctx, cancel := context.WithTimeout(ctx, p.execTimeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, path, "--version")

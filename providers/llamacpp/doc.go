@@ -14,6 +14,13 @@
 // binary is copied out of a temporary build directory into the cache, so it
 // must not load libllama/libggml from that directory.
 //
+// The provider lives for one llorch command, and a plan may hold a thousand
+// pools: answers that every pool shares (the commit a git ref names, the
+// GPUs nvidia-smi lists, where the binary is on PATH, a model's GGUF
+// metadata) are learnt once per command and per key, concurrent callers
+// sharing one run, in the small flight type of memo.go rather than a new
+// dependency. A different provider block given to Configure starts afresh.
+//
 // The package imports no llorch package but providers, so it sees exactly
 // what a third-party plugin sees. Its GGUF reader lives in the gguf
 // subpackage.

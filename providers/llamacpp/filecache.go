@@ -20,6 +20,40 @@ type statCache struct {
 
 	mu      sync.Mutex
 	entries map[string]statEntry
+	// read is the JSON file as last read or written: a miss re-reads the
+	// file only when another process has changed it since.
+	read fileStamp
+}
+
+// fileStamp identifies a version of a file; the zero stamp is a file that
+// was never read.
+type fileStamp struct {
+	fi     fs.FileInfo // nil when the file did not exist
+	absent bool
+}
+
+// stamp reads path's current stamp.
+func stamp(path string) fileStamp {
+	fi, err := os.Stat(path)
+	switch {
+	case err == nil:
+		return fileStamp{fi: fi}
+	case errors.Is(err, fs.ErrNotExist):
+		return fileStamp{absent: true}
+	}
+	return fileStamp{} // unknown: read the file
+}
+
+// same reports whether s and o are the same known version of a file. An
+// atomic write replaces the file, so a rewritten file is another inode.
+func (s fileStamp) same(o fileStamp) bool {
+	switch {
+	case s.absent || o.absent:
+		return s.absent && o.absent
+	case s.fi == nil || o.fi == nil:
+		return false
+	}
+	return os.SameFile(s.fi, o.fi) && s.fi.Size() == o.fi.Size() && s.fi.ModTime().Equal(o.fi.ModTime())
 }
 
 type statEntry struct {
@@ -44,17 +78,25 @@ func (e statEntry) matches(fi fs.FileInfo) bool {
 }
 
 // get returns the value recorded for path when fi still matches it. A miss
-// in memory re-reads the file once, since another llorch process sharing
-// the cache may have recorded it.
+// in memory re-reads the file when it changed since it was last read, since
+// another llorch process sharing the cache may have recorded it.
 func (c *statCache) get(path string, fi fs.FileInfo) (string, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if e, ok := c.entries[path]; ok && e.matches(fi) {
 		return e.Value, true
 	}
+	if c.path == "" {
+		return "", false
+	}
+	now := stamp(c.path)
+	if now.same(c.read) {
+		return "", false
+	}
 	for k, v := range c.readFile() {
 		c.entries[k] = v
 	}
+	c.read = now
 	if e, ok := c.entries[path]; ok && e.matches(fi) {
 		return e.Value, true
 	}
@@ -98,6 +140,7 @@ func (c *statCache) put(ctx context.Context, path string, fi fs.FileInfo, value 
 		return err
 	}
 	c.entries = merged
+	c.read = stamp(c.path)
 	return nil
 }
 

@@ -128,3 +128,61 @@ func TestHumanBytes(t *testing.T) {
 		}
 	}
 }
+
+func TestStatCacheMissRereadsTheFileOnlyWhenItChanged(t *testing.T) {
+	dir := t.TempDir()
+	ctx := context.Background()
+	cachePath := filepath.Join(dir, "cache", "digests.json")
+	stat := func(p string) os.FileInfo {
+		t.Helper()
+		fi, err := os.Stat(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return fi
+	}
+	model := writeFile(t, dir, "model.gguf", []byte("v1"), 0o644)
+	// other.gguf has model.gguf's size and mtime, and a name as long.
+	other := writeFile(t, dir, "other.gguf", []byte("v1"), 0o644)
+	if err := os.Chtimes(other, time.Now(), stat(model).ModTime()); err != nil {
+		t.Fatal(err)
+	}
+
+	c := newStatCache(cachePath)
+	if _, ok := c.get(model, stat(model)); ok {
+		t.Fatal("an empty cache had a hit")
+	}
+	if err := newStatCache(cachePath).put(ctx, model, stat(model), "digest-1"); err != nil {
+		t.Fatal(err)
+	}
+	if v, ok := c.get(model, stat(model)); !ok || v != "digest-1" {
+		t.Fatalf("after another process wrote the file: %q, %v", v, ok)
+	}
+
+	// Rewrite the file in place, keeping its size and mtime, so that its
+	// entry names other.gguf: only a reader that reads it again sees it.
+	before := stat(cachePath)
+	data, err := os.ReadFile(cachePath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(cachePath, []byte(strings.Replace(string(data), "model.gguf", "other.gguf", 1)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chtimes(cachePath, time.Now(), before.ModTime()); err != nil {
+		t.Fatal(err)
+	}
+	if v, ok := c.get(other, stat(other)); ok {
+		t.Errorf("a miss read the unchanged cache file again (got %q)", v)
+	}
+	if v, ok := newStatCache(cachePath).get(other, stat(other)); !ok || v != "digest-1" {
+		t.Fatalf("a fresh reader of the rewritten file: %q, %v", v, ok)
+	}
+	// A new mtime is a change: the next miss reads the file.
+	if err := os.Chtimes(cachePath, time.Now(), before.ModTime().Add(time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	if v, ok := c.get(other, stat(other)); !ok || v != "digest-1" {
+		t.Errorf("a miss after the file changed: %q, %v", v, ok)
+	}
+}

@@ -15,9 +15,25 @@ type gpu struct {
 	FreeMiB int64
 }
 
-// queryGPUs asks nvidia-smi for each GPU's free memory. ok is false when
-// nvidia-smi is not on PATH or fails: the fit check is then skipped.
+// gpuQuery is nvidia-smi's answer; ok is false when it is not on PATH or
+// fails.
+type gpuQuery struct {
+	gpus []gpu
+	ok   bool
+}
+
+// queryGPUs asks nvidia-smi for each GPU's free memory, once per command:
+// concurrent callers share one run. ok is false when nvidia-smi is not on
+// PATH or fails: the fit check is then skipped.
 func (p *Provider) queryGPUs(ctx context.Context) (gpus []gpu, ok bool) {
+	q, err := p.gpus.do(ctx, struct{}{}, func(ctx context.Context) (gpuQuery, bool, error) {
+		gpus, ok := p.runNvidiaSMI(ctx)
+		return gpuQuery{gpus: gpus, ok: ok}, true, nil
+	})
+	return q.gpus, err == nil && q.ok
+}
+
+func (p *Provider) runNvidiaSMI(ctx context.Context) (gpus []gpu, ok bool) {
 	path, err := p.env.lookPath("nvidia-smi", p.workDir())
 	if err != nil {
 		return nil, false

@@ -6,12 +6,14 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 
 	"github.com/zclconf/go-cty/cty"
 
 	"github.com/llorch/llorch/providers"
+	"github.com/llorch/llorch/providers/llamacpp/gguf"
 )
 
 // PlanPool reports the engine version Ensure will produce, whether it
@@ -21,6 +23,13 @@ import (
 // version comes from the version cache or one `--version` run (binary
 // mode) or `git ls-remote` (source mode, none for a commit id), and the
 // digest only from the digest cache.
+//
+// A configuration may hold a thousand pools sharing one engine and a few
+// models, so what they share is learnt once per command (see memo.go):
+// the binary's place on PATH, the commit a ref names, nvidia-smi's answer,
+// and each model file's metadata (per size and mtime, so a changed file is
+// read again). What remains per pool is a stat of the binary and of the
+// model (and, for a model not hashed yet, of the digest cache file).
 func (p *Provider) PlanPool(ctx context.Context, req providers.PlanPoolRequest) (*providers.PlannedPool, providers.Diagnostics) {
 	pc, ref, diags := p.validatePool(req.Pool, req.Config)
 	if diags.HasErrors() {
@@ -39,7 +48,7 @@ func (p *Provider) PlanPool(ctx context.Context, req providers.PlanPoolRequest) 
 		planned.RequiresReplace = append(planned.RequiresReplace, cty.GetAttrPath("engine_version"))
 	}
 
-	info, err := p.plannedModel(ref, cfg, wantSHA256(req.Pool))
+	info, err := p.plannedModel(ctx, ref, cfg, wantSHA256(req.Pool))
 	if err != nil {
 		return planned, append(diags, toDiags("Model Unavailable", err)...)
 	}
@@ -49,10 +58,27 @@ func (p *Provider) PlanPool(ctx context.Context, req providers.PlanPoolRequest) 
 	return planned, diags
 }
 
+// plannedEngine is PlanPool's answer about a source-mode engine, the same
+// for every pool of one configuration.
+type plannedEngine struct {
+	version string
+	diags   providers.Diagnostics
+}
+
+// plannedVersion is the engine version Ensure will produce. Its inputs are
+// learnt once per command: the binary's place on PATH (the binary itself is
+// still stat'ed for each pool, so one replaced in place shows its new
+// version), and in source mode the whole answer.
 func (p *Provider) plannedVersion(ctx context.Context, cfg *providerConfig) (string, providers.Diagnostics) {
 	if cfg.Source == nil {
-		path, err := p.resolveBinary(cfg.Binary)
-		if err != nil {
+		path, err := p.binaries.do(ctx, cfg.Binary, func(context.Context) (string, bool, error) {
+			path, err := p.resolveBinary(cfg.Binary)
+			return path, true, err
+		})
+		switch {
+		case err != nil && ctx.Err() != nil:
+			return "", providers.FromError("Planning Cancelled", ctx.Err())
+		case err != nil:
 			return "", toDiags("Engine Binary Not Found", err)
 		}
 		v, err := p.binaryVersion(ctx, path)
@@ -61,6 +87,19 @@ func (p *Provider) plannedVersion(ctx context.Context, cfg *providerConfig) (str
 		}
 		return v, nil
 	}
+	pe, err := p.sourcePlans.do(ctx, cfg, func(ctx context.Context) (plannedEngine, bool, error) {
+		v, diags := p.plannedSourceVersion(ctx, cfg)
+		// An abbreviated commit that is not cloned yet gets a name once
+		// Ensure has cloned it: ask again then.
+		return plannedEngine{version: v, diags: diags}, v != "" || len(diags) > 0, nil
+	})
+	if err != nil {
+		return "", providers.FromError("Planning Cancelled", err)
+	}
+	return pe.version, slices.Clone(pe.diags)
+}
+
+func (p *Provider) plannedSourceVersion(ctx context.Context, cfg *providerConfig) (string, providers.Diagnostics) {
 	commit, err := p.plannedCommit(ctx, cfg)
 	switch {
 	case errors.Is(err, errRefNotFound):
@@ -81,7 +120,7 @@ func (p *Provider) plannedVersion(ctx context.Context, cfg *providerConfig) (str
 
 // plannedModel reads the metadata of a local or already downloaded model;
 // nil, nil when the model is still to be downloaded.
-func (p *Provider) plannedModel(ref modelRef, cfg *providerConfig, want string) (*providers.ModelInfo, error) {
+func (p *Provider) plannedModel(ctx context.Context, ref modelRef, cfg *providerConfig, want string) (*providers.ModelInfo, error) {
 	path := ref.downloadPath(cfg.CacheDir)
 	fi, err := os.Stat(path)
 	switch {
@@ -97,8 +136,11 @@ func (p *Provider) plannedModel(ref modelRef, cfg *providerConfig, want string) 
 		return nil, withDiag("Model File Not Found", modelRefPath, fmt.Errorf(
 			"model ref %q names %s, which is not a regular file; point it at a .gguf file", ref.Raw, path))
 	}
-	meta, err := readMeta(path)
+	meta, err := p.modelMeta(ctx, path, fi)
 	if err != nil {
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("reading model metadata: %w", ctx.Err())
+		}
 		if ref.Kind != modelFile {
 			return nil, nil // Ensure replaces an unusable cached download
 		}
@@ -120,6 +162,36 @@ func (p *Provider) plannedModel(ref modelRef, cfg *providerConfig, want string) 
 		ContextLength: int(meta.ContextLength),
 		SHA256:        sum,
 	}, nil
+}
+
+// fileKey names one version of a file: a file whose size or modification
+// time changes is another key.
+type fileKey struct {
+	path        string
+	size, mtime int64
+}
+
+// modelMeta reads the GGUF metadata of path, whose stat is fi, once per
+// command and version of the file, however many pools use it.
+func (p *Provider) modelMeta(ctx context.Context, path string, fi fs.FileInfo) (*gguf.Metadata, error) {
+	key := fileKey{path: path, size: fi.Size(), mtime: fi.ModTime().UnixNano()}
+	return p.metas.do(ctx, key, func(context.Context) (*gguf.Metadata, bool, error) {
+		meta, err := p.metaReader(path)
+		// What the file holds is kept; a failure to read it (permissions,
+		// I/O) may pass, and is not.
+		return meta, err == nil || isContentError(err), err
+	})
+}
+
+// isContentError tells a model that is not valid GGUF from one that could
+// not be read.
+func isContentError(err error) bool {
+	for _, target := range []error{gguf.ErrNotGGUF, gguf.ErrUnsupportedVersion, gguf.ErrTruncated, gguf.ErrCorrupt} {
+		if errors.Is(err, target) {
+			return true
+		}
+	}
+	return false
 }
 
 // contextWarning warns when the pool's ctx exceeds the model's trained

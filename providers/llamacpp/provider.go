@@ -7,12 +7,14 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"reflect"
 	"sync"
 	"time"
 
 	"github.com/zclconf/go-cty/cty"
 
 	"github.com/llorch/llorch/providers"
+	"github.com/llorch/llorch/providers/llamacpp/gguf"
 )
 
 // Provider is the llamacpp provider. Create it with New; it is safe for
@@ -30,7 +32,23 @@ type Provider struct {
 	cfg      *providerConfig
 	versions *statCache // binary path → engine version
 	digests  *statCache // model path → sha256
+
+	// What one llorch command learns once and reuses for every pool (see
+	// memo.go). The first three answer questions about the provider block
+	// and are forgotten when Configure receives a different one; the
+	// others are facts about files and GPUs of this machine.
+	binaries    flight[string, string]                    // binary setting → path found on PATH (planning)
+	sourcePlans flight[*providerConfig, plannedEngine]    // source mode: the planned engine version
+	refs        flight[gitRef, string]                    // repository and ref → commit from git ls-remote
+	versionRuns flight[fileKey, string]                   // llama-server --version by path, size and mtime
+	gpus        flight[struct{}, gpuQuery]                // nvidia-smi's answer
+	metas       flight[fileKey, *gguf.Metadata]           // GGUF metadata by path, size and mtime
+	metaReader  func(path string) (*gguf.Metadata, error) // readMeta; tests count the reads
 }
+
+// maxMetas bounds the GGUF metadata kept in memory: a few hundred bytes
+// each, far more than the distinct models of any configuration.
+const maxMetas = 4096
 
 var _ providers.Provider = (*Provider)(nil)
 
@@ -66,7 +84,9 @@ func New(opts ...Option) *Provider {
 		cudaDirs:     []string{"/usr/local/cuda/bin"},
 		stallTimeout: 2 * time.Minute,
 		execTimeout:  30 * time.Second,
+		metaReader:   readMeta,
 	}
+	p.metas.max = maxMetas
 	for _, o := range opts {
 		o(p)
 	}
@@ -103,7 +123,13 @@ func (p *Provider) Configure(ctx context.Context, req providers.ConfigureRequest
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if p.cfg != nil && reflect.DeepEqual(p.cfg, cfg) {
+		return diags // the same block again: what was learnt still holds
+	}
 	p.setConfigLocked(cfg)
+	p.binaries.reset()
+	p.sourcePlans.reset()
+	p.refs.reset()
 	return diags
 }
 

@@ -156,9 +156,24 @@ func (p *Provider) git(ctx context.Context, dir string, args ...string) (string,
 	return stdout.String(), nil
 }
 
-// lsRemote resolves a tag or branch name on the remote without cloning:
-// an annotated tag's peeled commit first, then the tag, then a branch.
+// gitRef is a ref of a repository, as the provider block names them.
+type gitRef struct{ repo, ref string }
+
+// lsRemote resolves a tag or branch name on the remote without cloning,
+// once per command: every pool it plans and every Ensure it runs see the
+// same commit, even if the branch moves meanwhile, and a thousand pools
+// cost one round trip. A repository that cannot be reached is not asked
+// again either.
 func (p *Provider) lsRemote(ctx context.Context, repo, ref string) (string, error) {
+	return p.refs.do(ctx, gitRef{repo: repo, ref: ref}, func(ctx context.Context) (string, bool, error) {
+		commit, err := p.lsRemoteOnce(ctx, repo, ref)
+		return commit, true, err
+	})
+}
+
+// lsRemoteOnce asks the remote: an annotated tag's peeled commit first,
+// then the tag, then a branch.
+func (p *Provider) lsRemoteOnce(ctx context.Context, repo, ref string) (string, error) {
 	// An annotated tag is listed as the tag object and, with the ^{} pattern,
 	// as the commit it points to.
 	out, err := p.git(ctx, p.workDir(), "ls-remote", repo, ref, ref+"^{}")

@@ -306,7 +306,8 @@ func TestPlanPoolSourceMode(t *testing.T) {
 
 	t.Run("a branch that moved forces replacement", func(t *testing.T) {
 		moving := newFakeRepo(t)
-		p := sourceProvider(t, env, filepath.Join(t.TempDir(), "cache"), moving.dir, "master")
+		cache := filepath.Join(t.TempDir(), "cache")
+		p := sourceProvider(t, env, cache, moving.dir, "master")
 		first, diags := planFor(t, p, nil)
 		if len(diags) > 0 {
 			t.Fatal(describe(diags))
@@ -319,7 +320,12 @@ func TestPlanPoolSourceMode(t *testing.T) {
 		writeFile(t, moving.dir, "README", []byte("new"), 0o644)
 		gitCmd(t, moving.dir, "add", "README")
 		gitCmd(t, moving.dir, "commit", "--quiet", "-m", "move master")
-		moved, diags := planFor(t, p, prior)
+		// One command plans every pool with the commit it resolved first.
+		if again, _ := planFor(t, p, prior); again.EngineVersion != first.EngineVersion {
+			t.Errorf("the branch moved during one command and its plan changed: %q, then %q", first.EngineVersion, again.EngineVersion)
+		}
+		// The next command sees the move.
+		moved, diags := planFor(t, sourceProvider(t, env, cache, moving.dir, "master"), prior)
 		if len(diags) > 0 {
 			t.Fatal(describe(diags))
 		}
@@ -331,15 +337,31 @@ func TestPlanPoolSourceMode(t *testing.T) {
 		}
 	})
 
-	t.Run("PlanPool and Ensure agree on the version", func(t *testing.T) {
-		p := sourceProvider(t, env, filepath.Join(t.TempDir(), "cache"), repo.dir, "b1234")
+	t.Run("PlanPool and Ensure agree on the version, with one ls-remote", func(t *testing.T) {
+		// git on PATH records its subcommands, then runs the real git.
+		realGit, err := exec.LookPath("git")
+		if err != nil {
+			t.Fatal(err)
+		}
+		wrapped := t.TempDir()
+		gitRuns := filepath.Join(wrapped, "git.runs")
+		writeFile(t, wrapped, "git", []byte("#!/bin/sh\necho \"$1\" >> '"+gitRuns+"'\nexec '"+realGit+"' \"$@\"\n"), 0o755)
+		p := sourceProvider(t, testEnv(t, wrapped, systemPath()), filepath.Join(t.TempDir(), "cache"), repo.dir, "b1234")
 		planned, _ := planFor(t, p, nil)
-		pe, diags := ensure(t, p, pool, nil)
+		var ev events
+		pe, diags := ensure(t, p, pool, &ev)
 		if len(diags) > 0 {
 			t.Fatal(describe(diags))
 		}
 		if planned.EngineVersion != pe.EngineVersion {
 			t.Errorf("planned %q, ensured %q", planned.EngineVersion, pe.EngineVersion)
+		}
+		if ev.stages()["clone"] != 1 || ev.stages()["install"] != 1 {
+			t.Errorf("Ensure did not clone and build: stages %v", ev.stages())
+		}
+		data, _ := os.ReadFile(gitRuns)
+		if n := strings.Count(string(data), "ls-remote\n"); n != 1 {
+			t.Errorf("git ls-remote ran %d times for a plan and an Ensure in one command, want 1 (git ran: %q)", n, data)
 		}
 	})
 
