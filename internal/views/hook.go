@@ -57,14 +57,17 @@ func (h *HumanHook) PreStep(addr string, step apply.Step) {
 	})
 }
 
-// Progress prints provider events (downloads, builds) as they come.
+// Progress prints provider events (downloads, builds) as they come; the
+// provider decides how often.
 func (h *HumanHook) Progress(addr string, ev providers.Event) {
-	switch {
-	case ev.Total > 0:
-		h.printf("%s: %s %s (%s of %s)\n", addr, ev.Stage, ev.Message, bytesHuman(ev.Current), bytesHuman(ev.Total))
-	case ev.Message != "":
-		h.printf("%s: %s\n", addr, ev.Message)
+	if ev.Message == "" {
+		return
 	}
+	if ev.Total > 0 {
+		h.printf("%s: %s [%d%%]\n", addr, ev.Message, ev.Current*100/ev.Total)
+		return
+	}
+	h.printf("%s: %s\n", addr, ev.Message)
 }
 
 // PostStep stops the ticker and prints the outcome.
@@ -85,27 +88,17 @@ func (h *HumanHook) PostStep(addr string, step apply.Step, res apply.Result, err
 	h.printf("%s: %s after %s%s\n", addr, words[2], roundDuration(elapsed), extra)
 }
 
-// roundDuration prints durations the way people read them: 0s, 1.2s, 12s, 2m5s.
+// roundDuration prints durations the way people read them: 12ms, 1.2s,
+// 12s, 2m5s.
 func roundDuration(d time.Duration) string {
 	switch {
+	case d < time.Second:
+		return d.Round(time.Millisecond).String()
 	case d < 10*time.Second:
 		return d.Round(100 * time.Millisecond).String()
 	default:
 		return d.Round(time.Second).String()
 	}
-}
-
-func bytesHuman(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }
 
 func capitalize(s string) string {
