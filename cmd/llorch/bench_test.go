@@ -47,6 +47,11 @@ pool "p%04d" {
 
 func llorchIn(b *testing.B, dir string, args ...string) {
 	b.Helper()
+	wd, err := os.Getwd()
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer os.Chdir(wd) // run() honours -chdir by changing directory
 	var errOut strings.Builder
 	if code := run(append([]string{"-chdir=" + dir}, args...), strings.NewReader(""), io.Discard, &errOut); code != 0 {
 		b.Fatalf("llorch %s: exit %d\n%s", strings.Join(args, " "), code, errOut.String())
@@ -58,11 +63,6 @@ func llorchIn(b *testing.B, dir string, args ...string) {
 // time per replica. The engines start in a few ms, so ms/replica at
 // parallelism 1 is llorch's overhead per replica plus that start.
 func BenchmarkApply(b *testing.B) {
-	wd, err := os.Getwd()
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer os.Chdir(wd) // run() honours -chdir by changing directory
 	for _, n := range []int{1, 10, 100} {
 		for _, par := range []int{1, 10} {
 			if n == 1 && par > 1 {

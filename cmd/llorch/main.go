@@ -13,6 +13,8 @@ import (
 	"sort"
 	"strings"
 	"syscall"
+
+	goplugin "github.com/hashicorp/go-plugin"
 )
 
 func main() {
@@ -143,6 +145,9 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	}
 	close(m.done)
 	m.close()
+	// Last resort: any plugin process still managed by go-plugin ends
+	// with llorch (the resolver already closed the ones it started).
+	goplugin.CleanupClients()
 	return code
 }
 

@@ -56,11 +56,14 @@ func TestScript(t *testing.T) {
 	})
 }
 
-// repoRoot is the repository root, two levels above this package.
-func repoRoot() string {
+// repoRoot is the repository root, two levels above this package. It is
+// fixed at start: commands run in process may change directory (-chdir).
+func repoRoot() string { return root }
+
+var root = func() string {
 	wd, _ := os.Getwd()
 	return filepath.Clean(filepath.Join(wd, "..", ".."))
-}
+}()
 
 func setupEnv(e *testscript.Env) error {
 	home := filepath.Join(e.WorkDir, "home")
