@@ -3,6 +3,7 @@ package apply
 import (
 	"context"
 	"fmt"
+	"maps"
 	"strings"
 	"sync"
 
@@ -125,7 +126,7 @@ func (r *runner) pushSettings(d *plan.Desired, rep *state.Replica) error {
 	r.mu.Unlock()
 	s := supervisorSpec(d.Pool, pe, Dirs{}, 0)
 	if err := client.Update(ctx, supervisor.Settings{
-		Health: s.Health, Restart: s.Restart, Drain: s.Drain, Labels: copyMap(d.Pool.Labels),
+		Health: s.Health, Restart: s.Restart, Drain: s.Drain, Labels: maps.Clone(d.Pool.Labels),
 	}); err != nil && !supervisorGone(err) {
 		return fmt.Errorf("updating settings: %w", err)
 	}

@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"maps"
 	"net"
 	"path/filepath"
 	"strconv"
@@ -25,7 +26,7 @@ func recordPrepared(fs afero.Fs, pe *providers.PreparedEngine) *state.Prepared {
 	out := &state.Prepared{
 		BinaryPath:       pe.BinaryPath,
 		Args:             append([]string(nil), pe.Args...),
-		Env:              copyMap(pe.Env),
+		Env:              maps.Clone(pe.Env),
 		Host:             pe.Host,
 		Port:             pe.Port,
 		ModelPath:        pe.ModelPath,
@@ -60,12 +61,12 @@ func cleanupRequest(addr string, sp *state.Pool) providers.CleanupRequest {
 		req.Pool = providers.PoolSpec{
 			Addr: addr, Model: providers.ModelRef{Ref: s.Model.Ref, SHA256: s.Model.SHA256},
 			Host: s.Host, Port: s.Port, Devices: s.Devices, Ctx: s.Ctx,
-			Flags: s.Flags, Env: copyMap(s.Env), Replicas: s.Replicas,
+			Flags: s.Flags, Env: maps.Clone(s.Env), Replicas: s.Replicas,
 		}
 	}
 	if pr := sp.Prepared; pr != nil {
 		req.Prepared = &providers.PreparedEngine{
-			BinaryPath: pr.BinaryPath, Args: append([]string(nil), pr.Args...), Env: copyMap(pr.Env),
+			BinaryPath: pr.BinaryPath, Args: append([]string(nil), pr.Args...), Env: maps.Clone(pr.Env),
 			Host: pr.Host, Port: pr.Port, ModelPath: pr.ModelPath, ModelSHA256: pr.ModelSHA256,
 			EngineVersion: pr.EngineVersion, ProvisioningMode: pr.ProvisioningMode,
 			DeviceMask: pr.DeviceMask, HealthPath: pr.HealthPath,
@@ -90,7 +91,7 @@ func handoffPath(handoffDir, poolID, replicaID string) string {
 // supervisorSpec is what one replica's supervisor runs: the prepared engine
 // for this replica plus the pool's health, restart and drain settings.
 func supervisorSpec(p *config.Pool, pe providers.PreparedEngine, dirs Dirs, generation int) supervisor.Spec {
-	env := copyMap(pe.Env)
+	env := maps.Clone(pe.Env)
 	if env == nil {
 		env = map[string]string{}
 	}
@@ -142,7 +143,7 @@ func supervisorSpec(p *config.Pool, pe providers.PreparedEngine, dirs Dirs, gene
 			Model:            handoff.Model{Ref: p.Model.Ref, Path: pe.ModelPath, SHA256: pe.ModelSHA256},
 			Flags:            append([]string{}, p.Flags...),
 			DeviceMask:       pe.DeviceMask,
-			Labels:           copyMap(p.Labels),
+			Labels:           maps.Clone(p.Labels),
 		},
 	}
 }
@@ -156,17 +157,6 @@ func freePort(host string) (int, error) {
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port, nil
-}
-
-func copyMap(m map[string]string) map[string]string {
-	if m == nil {
-		return nil
-	}
-	out := make(map[string]string, len(m))
-	for k, v := range m {
-		out[k] = v
-	}
-	return out
 }
 
 // killTimeout is how long a recorded pool's engines get between SIGTERM and

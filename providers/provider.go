@@ -2,6 +2,7 @@ package providers
 
 import (
 	"context"
+	"maps"
 	"sort"
 	"strconv"
 	"strings"
@@ -199,25 +200,14 @@ func (pe PreparedEngine) ForReplica(id string, port int) PreparedEngine {
 			}
 		}
 	}
-	out.Env = copyMap(pe.Env)
-	out.SecretEnv = copyMap(pe.SecretEnv)
+	out.Env = maps.Clone(pe.Env)
+	out.SecretEnv = maps.Clone(pe.SecretEnv)
 	return out
 }
 
 // PortFlags are the argument spellings ForReplica rewrites ("--port N" and
 // "--port=N"): providers spell the listening port this way.
 var PortFlags = []string{"--port"}
-
-func copyMap(m map[string]string) map[string]string {
-	if m == nil {
-		return nil
-	}
-	out := make(map[string]string, len(m))
-	for k, v := range m {
-		out[k] = v
-	}
-	return out
-}
 
 // SortedKeys returns m's keys in order; handy for deterministic env lists.
 func SortedKeys(m map[string]string) []string {

@@ -67,6 +67,26 @@ func (m *meta) stateFromConfig() (state.Store, *state.State, bool) {
 	return s, st, ok
 }
 
+// lockedState takes the state lock for op and reads the state the llorch
+// {} block points at; the caller runs unlock when done.
+func (m *meta) lockedState(lf lockFlags, op string) (state.Store, *state.State, func(), bool) {
+	cfg, ok := m.loadSettings()
+	if !ok {
+		return nil, nil, nil, false
+	}
+	s := m.store(m.dirs(cfg))
+	unlock, ok := m.lock(s, lf, op)
+	if !ok {
+		return nil, nil, nil, false
+	}
+	st, ok := m.readState(s)
+	if !ok {
+		unlock()
+		return nil, nil, nil, false
+	}
+	return s, st, unlock, true
+}
+
 func stateList(m *meta, args []string) int {
 	fs := flagSet("state list")
 	if !m.parseFlags(fs, args) {
@@ -155,20 +175,11 @@ func stateRm(m *meta, args []string) int {
 		m.errorf("Missing address", "llorch state rm takes one or more pool addresses, like pool.chat.")
 		return 1
 	}
-	cfg, ok := m.loadSettings()
-	if !ok {
-		return 1
-	}
-	s := m.store(m.dirs(cfg))
-	unlock, ok := m.lock(s, lf, "state rm")
+	s, st, unlock, ok := m.lockedState(lf, "state rm")
 	if !ok {
 		return 1
 	}
 	defer unlock()
-	st, ok := m.readState(s)
-	if !ok {
-		return 1
-	}
 	var removed, notes []string
 	for _, addr := range fs.Args() {
 		p, found := st.Pools[addr]

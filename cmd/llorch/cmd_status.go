@@ -127,20 +127,11 @@ func cmdDrain(m *meta, args []string) int {
 		m.errorf("Missing address", "llorch drain takes one pool or replica address, like pool.chat or pool.chat/r0.")
 		return 1
 	}
-	cfg, ok := m.loadSettings()
-	if !ok {
-		return 1
-	}
-	s := m.store(m.dirs(cfg))
-	unlock, ok := m.lock(s, lf, "drain")
+	s, st, unlock, ok := m.lockedState(lf, "drain")
 	if !ok {
 		return 1
 	}
 	defer unlock()
-	st, ok := m.readState(s)
-	if !ok {
-		return 1
-	}
 	l, err := m.launcher()
 	if err != nil {
 		m.fail("Cannot reach supervisors", err)
