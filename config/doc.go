@@ -11,6 +11,10 @@
 // their schema comes from the provider at plan time. Values from sensitive
 // variables keep SensitiveMark inside those bodies.
 //
+// Files, a large one in pieces, and pool blocks are parsed and decoded on
+// every core, with results gathered in source order, so that diagnostics
+// come out as they would one at a time.
+//
 // Pool and nested blocks are decoded with explicit hcl.BodySchema values
 // rather than gohcl, so that every value goes through one evaluator that
 // records sensitive marks (Pool.SensitivePaths) and range-checks numbers,

@@ -43,6 +43,12 @@ type LoadOptions struct {
 	// Environ is the environment for LLORCH_VAR_<name> and the env()
 	// function, as "KEY=value" strings; nil means os.Environ().
 	Environ []string
+	// OnSettings, when set, is called with the llorch {} block as soon as
+	// it is decoded, before variables and pools are evaluated, so that a
+	// caller can start what needs only the state's location (reading the
+	// state) while the rest loads. It is not called when the files do not
+	// parse or the block has errors. It must return quickly.
+	OnSettings func(Settings)
 }
 
 // VarArg is one -var name=value or -var-file=File argument. A relative File
@@ -169,6 +175,12 @@ func (l *loader) load() {
 		sortDiags(l.diags)
 		return
 	}
+	// The llorch block uses no variables, so it is known first.
+	before := len(l.diags)
+	l.decodeSettings(byType["llorch"])
+	if l.opts.OnSettings != nil && !l.diags[before:].HasErrors() {
+		l.opts.OnSettings(l.cfg.Settings)
+	}
 	l.decodeVariables(byType["variable"])
 	l.assignVariables()
 	l.validateVariables()
@@ -180,7 +192,6 @@ func (l *loader) load() {
 		},
 		Functions: l.funcs,
 	}
-	l.decodeSettings(byType["llorch"])
 	l.decodeProviders(byType["provider"])
 	l.decodePools(byType["pool"])
 	l.cfg.Hash = l.hash()
@@ -200,11 +211,29 @@ func (l *loader) parseAll() (map[string][]*hcl.Block, bool) {
 		})
 		return nil, false
 	}
-	var files []*hcl.File
+	// Files are parsed concurrently (and a large one in pieces, see
+	// parseHCL), then recorded in name order.
+	type parsed struct {
+		path  string
+		src   []byte
+		f     *hcl.File
+		diags hcl.Diagnostics
+	}
+	all := make([]*parsed, 0, len(names))
+	var wg sync.WaitGroup
 	for _, name := range names {
-		if f := l.parseFile(name); f != nil {
-			files = append(files, f)
+		path, src, ok := l.readFile(name)
+		if !ok {
+			continue
 		}
+		p := &parsed{path: path, src: src}
+		all = append(all, p)
+		wg.Go(func() { p.f, p.diags = parseHCL(p.src, p.path) })
+	}
+	wg.Wait()
+	files := make([]*hcl.File, 0, len(all))
+	for _, p := range all {
+		files = append(files, l.record(p.path, p.src, p.f, p.diags))
 	}
 	if l.diags.HasErrors() {
 		return nil, false
@@ -273,7 +302,18 @@ func (l *loader) autoVarFileNames() []string {
 // it in Config.Files and the hash sources, and returns nil when it could
 // not be read.
 func (l *loader) parseFile(name string) *hcl.File {
-	path := name
+	path, src, ok := l.readFile(name)
+	if !ok {
+		return nil
+	}
+	f, diags := parseHCL(src, path)
+	return l.record(path, src, f, diags)
+}
+
+// readFile reads name (relative to dir, or absolute), reporting a file it
+// cannot read.
+func (l *loader) readFile(name string) (path string, src []byte, ok bool) {
+	path = name
 	if !filepath.IsAbs(path) {
 		path = filepath.Join(l.dir, name)
 	}
@@ -284,9 +324,14 @@ func (l *loader) parseFile(name string) *hcl.File {
 			Summary:  "Failed to read file",
 			Detail:   fmt.Sprintf("The file %s could not be read: %s.", path, unwrapPathError(err)),
 		})
-		return nil
+		return path, nil, false
 	}
-	f, diags := hclsyntax.ParseConfig(src, path, hcl.InitialPos)
+	return path, src, true
+}
+
+// record keeps a parsed file in Config.Files and the hash sources, and its
+// diagnostics.
+func (l *loader) record(path string, src []byte, f *hcl.File, diags hcl.Diagnostics) *hcl.File {
 	l.diags = append(l.diags, diags...)
 	if f == nil {
 		f = &hcl.File{Body: hcl.EmptyBody(), Bytes: src}
@@ -313,12 +358,16 @@ func (l *loader) pos(r hcl.Range) string {
 }
 
 func (l *loader) errorf(subject *hcl.Range, summary, format string, args ...any) {
-	l.diags = append(l.diags, &hcl.Diagnostic{
+	l.diags = append(l.diags, errorDiag(subject, summary, format, args...))
+}
+
+func errorDiag(subject *hcl.Range, summary, format string, args ...any) *hcl.Diagnostic {
+	return &hcl.Diagnostic{
 		Severity: hcl.DiagError,
 		Summary:  summary,
 		Detail:   fmt.Sprintf(format, args...),
 		Subject:  subject,
-	})
+	}
 }
 
 func environMap(environ []string) map[string]string {

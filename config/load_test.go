@@ -2,6 +2,7 @@ package config
 
 import (
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
@@ -463,6 +464,41 @@ func TestLoadSettings(t *testing.T) {
 			cfg := mustLoad(t, map[string]string{"main.llorch.hcl": tc.src}, LoadOptions{})
 			if cfg.Settings.StateDir != tc.wantState || cfg.Settings.HandoffDir != tc.wantHO {
 				t.Errorf("Settings = {%q, %q}, want {%q, %q}", cfg.Settings.StateDir, cfg.Settings.HandoffDir, tc.wantState, tc.wantHO)
+			}
+		})
+	}
+}
+
+func TestLoadReportsSettingsBeforeEvaluatingPools(t *testing.T) {
+	const pool = `
+pool "chat" {
+  engine = "llamacpp"
+  port   = var.port
+  model { ref = "file:/m.gguf" }
+}
+`
+	tests := []struct {
+		name      string
+		src       string
+		wantCalls []string // the state dirs OnSettings was called with
+	}{
+		{"with a llorch block", `llorch { state_dir = "state" }` + pool, []string{"state"}},
+		{"defaults without one", pool, []string{".llorch"}},
+		{"not for a block with errors", `llorch { state_dir = "" }` + pool, nil},
+		{"not for files that do not parse", `llorch { state_dir = "state" ` + pool, nil},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var calls []string
+			// var.port has no value: the pool fails after OnSettings ran.
+			_, diags := load(t, map[string]string{"main.llorch.hcl": "variable \"port\" { type = number }\n" + tc.src}, LoadOptions{
+				OnSettings: func(s Settings) { calls = append(calls, s.StateDir) },
+			})
+			if !diags.HasErrors() {
+				t.Fatal("Load succeeded without a value for var.port")
+			}
+			if !slices.Equal(calls, tc.wantCalls) {
+				t.Errorf("OnSettings called with %q, want %q", calls, tc.wantCalls)
 			}
 		})
 	}

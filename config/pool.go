@@ -6,10 +6,12 @@ import (
 	"net"
 	"net/netip"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/hashicorp/hcl/v2"
@@ -182,6 +184,7 @@ type nestedBlock struct {
 func (l *loader) decodePools(blocks []*hcl.Block) {
 	declared := map[string]*hcl.Block{}
 	schema := l.poolSchema()
+	var unique []*hcl.Block
 	for _, b := range blocks {
 		name := b.Labels[0]
 		if !hclsyntax.ValidIdentifier(name) {
@@ -195,9 +198,32 @@ func (l *loader) decodePools(blocks []*hcl.Block) {
 			continue
 		}
 		declared[name] = b
-		if pb := l.decodePoolBlock(b, schema); pb != nil {
-			l.expandPool(pb)
-		}
+		unique = append(unique, b)
+	}
+	// Pool blocks are independent and only read the loader: decode them
+	// on every core, then gather pools and diagnostics in block order, as
+	// one at a time would.
+	pools := make([][]*Pool, len(unique))
+	diags := make([]hcl.Diagnostics, len(unique))
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, runtime.GOMAXPROCS(0))
+	for i, b := range unique {
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			pb, d := l.decodePoolBlock(b, schema)
+			if pb != nil {
+				var more hcl.Diagnostics
+				pools[i], more = l.expandPool(pb)
+				d = append(d, more...)
+			}
+			diags[i] = d
+		})
+	}
+	wg.Wait()
+	for i := range unique {
+		l.cfg.Pools = append(l.cfg.Pools, pools[i]...)
+		l.diags = append(l.diags, diags[i]...)
 	}
 	sort.SliceStable(l.cfg.Pools, func(i, j int) bool { return l.cfg.Pools[i].Addr < l.cfg.Pools[j].Addr })
 	l.checkPoolIDs()
@@ -206,24 +232,28 @@ func (l *loader) decodePools(blocks []*hcl.Block) {
 
 // decodePoolBlock checks a pool block's structure once, whatever its
 // count or for_each, so structural errors are reported once.
-func (l *loader) decodePoolBlock(b *hcl.Block, schema *hcl.BodySchema) *poolBlock {
-	content, diags := b.Body.Content(schema)
-	l.diags = append(l.diags, diags...)
+func (l *loader) decodePoolBlock(b *hcl.Block, schema *hcl.BodySchema) (*poolBlock, hcl.Diagnostics) {
+	var diags hcl.Diagnostics
+	errorf := func(subject *hcl.Range, summary, format string, args ...any) {
+		diags = append(diags, errorDiag(subject, summary, format, args...))
+	}
+	content, cd := b.Body.Content(schema)
+	diags = append(diags, cd...)
 	pb := &poolBlock{block: b, attrs: content.Attributes, nested: map[string]*nestedBlock{}}
 	for _, nb := range content.Blocks {
 		if s, ok := nestedSchemas[nb.Type]; ok {
 			if prev, dup := pb.nested[nb.Type]; dup {
-				l.errorf(nb.DefRange.Ptr(), fmt.Sprintf("Duplicate %s block", nb.Type),
+				errorf(nb.DefRange.Ptr(), fmt.Sprintf("Duplicate %s block", nb.Type),
 					"Only one %s block is allowed in a pool. Another was defined at %s.", nb.Type, l.pos(prev.block.DefRange))
 				continue
 			}
-			c, diags := nb.Body.Content(s)
-			l.diags = append(l.diags, diags...)
+			c, cd := nb.Body.Content(s)
+			diags = append(diags, cd...)
 			pb.nested[nb.Type] = &nestedBlock{block: nb, attrs: c.Attributes}
 			continue
 		}
 		if i := slices.IndexFunc(pb.engineBlocks, func(e *hcl.Block) bool { return e.Type == nb.Type }); i >= 0 {
-			l.errorf(nb.DefRange.Ptr(), fmt.Sprintf("Duplicate %s block", nb.Type),
+			errorf(nb.DefRange.Ptr(), fmt.Sprintf("Duplicate %s block", nb.Type),
 				"Only one %s block is allowed in a pool. Another was defined at %s.", nb.Type, l.pos(pb.engineBlocks[i].DefRange))
 			continue
 		}
@@ -231,30 +261,30 @@ func (l *loader) decodePoolBlock(b *hcl.Block, schema *hcl.BodySchema) *poolBloc
 	}
 
 	if _, ok := pb.attrs["engine"]; !ok {
-		l.errorf(b.Body.MissingItemRange().Ptr(), "Missing required argument",
+		errorf(b.Body.MissingItemRange().Ptr(), "Missing required argument",
 			`The argument "engine" is required, but no definition was found. Set it to the provider that runs this pool, like engine = "llamacpp".`)
 	}
 	if m, ok := pb.nested["model"]; !ok {
-		l.errorf(b.Body.MissingItemRange().Ptr(), "Missing model block",
+		errorf(b.Body.MissingItemRange().Ptr(), "Missing model block",
 			`A pool needs a model block saying which model to serve, like model { ref = "hf:org/repo/model.gguf" }.`)
 	} else if _, ok := m.attrs["ref"]; !ok {
-		l.errorf(m.block.Body.MissingItemRange().Ptr(), "Missing required argument",
+		errorf(m.block.Body.MissingItemRange().Ptr(), "Missing required argument",
 			`The argument "ref" is required in the model block, but no definition was found. Set it to where the model comes from, like ref = "file:/srv/models/model.gguf".`)
 	}
 
 	countAttr, hasCount := pb.attrs["count"]
 	forEachAttr, hasForEach := pb.attrs["for_each"]
 	if hasCount && hasForEach {
-		l.errorf(forEachAttr.NameRange.Ptr(), `Invalid combination of "count" and "for_each"`,
+		errorf(forEachAttr.NameRange.Ptr(), `Invalid combination of "count" and "for_each"`,
 			`The "count" and "for_each" arguments are mutually exclusive: use count for a number of identical pools, or for_each for one pool per key. The count is at %s.`,
 			l.pos(countAttr.Range))
-		return nil
+		return nil, diags
 	}
 	sc := scope{each: hasForEach, count: hasCount}
 	for _, eb := range pb.engineBlocks {
-		l.diags = append(l.diags, l.checkBodyRefs(eb.Body, sc)...)
+		diags = append(diags, l.checkBodyRefs(eb.Body, sc)...)
 	}
-	return pb
+	return pb, diags
 }
 
 // instance is one pool instance to decode: its key and the each or count
@@ -265,21 +295,26 @@ type instance struct {
 	count bool
 }
 
-func (l *loader) expandPool(pb *poolBlock) {
-	var insts []instance
+func (l *loader) expandPool(pb *poolBlock) ([]*Pool, hcl.Diagnostics) {
+	var (
+		insts []instance
+		diags hcl.Diagnostics
+	)
 	switch {
 	case pb.attrs["count"] != nil:
-		n, ok := l.evalCount(pb.attrs["count"])
+		n, d, ok := l.evalCount(pb.attrs["count"])
+		diags = d
 		if !ok {
-			return
+			return nil, diags
 		}
 		for i := range n {
 			insts = append(insts, instance{key: cty.NumberIntVal(int64(i)), count: true})
 		}
 	case pb.attrs["for_each"] != nil:
-		keys, vals, ok := l.evalForEach(pb.attrs["for_each"])
+		keys, vals, d, ok := l.evalForEach(pb.attrs["for_each"])
+		diags = d
 		if !ok {
-			return
+			return nil, diags
 		}
 		for i, k := range keys {
 			insts = append(insts, instance{key: cty.StringVal(k), each: vals[i]})
@@ -289,24 +324,23 @@ func (l *loader) expandPool(pb *poolBlock) {
 	}
 	// Instances share their source, so the same mistake would otherwise be
 	// reported once per instance.
-	var diags hcl.Diagnostics
+	var instDiags hcl.Diagnostics
+	pools := make([]*Pool, 0, len(insts))
 	for _, inst := range insts {
 		p, d := l.decodeInstance(pb, inst)
-		diags = appendUnique(diags, d)
-		l.cfg.Pools = append(l.cfg.Pools, p)
+		instDiags = appendUnique(instDiags, d)
+		pools = append(pools, p)
 	}
-	l.diags = append(l.diags, diags...)
+	return pools, append(diags, instDiags...)
 }
 
-func (l *loader) evalCount(a *hcl.Attribute) (int, bool) {
+func (l *loader) evalCount(a *hcl.Attribute) (int, hcl.Diagnostics, bool) {
 	val, diags := l.eval(a.Expr, l.topCtx, scope{})
-	l.diags = append(l.diags, diags...)
 	if diags.HasErrors() || !val.IsWhollyKnown() {
-		return 0, false
+		return 0, diags, false
 	}
-	fail := func(format string, args ...any) (int, bool) {
-		l.errorf(a.Expr.Range().Ptr(), "Invalid count argument", format, args...)
-		return 0, false
+	fail := func(format string, args ...any) (int, hcl.Diagnostics, bool) {
+		return 0, append(diags, errorDiag(a.Expr.Range().Ptr(), "Invalid count argument", format, args...)), false
 	}
 	if val.ContainsMarked() {
 		return fail(`The "count" value comes from a sensitive value, which would show in pool addresses. Use a value that is not sensitive.`)
@@ -322,19 +356,17 @@ func (l *loader) evalCount(a *hcl.Attribute) (int, bool) {
 	if !ok || n < 0 {
 		return fail(`The "count" value must be a whole number, 0 or more, but it is %s.`, formatNumber(num))
 	}
-	return n, true
+	return n, diags, true
 }
 
 // evalForEach returns the for_each keys in order with each.value for each.
-func (l *loader) evalForEach(a *hcl.Attribute) ([]string, []cty.Value, bool) {
+func (l *loader) evalForEach(a *hcl.Attribute) ([]string, []cty.Value, hcl.Diagnostics, bool) {
 	val, diags := l.eval(a.Expr, l.topCtx, scope{})
-	l.diags = append(l.diags, diags...)
 	if diags.HasErrors() || !val.IsWhollyKnown() {
-		return nil, nil, false
+		return nil, nil, diags, false
 	}
-	fail := func(format string, args ...any) ([]string, []cty.Value, bool) {
-		l.errorf(a.Expr.Range().Ptr(), "Invalid for_each argument", format, args...)
-		return nil, nil, false
+	fail := func(format string, args ...any) ([]string, []cty.Value, hcl.Diagnostics, bool) {
+		return nil, nil, append(diags, errorDiag(a.Expr.Range().Ptr(), "Invalid for_each argument", format, args...)), false
 	}
 	if val.IsMarked() {
 		return fail(`The "for_each" value comes from a sensitive value, which would show in pool addresses. Use a value that is not sensitive.`)
@@ -383,7 +415,7 @@ func (l *loader) evalForEach(a *hcl.Attribute) ([]string, []cty.Value, bool) {
 	for i, j := range idx {
 		sk[i], sv[i] = keys[j], vals[j]
 	}
-	return sk, sv, true
+	return sk, sv, diags, true
 }
 
 // decodeInstance evaluates one pool instance.

@@ -28,7 +28,7 @@ func testDesired(t testing.TB, p *config.Pool, planned *providers.PlannedPool) *
 		t.Fatalf("decoding provider block: %s", diags.Error())
 	}
 	val, marks := val.UnmarkDeepWithPaths()
-	bs, err := buildSpec(p, val, marks, schema)
+	bs, err := buildSpec(p, val, marks, newBlockSchema(schema))
 	if err != nil {
 		t.Fatalf("buildSpec: %v", err)
 	}

@@ -47,6 +47,8 @@ pool "p%04d" {
 	return b.String()
 }
 
+const benchLineage = "5b0d9a4e-1c2f-4e8a-9b7c-0d1e2f3a4b5c"
+
 // readyRefresher observes every recorded replica as ready, as live
 // supervisors would answer.
 type readyRefresher struct{}
@@ -57,7 +59,7 @@ func (readyRefresher) Refresh(_ context.Context, _ *state.Pool, r *state.Replica
 
 // applied builds the state a successful apply of p would leave.
 func applied(p *plan.Plan) *state.State {
-	st := state.New("bench-lineage")
+	st := state.New(benchLineage)
 	st.Serial = 1
 	for addr, d := range p.Desired {
 		pe := providertest.DefaultEngine(providertestPoolSpec(d))
@@ -79,21 +81,31 @@ func providertestPoolSpec(d *plan.Desired) providers.PoolSpec {
 }
 
 // BenchmarkPipeline measures what `llorch plan` does in process: parse and
-// evaluate the HCL, plan every pool through an (in-process) provider,
-// refresh every replica, diff, and render the human output — at 10, 100
-// and 1000 pools of 2 replicas, against an empty and a fully-applied state.
+// evaluate the HCL, decode the state file, plan every pool through an
+// (in-process) provider, refresh every replica, diff, and render the human
+// output — at 10, 100 and 1000 pools of 2 replicas, against an empty and a
+// fully-applied state. Process start, the provider plugin and the
+// supervisors' files are left out: .ci/bench-process.sh times those.
 func BenchmarkPipeline(b *testing.B) {
 	for _, n := range []int{10, 100, 1000} {
 		fs := afero.NewMemMapFs()
 		if err := afero.WriteFile(fs, "/cfg/main.llorch.hcl", []byte(poolsHCL(n)), 0o644); err != nil {
 			b.Fatal(err)
 		}
-		run := func(b *testing.B, prior *state.State, wantEmpty bool) {
+		run := func(b *testing.B, stored *state.State, wantEmpty bool) {
+			file, err := state.Encode(stored)
+			if err != nil {
+				b.Fatal(err)
+			}
 			b.ReportAllocs()
 			for b.Loop() {
 				cfg, diags := config.Load(fs, "/cfg", config.LoadOptions{Engines: []string{"llamacpp"}})
 				if diags.HasErrors() {
 					b.Fatal(diags)
+				}
+				prior, err := state.Decode(file, "state.json", "")
+				if err != nil {
+					b.Fatal(err)
 				}
 				pl := &plan.Planner{Providers: providertest.NewResolver(&providertest.Provider{}, "llamacpp"), Refresher: readyRefresher{}}
 				p, pdiags := pl.Plan(context.Background(), cfg, prior, plan.Options{Refresh: true})
@@ -108,7 +120,7 @@ func BenchmarkPipeline(b *testing.B) {
 				}
 			}
 		}
-		empty := state.New("bench-lineage")
+		empty := state.New(benchLineage)
 		b.Run(fmt.Sprintf("pools=%d/state=empty", n), func(b *testing.B) { run(b, empty, false) })
 
 		cfg, _ := config.Load(fs, "/cfg", config.LoadOptions{Engines: []string{"llamacpp"}})

@@ -195,7 +195,8 @@ type Observed struct {
 type Observations map[string]Observed
 
 // Refresher reads a replica's live status. The supervisor implements it;
-// tests fake it.
+// tests fake it. It must only read pool and r: Planner.Plan refreshes while
+// it builds the desired pools from the same state.
 type Refresher interface {
 	Refresh(ctx context.Context, pool *state.Pool, r *state.Replica) (Observed, error)
 }

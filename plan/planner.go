@@ -43,6 +43,7 @@ type providerEntry struct {
 	once       sync.Once
 	prov       providers.Provider
 	schema     *providers.Schema
+	pool       *blockSchema    // schema.Pool, prepared for a thousand pools
 	resolveErr error           // the resolver could not start it
 	resolved   *hcl.Diagnostic // resolveErr as a diagnostic about the provider block
 	diags      hcl.Diagnostics // schema, decode and Configure diagnostics
@@ -137,6 +138,7 @@ func (pl *Planner) startProvider(ctx context.Context, cfg *config.Config, name s
 		return
 	}
 	e.schema = schema
+	e.pool = newBlockSchema(schema.Pool)
 
 	val := cty.NullVal(schema.Provider.ImpliedType())
 	var secrets []string
@@ -147,7 +149,7 @@ func (pl *Planner) startProvider(ctx context.Context, cfg *config.Config, name s
 			return
 		}
 		v, marks := v.UnmarkDeepWithPaths()
-		_, _, secrets, _ = redactProvider(v, marks, schema.Provider)
+		_, _, secrets, _ = redactProvider(v, marks, newBlockSchema(schema.Provider))
 		val = v
 	}
 	cd := e.prov.Configure(ctx, providers.ConfigureRequest{Config: val, LlorchVersion: pl.LlorchVersion})
@@ -332,20 +334,33 @@ func (pl *Planner) desiredPool(ctx context.Context, p *config.Pool, e *providerE
 	if e.schema == nil || e.diags.HasErrors() {
 		return nil, nil // reported once with the provider
 	}
-	var diags hcl.Diagnostics
-	body := p.ProviderBody
-	if body == nil {
-		// No block: decode an empty one whose "missing argument" errors
-		// point at the pool.
-		body = &hclsyntax.Body{SrcRange: p.DeclRange, EndRange: p.DeclRange}
+	var (
+		diags hcl.Diagnostics
+		val   cty.Value
+		bs    builtSpec
+		err   error
+	)
+	if absent := e.pool.absent(); p.ProviderBody == nil && absent != nil {
+		// No block, as in most pools: what an empty one decodes to.
+		val = absent.val
+		bs, err = buildSpecWith(p, slices.Clone(absent.raw), nil, nil)
+	} else {
+		body := p.ProviderBody
+		if body == nil {
+			// Decode an empty block whose "missing argument" errors point
+			// at the pool.
+			body = &hclsyntax.Body{SrcRange: p.DeclRange, EndRange: p.DeclRange}
+		}
+		var dd hcl.Diagnostics
+		val, dd = hcldec.Decode(body, e.pool.spec, p.EvalCtx)
+		diags = append(diags, hideValues(dd, p.EvalCtx)...)
+		if dd.HasErrors() {
+			return nil, diags
+		}
+		var marks []cty.PathValueMarks
+		val, marks = val.UnmarkDeepWithPaths()
+		bs, err = buildSpec(p, val, marks, e.pool)
 	}
-	val, dd := hcldec.Decode(body, e.schema.Pool.DecoderSpec(), p.EvalCtx)
-	diags = append(diags, hideValues(dd, p.EvalCtx)...)
-	if dd.HasErrors() {
-		return nil, diags
-	}
-	val, marks := val.UnmarkDeepWithPaths()
-	bs, err := buildSpec(p, val, marks, e.schema.Pool)
 	if err != nil {
 		return nil, append(diags, &hcl.Diagnostic{
 			Severity: hcl.DiagError,
@@ -459,10 +474,30 @@ func (pl *Planner) Refresh(ctx context.Context, prior *state.State) (Observation
 // Plan builds the desired pools, refreshes the recorded replicas (unless
 // opts.Refresh is false or the plan destroys everything) and diffs them
 // against prior. It returns nil when the diagnostics hold an error.
+//
+// Refresh needs only prior, so it runs while the desired pools are built:
+// one waits on supervisors' files and /proc, the other mostly on providers.
+// When building fails, the refresh is stopped and its findings dropped.
 func (pl *Planner) Plan(ctx context.Context, cfg *config.Config, prior *state.State, opts Options) (*Plan, hcl.Diagnostics) {
 	if prior == nil {
 		prior = state.New("")
 	}
+	var (
+		obs       = Observations{}
+		refreshed hcl.Diagnostics
+		refreshWG sync.WaitGroup
+	)
+	refreshCtx, stopRefresh := context.WithCancel(ctx)
+	defer stopRefresh()
+	if opts.Refresh && !opts.Destroy && pl.Refresher != nil {
+		refreshWG.Go(func() {
+			var o Observations
+			if o, refreshed = pl.Refresh(refreshCtx, prior); o != nil {
+				obs = o
+			}
+		})
+	}
+
 	var (
 		desired []*Desired
 		diags   hcl.Diagnostics
@@ -472,17 +507,15 @@ func (pl *Planner) Plan(ctx context.Context, cfg *config.Config, prior *state.St
 	if !opts.Destroy {
 		desired, diags = pl.Desired(ctx, cfg, prior)
 		if diags.HasErrors() {
+			stopRefresh()
+			refreshWG.Wait()
 			return nil, diags
 		}
 	}
-	obs := Observations{}
-	if opts.Refresh && !opts.Destroy && pl.Refresher != nil {
-		o, rd := pl.Refresh(ctx, prior)
-		diags = append(diags, rd...)
-		if rd.HasErrors() {
-			return nil, diags
-		}
-		obs = o
+	refreshWG.Wait()
+	diags = append(diags, refreshed...)
+	if refreshed.HasErrors() {
+		return nil, diags
 	}
 	p, dd := Diff(desired, prior.DeepCopy(), obs, opts)
 	diags = append(diags, dd...)

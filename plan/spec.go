@@ -15,6 +15,8 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/hashicorp/hcl/v2/hcldec"
+	"github.com/hashicorp/hcl/v2/hclsyntax"
 	"github.com/zclconf/go-cty/cty"
 	ctyjson "github.com/zclconf/go-cty/cty/json"
 
@@ -36,7 +38,17 @@ type builtSpec struct {
 // into the Spec state records. marked are the paths of prov that carried
 // marks (values from sensitive variables); schema is the provider's pool
 // block schema.
-func buildSpec(p *config.Pool, prov cty.Value, marked []cty.PathValueMarks, schema *providers.Block) (builtSpec, error) {
+func buildSpec(p *config.Pool, prov cty.Value, marked []cty.PathValueMarks, schema *blockSchema) (builtSpec, error) {
+	raw, sens, secrets, err := redactProvider(prov, marked, schema)
+	if err != nil {
+		return builtSpec{}, fmt.Errorf("encoding the %s block of %s: %w", p.Engine, p.Addr, err)
+	}
+	return buildSpecWith(p, raw, sens, secrets)
+}
+
+// buildSpecWith is buildSpec with the provider block already recorded by
+// redactProvider: raw, its sensitive paths, and the secrets it hashed.
+func buildSpecWith(p *config.Pool, raw json.RawMessage, sens, secrets []string) (builtSpec, error) {
 	s := &state.Spec{
 		Engine:   p.Engine,
 		Replicas: p.Replicas,
@@ -82,10 +94,6 @@ func buildSpec(p *config.Pool, prov cty.Value, marked []cty.PathValueMarks, sche
 	var out builtSpec
 	out.sensitive, out.secrets = redactPoolAttrs(s, p.SensitivePaths)
 
-	raw, sens, secrets, err := redactProvider(prov, marked, schema)
-	if err != nil {
-		return out, fmt.Errorf("encoding the %s block of %s: %w", p.Engine, p.Addr, err)
-	}
 	s.Provider = raw
 	for _, leaf := range sens {
 		out.sensitive = append(out.sensitive, p.Engine+"."+leaf)
@@ -95,8 +103,8 @@ func buildSpec(p *config.Pool, prov cty.Value, marked []cty.PathValueMarks, sche
 	out.sensitive = slices.Compact(out.sensitive)
 
 	out.spec = s
-	out.hash, err = SpecHash(s)
-	if err != nil {
+	var err error
+	if out.hash, err = SpecHash(s); err != nil {
 		return out, err
 	}
 	return out, nil
@@ -256,12 +264,52 @@ func splitSensitivePath(p string) (path, key string, hasKey bool) {
 // hash, so that a path both marked and declared sensitive is hashed once.
 type redacted string
 
+// blockSchema is a provider block schema with what decoding and redaction
+// derive from it, computed once per provider rather than once per pool.
+type blockSchema struct {
+	block     *providers.Block
+	spec      hcldec.Spec
+	sensitive []cty.Path
+
+	absentOnce  sync.Once
+	absentBlock *absentBlock
+}
+
+// absentBlock is what a pool without the pool-level provider block
+// records: the same for every such pool, so decoded and encoded once.
+type absentBlock struct {
+	val cty.Value
+	raw json.RawMessage
+}
+
+// absent returns what a pool without the block records, or nil when an
+// empty block does not decode cleanly (a required attribute): each pool
+// then decodes its own, to report the error at itself.
+func (s *blockSchema) absent() *absentBlock {
+	s.absentOnce.Do(func() {
+		val, diags := hcldec.Decode(&hclsyntax.Body{}, s.spec, nil)
+		if len(diags) > 0 || val.ContainsMarked() {
+			return
+		}
+		raw, sens, secrets, err := redactProvider(val, nil, s)
+		if err != nil || len(sens) > 0 || len(secrets) > 0 {
+			return
+		}
+		s.absentBlock = &absentBlock{val: val, raw: raw}
+	})
+	return s.absentBlock
+}
+
+func newBlockSchema(b *providers.Block) *blockSchema {
+	return &blockSchema{block: b, spec: b.DecoderSpec(), sensitive: b.SensitivePaths()}
+}
+
 // redactProvider turns the pool-level provider block value into the JSON
 // Spec.Provider records, every sensitive attribute (schema Sensitive, or
 // marked because it came from a sensitive variable) replaced by its hash.
 // It returns the flattened sensitive paths relative to the block and the
 // raw string values it hashed.
-func redactProvider(v cty.Value, marked []cty.PathValueMarks, schema *providers.Block) (json.RawMessage, []string, []string, error) {
+func redactProvider(v cty.Value, marked []cty.PathValueMarks, schema *blockSchema) (json.RawMessage, []string, []string, error) {
 	if v == cty.NilVal || v.IsNull() {
 		return nil, nil, nil, nil
 	}
@@ -272,18 +320,75 @@ func redactProvider(v cty.Value, marked []cty.PathValueMarks, schema *providers.
 	if err != nil {
 		return nil, nil, nil, err
 	}
+	if !needsRedaction(v, marked, schema.sensitive) {
+		// Nothing to hash, as in most pools: cty's JSON is already what
+		// re-encoding the tree below gives, compact, with object and map
+		// keys sorted and numbers as written.
+		if string(b) == "{}" {
+			return nil, nil, nil, nil
+		}
+		return b, nil, nil, nil
+	}
+	return redactJSON(b, marked, schema)
+}
+
+// needsRedaction reports whether v may hold a value to hash: a marked one,
+// or a non-null one at a sensitive path. It answers true when unsure.
+func needsRedaction(v cty.Value, marked []cty.PathValueMarks, sensitive []cty.Path) bool {
+	for _, pm := range marked {
+		if len(pm.Marks) > 0 {
+			return true
+		}
+	}
+	for _, p := range sensitive {
+		if mayHoldValue(v, pathNames(p)) {
+			return true
+		}
+	}
+	return false
+}
+
+// mayHoldValue reports whether a non-null value may be at the attribute
+// names path of v, through nested blocks (objects, and lists of them) as
+// redactNames follows it.
+func mayHoldValue(v cty.Value, names []string) bool {
+	if v.IsNull() {
+		return false
+	}
+	if len(names) == 0 {
+		return true
+	}
+	ty := v.Type()
+	switch {
+	case ty.IsObjectType():
+		return ty.HasAttribute(names[0]) && mayHoldValue(v.GetAttr(names[0]), names[1:])
+	case ty.IsListType() || ty.IsSetType() || ty.IsTupleType():
+		for it := v.ElementIterator(); it.Next(); {
+			if _, e := it.Element(); mayHoldValue(e, names) {
+				return true
+			}
+		}
+		return false
+	default:
+		return true // a map's keys may match names: let redactJSON look
+	}
+}
+
+// redactJSON is redactProvider's work on the value's JSON when something
+// may need hashing.
+func redactJSON(b []byte, marked []cty.PathValueMarks, schema *blockSchema) (json.RawMessage, []string, []string, error) {
 	tree, err := decodeJSONTree(b)
 	if err != nil {
 		return nil, nil, nil, err
 	}
 	var sensitive, secrets []string
-	for _, p := range schema.SensitivePaths() {
+	for _, p := range schema.sensitive {
 		names := pathNames(p)
 		n := len(secrets)
 		var hit bool
 		tree = redactNames(tree, names, &redaction{secrets: &secrets, hit: &hit})
 		if hit || len(secrets) > n {
-			sensitive = append(sensitive, providerLeaf(schema, names))
+			sensitive = append(sensitive, providerLeaf(schema.block, names))
 		}
 	}
 	for _, pm := range marked {
@@ -293,7 +398,7 @@ func redactProvider(v cty.Value, marked []cty.PathValueMarks, schema *providers.
 		var hit bool
 		tree = redactPath(tree, pm.Path, &redaction{secrets: &secrets, hit: &hit})
 		if names := pathNames(pm.Path); hit && len(names) > 0 {
-			sensitive = append(sensitive, providerLeaf(schema, names))
+			sensitive = append(sensitive, providerLeaf(schema.block, names))
 		}
 	}
 	if m, ok := tree.(map[string]any); ok && len(m) == 0 {

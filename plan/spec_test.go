@@ -1,16 +1,22 @@
 package plan
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"reflect"
+	"slices"
 	"strings"
 	"testing"
 
 	"github.com/zclconf/go-cty/cty"
+	ctyjson "github.com/zclconf/go-cty/cty/json"
 
 	"github.com/llorch/llorch/config"
 	"github.com/llorch/llorch/plan/plantest"
+	"github.com/llorch/llorch/providers"
+	"github.com/llorch/llorch/providers/providertest"
 )
 
 const secret = "sk-very-secret-token-42"
@@ -250,5 +256,130 @@ func TestSpecHashIsStableAcrossRuns(t *testing.T) {
 		if h := testDesired(t, p, nil).SpecHash; h != first {
 			t.Fatalf("hash changed between runs: %s vs %s", h, first)
 		}
+	}
+}
+
+// TestProviderJSONWithoutRedactionIsWhatRedactionWouldWrite holds
+// redactProvider's shortcut (cty's JSON as it is, when nothing needs
+// hashing) to the bytes of the long way round.
+func TestProviderJSONWithoutRedactionIsWhatRedactionWouldWrite(t *testing.T) {
+	schema := &providers.Block{
+		Attributes: map[string]*providers.Attribute{
+			"token": {Type: cty.String, Optional: true, Sensitive: true},
+			"any":   {Type: cty.DynamicPseudoType, Optional: true},
+		},
+		Blocks: map[string]*providers.NestedBlock{
+			"auth": {Nesting: providers.NestingList, Block: providers.Block{Attributes: map[string]*providers.Attribute{
+				"password": {Type: cty.String, Optional: true, Sensitive: true},
+			}}},
+		},
+	}
+	obj := func(attrs map[string]cty.Value) cty.Value {
+		full := map[string]cty.Value{
+			"token": cty.NullVal(cty.String),
+			"any":   cty.NullVal(cty.DynamicPseudoType),
+			"auth":  cty.ListValEmpty(cty.Object(map[string]cty.Type{"password": cty.String})),
+		}
+		for k, v := range attrs {
+			full[k] = v
+		}
+		return cty.ObjectVal(full)
+	}
+	tests := []struct {
+		name       string
+		val        cty.Value
+		wantRedact bool
+	}{
+		{"all null", obj(nil), false},
+		{"strings HTML and unicode", obj(map[string]cty.Value{"any": cty.StringVal("<a&b> \u2028 日本 \"q\" \\ \t")}), false},
+		{"numbers", obj(map[string]cty.Value{"any": cty.TupleVal([]cty.Value{
+			cty.NumberIntVal(99), cty.NumberIntVal(-7), cty.NumberFloatVal(0.1), cty.NumberFloatVal(1e21), cty.NumberFloatVal(1.5e-7),
+			cty.MustParseNumberVal("123456789012345678901234567890.5"),
+		})}), false},
+		{"nested collections", obj(map[string]cty.Value{"any": cty.ObjectVal(map[string]cty.Value{
+			"m": cty.MapVal(map[string]cty.Value{"z": cty.True, "a": cty.False}),
+			"s": cty.SetVal([]cty.Value{cty.StringVal("b"), cty.StringVal("a")}),
+			"e": cty.MapValEmpty(cty.String),
+			"l": cty.ListValEmpty(cty.Number),
+		})}), false},
+		{"list block without secrets", obj(map[string]cty.Value{"auth": cty.ListVal([]cty.Value{
+			cty.ObjectVal(map[string]cty.Value{"password": cty.NullVal(cty.String)}),
+		})}), false},
+		{"sensitive attribute set", obj(map[string]cty.Value{"token": cty.StringVal("t")}), true},
+		{"sensitive attribute empty", obj(map[string]cty.Value{"token": cty.StringVal("")}), true},
+		{"sensitive attribute in a list block", obj(map[string]cty.Value{"auth": cty.ListVal([]cty.Value{
+			cty.ObjectVal(map[string]cty.Value{"password": cty.NullVal(cty.String)}),
+			cty.ObjectVal(map[string]cty.Value{"password": cty.StringVal("pw")}),
+		})}), true},
+		{"a map whose key is a sensitive name", obj(map[string]cty.Value{"any": cty.MapVal(map[string]cty.Value{"token": cty.StringVal("x")})}), false},
+		{"empty object", cty.EmptyObjectVal, false},
+	}
+	bs := newBlockSchema(schema)
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := needsRedaction(tc.val, nil, bs.sensitive); got != tc.wantRedact {
+				t.Errorf("needsRedaction = %v, want %v", got, tc.wantRedact)
+			}
+			got, gotSens, gotSecrets, err := redactProvider(tc.val, nil, bs)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, err := ctyjson.Marshal(tc.val, tc.val.Type())
+			if err != nil {
+				t.Fatal(err)
+			}
+			want, wantSens, wantSecrets, err := redactJSON(b, nil, bs)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(got, want) || !slices.Equal(gotSens, wantSens) || !slices.Equal(gotSecrets, wantSecrets) {
+				t.Errorf("redactProvider = %s %q %q\nredactJSON     = %s %q %q", got, gotSens, gotSecrets, want, wantSens, wantSecrets)
+			}
+		})
+	}
+}
+
+func TestMarkedValuesAlwaysTakeTheLongWay(t *testing.T) {
+	v := cty.ObjectVal(map[string]cty.Value{"x": cty.StringVal("s").Mark(config.SensitiveMark)})
+	v, marks := v.UnmarkDeepWithPaths()
+	if !needsRedaction(v, marks, nil) {
+		t.Fatal("needsRedaction = false for a marked value")
+	}
+	got, sens, _, err := redactProvider(v, marks, newBlockSchema(&providers.Block{Attributes: map[string]*providers.Attribute{"x": {Type: cty.String}}}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := `{"x":"` + sha(`"s"`) + `"}`; string(got) != want || !slices.Equal(sens, []string{"x"}) {
+		t.Errorf("redactProvider = %s %q, want %s [x]", got, sens, want)
+	}
+}
+
+func TestPoolWithoutProviderBlockRecordsWhatAnEmptyBlockWould(t *testing.T) {
+	p := plantest.Pool("pool.chat")
+	if p.ProviderBody != nil {
+		t.Fatal("the fixture pool has a provider block")
+	}
+	long := testDesired(t, p, nil) // decodes the empty block for the pool
+	bs := newBlockSchema(providertest.Schema().Pool)
+	absent := bs.absent()
+	if absent == nil {
+		t.Fatal("absent() = nil for a schema without required attributes")
+	}
+	short, err := buildSpecWith(p, absent.raw, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(short.spec, long.Spec) || short.hash != long.SpecHash || len(short.sensitive) != 0 {
+		t.Errorf("shortcut spec = %+v %s\nlong way       = %+v %s", short.spec, short.hash, long.Spec, long.SpecHash)
+	}
+	if !absent.val.RawEquals(long.ProviderConfig) {
+		t.Errorf("shortcut value = %#v, long way %#v", absent.val, long.ProviderConfig)
+	}
+}
+
+func TestNoShortcutWhenAnEmptyBlockIsAnError(t *testing.T) {
+	bs := newBlockSchema(&providers.Block{Attributes: map[string]*providers.Attribute{"model_dir": {Type: cty.String, Required: true}}})
+	if bs.absent() != nil {
+		t.Error("absent() is set for a schema with a required attribute; pools without the block must report it")
 	}
 }

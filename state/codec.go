@@ -59,6 +59,34 @@ func Decode(data []byte, path, backupPath string) (*State, error) {
 		return nil, corrupt("the file is empty", nil)
 	}
 
+	s, ok := decodeFast(data)
+	if !ok {
+		var err error
+		if s, err = decodeReflect(data, path, corrupt); err != nil {
+			return nil, err
+		}
+	}
+	if s.Lineage == "" {
+		return nil, corrupt("it has no lineage", nil)
+	}
+	if !validLineage(s.Lineage) {
+		return nil, corrupt(fmt.Sprintf("its lineage %q is not a UUID", s.Lineage), nil)
+	}
+	if s.Pools == nil {
+		s.Pools = map[string]*Pool{}
+	}
+	for _, addr := range s.Addrs() {
+		if err := checkPool(addr, s.Pools[addr]); err != nil {
+			return nil, corrupt(err.Error(), nil)
+		}
+	}
+	return s, nil
+}
+
+// decodeReflect is Decode's parsing by encoding/json, for the files
+// decodeFast leaves to it: it accepts what encoding/json accepts and says
+// precisely what is wrong with the rest.
+func decodeReflect(data []byte, path string, corrupt func(string, error) error) (*State, error) {
 	// Read the envelope first, so that a newer format is reported as such
 	// rather than as whatever field of it this build fails to parse.
 	var top map[string]json.RawMessage
@@ -103,20 +131,6 @@ func Decode(data []byte, path, backupPath string) (*State, error) {
 			return nil, corrupt(fmt.Sprintf("a value has the wrong type at line %d, column %d: %s", line, col, typ), err)
 		}
 		return nil, corrupt("invalid state", err)
-	}
-	if s.Lineage == "" {
-		return nil, corrupt("it has no lineage", nil)
-	}
-	if !validLineage(s.Lineage) {
-		return nil, corrupt(fmt.Sprintf("its lineage %q is not a UUID", s.Lineage), nil)
-	}
-	if s.Pools == nil {
-		s.Pools = map[string]*Pool{}
-	}
-	for _, addr := range s.Addrs() {
-		if err := checkPool(addr, s.Pools[addr]); err != nil {
-			return nil, corrupt(err.Error(), nil)
-		}
 	}
 	return &s, nil
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -288,5 +289,25 @@ func BenchmarkDecode(b *testing.B) {
 		if _, err := Decode(data, "state.json", ""); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// BenchmarkDecodePools decodes the file Encode writes for n applied pools
+// of two replicas.
+func BenchmarkDecodePools(b *testing.B) {
+	for _, n := range []int{10, 100, 1000} {
+		b.Run(fmt.Sprintf("pools=%d", n), func(b *testing.B) {
+			data, err := Encode(benchState(n))
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.SetBytes(int64(len(data)))
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := Decode(data, "state.json", ""); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }

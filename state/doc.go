@@ -8,5 +8,8 @@
 // with a lock file beside it, and another backend (etcd) can follow without
 // touching plan or apply. Types, format and storage are split as in
 // OpenTofu's states, statefile and statemgr, except that the format lives here
-// with the types: it is two functions, not worth a package of its own.
+// with the types: it is two functions, not worth a package of its own. Decode
+// reads the files Encode writes without reflection (a thousand pools are
+// megabytes, read on every plan) and leaves anything else to encoding/json,
+// which also words the errors.
 package state

@@ -3,6 +3,8 @@ package state
 import (
 	"encoding/json"
 	"iter"
+	"maps"
+	"slices"
 	"sort"
 	"time"
 )
@@ -70,22 +72,63 @@ func (s *State) Replicas() iter.Seq2[string, *Replica] {
 // ReplicaAddr("pool.chat", "r1") is "pool.chat/r1".
 func ReplicaAddr(poolAddr, id string) string { return poolAddr + "/" + id }
 
-// DeepCopy returns a copy that shares nothing with s.
+// DeepCopy returns a copy that shares nothing with s. Nil and empty
+// slices and maps stay as they were (an empty Devices means CPU only).
 func (s *State) DeepCopy() *State {
 	if s == nil {
 		return nil
 	}
-	b, err := json.Marshal(s)
-	if err != nil {
-		panic("state: cannot copy: " + err.Error()) // only plain data: cannot happen
+	out := *s
+	out.Pools = make(map[string]*Pool, len(s.Pools))
+	for addr, p := range s.Pools {
+		out.Pools[addr] = p.DeepCopy()
 	}
-	var out State
-	if err := json.Unmarshal(b, &out); err != nil {
-		panic("state: cannot copy: " + err.Error())
+	return &out
+}
+
+// DeepCopy returns a copy of p that shares nothing with it.
+func (p *Pool) DeepCopy() *Pool {
+	if p == nil {
+		return nil
 	}
-	if out.Pools == nil {
-		out.Pools = map[string]*Pool{}
+	out := *p
+	out.Spec = p.Spec.DeepCopy()
+	out.Prepared = p.Prepared.DeepCopy()
+	if p.Replicas != nil {
+		out.Replicas = make([]*Replica, len(p.Replicas))
+		for i, r := range p.Replicas {
+			if r != nil {
+				c := *r // only plain values
+				out.Replicas[i] = &c
+			}
+		}
 	}
+	return &out
+}
+
+// DeepCopy returns a copy of s that shares nothing with it.
+func (s *Spec) DeepCopy() *Spec {
+	if s == nil {
+		return nil
+	}
+	out := *s
+	out.Devices = slices.Clone(s.Devices)
+	out.Flags = slices.Clone(s.Flags)
+	out.Env = maps.Clone(s.Env)
+	out.Labels = maps.Clone(s.Labels)
+	out.Provider = slices.Clone(s.Provider)
+	return &out
+}
+
+// DeepCopy returns a copy of p that shares nothing with it.
+func (p *Prepared) DeepCopy() *Prepared {
+	if p == nil {
+		return nil
+	}
+	out := *p
+	out.Args = slices.Clone(p.Args)
+	out.Env = maps.Clone(p.Env)
+	out.SecretEnvHashes = maps.Clone(p.SecretEnvHashes)
 	return &out
 }
 

@@ -1,10 +1,12 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"flag"
 	"fmt"
 	"strings"
+	"sync"
 
 	"github.com/hashicorp/go-multierror"
 	"github.com/hashicorp/hcl/v2"
@@ -62,14 +64,36 @@ type session struct {
 	unlock  func()
 }
 
+// prefetcher is a store that can read the state ahead of the locked Read
+// (local.Store).
+type prefetcher interface {
+	Prefetch(ctx context.Context)
+}
+
 func (m *meta) openSession(vars []config.VarArg, lf lockFlags, op string) (*session, bool) {
 	m.prestartProviders()
-	cfg, ok := m.loadConfig(vars)
+	// The state's location is known as soon as the llorch block is
+	// decoded: the state is read and decoded then, on the other core,
+	// while the pools are evaluated. Read, under the lock, uses that work
+	// only if the file has not changed since.
+	var (
+		store    state.Store
+		prefetch sync.WaitGroup
+	)
+	cfg, ok := m.loadConfig(vars, func(set config.Settings) {
+		store = m.store(m.dirsOf(set))
+		if p, ok := store.(prefetcher); ok {
+			prefetch.Go(func() { p.Prefetch(m.ctx) })
+		}
+	})
+	prefetch.Wait()
 	if !ok {
 		return nil, false
 	}
-	s := &session{cfg: cfg, dirs: m.dirs(cfg)}
-	s.store = m.store(s.dirs)
+	s := &session{cfg: cfg, dirs: m.dirs(cfg), store: store}
+	if s.store == nil {
+		s.store = m.store(s.dirs)
+	}
 	if s.unlock, ok = m.lock(s.store, lf, op); !ok {
 		return nil, false
 	}

@@ -333,14 +333,15 @@ func (m *meta) prestartProviders() {
 }
 
 // loadConfig reads the configuration in the working directory, printing
-// diagnostics. ok is false when there were errors.
-func (m *meta) loadConfig(vars []config.VarArg) (*config.Config, bool) {
+// diagnostics. ok is false when there were errors. onSettings (may be nil)
+// is config.LoadOptions.OnSettings.
+func (m *meta) loadConfig(vars []config.VarArg, onSettings func(config.Settings)) (*config.Config, bool) {
 	r, err := m.providerResolver()
 	if err != nil {
 		m.fail("Cannot find providers", err)
 		return nil, false
 	}
-	cfg, diags := config.Load(m.fs, m.dir, config.LoadOptions{Engines: r.Names(), Vars: vars})
+	cfg, diags := config.Load(m.fs, m.dir, config.LoadOptions{Engines: r.Names(), Vars: vars, OnSettings: onSettings})
 	if cfg != nil {
 		m.files = cfg.Files
 	}
@@ -380,14 +381,18 @@ func (m *meta) loadSettings() (*config.Config, bool) {
 
 // dirs resolves the llorch {} block's directories against the working
 // directory.
-func (m *meta) dirs(cfg *config.Config) apply.Dirs {
+func (m *meta) dirs(cfg *config.Config) apply.Dirs { return m.dirsOf(cfg.Settings) }
+
+// dirsOf is dirs from the llorch {} block alone, which config.Load reports
+// before it evaluates the pools.
+func (m *meta) dirsOf(set config.Settings) apply.Dirs {
 	abs := func(p string) string {
 		if filepath.IsAbs(p) {
 			return p
 		}
 		return filepath.Join(m.dir, p)
 	}
-	return apply.Dirs{State: abs(cfg.Settings.StateDir), Handoff: abs(cfg.Settings.HandoffDir)}
+	return apply.Dirs{State: abs(set.StateDir), Handoff: abs(set.HandoffDir)}
 }
 
 // store opens the state in d.State. Its path is relative to the working

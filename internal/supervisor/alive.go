@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 
 	"github.com/spf13/afero"
@@ -156,6 +157,51 @@ func exeIs(pid int, binary string) bool {
 	return exe == want
 }
 
+// smallBufs are Running's read buffers, reused across the replicas of a
+// refresh.
+var smallBufs = sync.Pool{New: func() any { return new([4096]byte) }}
+
+// readStatusFile is ReadStatus on the OS file system, through
+// readSmallFile.
+func readStatusFile(path string, buf []byte) (Status, error) {
+	b, err := readSmallFile(path, buf)
+	if err != nil {
+		return Status{}, fmt.Errorf("reading supervisor status: %w", err)
+	}
+	var st Status
+	if err := json.Unmarshal(b, &st); err != nil {
+		return Status{}, fmt.Errorf("supervisor status %s is not valid JSON: %w", path, err)
+	}
+	return st, nil
+}
+
+// readSmallFile reads the file at path into buf with a bare open, reads
+// and close, and returns the bytes read; a file larger than buf is read
+// with os.ReadFile. Refresh reads two small files per replica, a thousand
+// replicas per plan, and os.ReadFile spends as many system calls again on
+// two fstat calls and a check for a pollable file.
+func readSmallFile(path string, buf []byte) ([]byte, error) {
+	fd, err := syscall.Open(path, syscall.O_RDONLY|syscall.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, &os.PathError{Op: "open", Path: path, Err: err}
+	}
+	defer syscall.Close(fd)
+	n := 0
+	for n < len(buf) {
+		m, err := syscall.Read(fd, buf[n:])
+		switch {
+		case err == syscall.EINTR:
+			continue
+		case err != nil:
+			return nil, &os.PathError{Op: "read", Path: path, Err: err}
+		case m == 0:
+			return buf[:n], nil
+		}
+		n += m
+	}
+	return os.ReadFile(path)
+}
+
 // ReadStatus reads runDir/status.json, the last status a supervisor
 // recorded. Refresh falls back to it (plus Alive on the pids) when the
 // supervisor does not answer on its socket.
@@ -179,12 +225,24 @@ func ReadStatus(fs afero.Fs, runDir string) (Status, error) {
 // so for a running supervisor it is as current as asking it over the
 // socket, at the cost of one file read instead of a connection — refresh
 // of a thousand replicas uses it.
+//
+// The command line is also the liveness check: a process that exited,
+// zombie or not, has an empty one, and without /proc nothing can be shown
+// to be the supervisor. One read per replica instead of a signal and two.
 func Running(fs afero.Fs, runDir string) (Status, bool) {
-	st, err := ReadStatus(fs, runDir)
-	if err != nil || st.SupervisorPID <= 0 || !Alive(st.SupervisorPID) {
+	buf := smallBufs.Get().(*[4096]byte) // both files are far smaller
+	defer smallBufs.Put(buf)
+	var st Status
+	var err error
+	if _, osFs := fs.(*afero.OsFs); osFs {
+		st, err = readStatusFile(filepath.Join(runDir, StatusFile), buf[:])
+	} else {
+		st, err = ReadStatus(fs, runDir)
+	}
+	if err != nil || st.SupervisorPID <= 0 {
 		return st, false
 	}
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(st.SupervisorPID) + "/cmdline")
+	b, err := readSmallFile("/proc/"+strconv.Itoa(st.SupervisorPID)+"/cmdline", buf[:])
 	if err != nil {
 		return st, false
 	}

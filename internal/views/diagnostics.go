@@ -98,20 +98,19 @@ func writeSnippet(buf *bytes.Buffer, d *hcl.Diagnostic, files map[string]*hcl.Fi
 		lastLine = snip.Start.Line
 	}
 	src := file.Bytes
-	sc := hcl.NewRangeScanner(src, subject.Filename, bufio.ScanLines)
-	for sc.Scan() {
-		line := sc.Range()
+	for _, line := range linesAround(src, snip) {
 		if !line.Overlaps(snip) || line.Start.Line > lastLine {
 			continue
 		}
+		lineBytes := line.SliceBytes(src)
 		before, hl, after := line.PartitionAround(highlight)
 		prefix := fmt.Sprintf("%4d: ", line.Start.Line)
 		if hl.Empty() {
-			fmt.Fprintf(buf, "%s%s\n", prefix, sc.Bytes())
+			fmt.Fprintf(buf, "%s%s\n", prefix, lineBytes)
 			// A subject at the very end of a line (a missing item) still
 			// gets a caret, just past the last character.
 			if !opts.Color && line.Start.Line == highlight.Start.Line && highlight.Start.Byte >= line.End.Byte {
-				fmt.Fprintf(buf, "%s^\n", caretIndent(prefix, sc.Bytes()))
+				fmt.Fprintf(buf, "%s^\n", caretIndent(prefix, lineBytes))
 			}
 			continue
 		}
@@ -120,7 +119,7 @@ func writeSnippet(buf *bytes.Buffer, d *hcl.Diagnostic, files map[string]*hcl.Fi
 			fmt.Fprintf(buf, "%s%s%s%s%s%s\n", prefix, beforeText, ansiUnderline, hlText, ansiReset, afterText)
 			continue
 		}
-		fmt.Fprintf(buf, "%s%s\n", prefix, sc.Bytes())
+		fmt.Fprintf(buf, "%s%s\n", prefix, lineBytes)
 		// On continuation lines of a multi-line subject, start the carets
 		// at the code rather than under the indentation.
 		if line.Start.Line != highlight.Start.Line {
@@ -133,6 +132,32 @@ func writeSnippet(buf *bytes.Buffer, d *hcl.Diagnostic, files map[string]*hcl.Fi
 		}
 	}
 	buf.WriteByte('\n')
+}
+
+// linesAround returns the ranges of the source lines snip touches (line
+// ends excluded), found from snip's byte offsets: scanning the whole file
+// for every diagnostic made a thousand diagnostics take seconds.
+func linesAround(src []byte, snip hcl.Range) []hcl.Range {
+	start := min(max(snip.Start.Byte, 0), len(src))
+	end := min(max(snip.End.Byte, start), len(src))
+	lineStart := bytes.LastIndexByte(src[:start], '\n') + 1
+	var out []hcl.Range
+	for line := snip.Start.Line; ; line++ {
+		lineEnd := len(src)
+		if i := bytes.IndexByte(src[lineStart:], '\n'); i >= 0 {
+			lineEnd = lineStart + i
+		}
+		text := bytes.TrimSuffix(src[lineStart:lineEnd], []byte("\r"))
+		out = append(out, hcl.Range{
+			Filename: snip.Filename,
+			Start:    hcl.Pos{Line: line, Column: 1, Byte: lineStart},
+			End:      hcl.Pos{Line: line, Column: len(text) + 1, Byte: lineStart + len(text)},
+		})
+		if lineEnd >= end || lineEnd == len(src) {
+			return out
+		}
+		lineStart = lineEnd + 1
+	}
 }
 
 // snippetRanges returns the range to highlight (the subject) and the range

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"flag"
+	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -52,7 +54,7 @@ pool "chat" {
 const tabSrc = "pool \"tabbed\" {\n\tengine = \"llamacp\"\n}\n"
 
 // parseFile parses src as name, failing the test on syntax errors.
-func parseFile(t *testing.T, name, src string) *hcl.File {
+func parseFile(t testing.TB, name, src string) *hcl.File {
 	t.Helper()
 	f, diags := hclsyntax.ParseConfig([]byte(src), name, hcl.InitialPos)
 	if diags.HasErrors() {
@@ -347,5 +349,33 @@ func checkGolden(t *testing.T, path string, got []byte) {
 	}
 	if !bytes.Equal(got, want) {
 		t.Errorf("output differs from %s (run go test -update to accept):\n--- got ---\n%s\n--- want ---\n%s", path, got, want)
+	}
+}
+
+// BenchmarkWriteDiagnostics renders one diagnostic per pool of a large
+// file (1000 pools all missing their binary, say): the cost must grow with
+// the number of diagnostics, not with diagnostics × file size.
+func BenchmarkWriteDiagnostics(b *testing.B) {
+	for _, n := range []int{10, 100, 1000} {
+		var src strings.Builder
+		var diags hcl.Diagnostics
+		for i := range n {
+			line := 1 + 4*i
+			start := src.Len()
+			fmt.Fprintf(&src, "pool \"p%d\" {\n  engine = \"llamacpp\"\n  port   = %d\n}\n", i, 10000+i)
+			diags = append(diags, &hcl.Diagnostic{
+				Severity: hcl.DiagError, Summary: "Engine binary not found", Detail: "llama-server is not on PATH.",
+				Subject: &hcl.Range{Filename: "main.llorch.hcl",
+					Start: hcl.Pos{Line: line, Column: 1, Byte: start}, End: hcl.Pos{Line: line, Column: 5, Byte: start + 4}},
+			})
+		}
+		files := map[string]*hcl.File{"main.llorch.hcl": parseFile(b, "main.llorch.hcl", src.String())}
+		b.Run(fmt.Sprintf("diags=%d", n), func(b *testing.B) {
+			for b.Loop() {
+				if err := WriteDiagnostics(io.Discard, diags, files, DiagOptions{}); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }

@@ -317,6 +317,114 @@ func TestReadCorruptFileNamesTheBackupIfThereIsOne(t *testing.T) {
 	}
 }
 
+func TestPrefetchedStateIsReadOnlyWhileTheFileIsUnchanged(t *testing.T) {
+	tests := []struct {
+		name       string
+		between    func(t *testing.T, fs afero.Fs) // after Prefetch, before Read
+		wantSerial uint64
+		wantErr    string
+	}{
+		{"file unchanged", func(*testing.T, afero.Fs) {}, 2, ""},
+		{"another command wrote meanwhile", func(t *testing.T, fs afero.Fs) {
+			st := sample()
+			st.Pools["pool.chat"].Replicas[0].PID = 99
+			if err := newStore(fs).Write(t.Context(), st); err != nil {
+				t.Fatal(err)
+			}
+		}, 3, ""},
+		{"file removed meanwhile", func(t *testing.T, fs afero.Fs) {
+			if err := fs.Remove(filepath.Join(dir, "state.json")); err != nil {
+				t.Fatal(err)
+			}
+		}, 0, ""},
+		{"file corrupted meanwhile", func(t *testing.T, fs afero.Fs) {
+			_ = afero.WriteFile(fs, filepath.Join(dir, "state.json"), []byte("{oops"), 0o600)
+		}, 0, "state file /work/.llorch/state.json is corrupt: invalid JSON at line 1, column 2: invalid character 'o' looking for beginning of object key string; the previous version is in /work/.llorch/state.json.backup"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			fs := seeded(t)
+			s := newStore(fs)
+			s.Prefetch(t.Context())
+			tc.between(t, fs)
+			st, err := s.Read(t.Context())
+			if tc.wantErr != "" {
+				if err == nil || !strings.HasPrefix(err.Error(), tc.wantErr) {
+					t.Fatalf("Read error = %v, want it to start with %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if st.Serial != tc.wantSerial {
+				t.Errorf("Read serial = %d, want %d", st.Serial, tc.wantSerial)
+			}
+			if tc.wantSerial == 3 && st.Pools["pool.chat"].Replicas[0].PID != 99 {
+				t.Error("Read returned the prefetched state, not the file's")
+			}
+		})
+	}
+}
+
+func TestPrefetchedStateIsHandedOutOnce(t *testing.T) {
+	s := newStore(seeded(t))
+	s.Prefetch(t.Context())
+	first, err := s.Read(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	second, err := s.Read(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if first == second || first.Pools["pool.chat"] == second.Pools["pool.chat"] {
+		t.Error("two Reads returned the same State")
+	}
+	first.Pools["pool.chat"].Replicas[0].PID = 1
+	if second.Pools["pool.chat"].Replicas[0].PID != 4242 {
+		t.Error("changing one Read's state changed the other's")
+	}
+}
+
+func TestPrefetchOfAMissingOrCorruptFileLeavesReadToReport(t *testing.T) {
+	fs := afero.NewMemMapFs()
+	s := newStore(fs)
+	s.Prefetch(t.Context())
+	st, err := s.Read(t.Context())
+	if err != nil || st.Serial != 0 || len(st.Pools) != 0 {
+		t.Fatalf("Read without a state file = %+v, %v; want an empty state", st, err)
+	}
+	_ = afero.WriteFile(fs, filepath.Join(dir, "state.json"), []byte(`{"format_version": 3}`), 0o600)
+	s.Prefetch(t.Context())
+	_, err = s.Read(t.Context())
+	var ve *state.VersionError
+	if !errors.As(err, &ve) || ve.Found != 3 {
+		t.Fatalf("error = %v, want a *state.VersionError for format 3", err)
+	}
+}
+
+func TestPrefetchWhileReadingAndWriting(t *testing.T) {
+	s := newStore(seeded(t))
+	var wg sync.WaitGroup
+	for i := range 4 {
+		wg.Go(func() { s.Prefetch(t.Context()) })
+		wg.Go(func() {
+			if _, err := s.Read(t.Context()); err != nil {
+				t.Error(err)
+			}
+		})
+		if i == 2 {
+			wg.Go(func() {
+				if err := s.Write(t.Context(), sample()); err != nil {
+					t.Error(err)
+				}
+			})
+		}
+	}
+	wg.Wait()
+}
+
 func TestReadNewerFormatIsAVersionError(t *testing.T) {
 	fs := afero.NewMemMapFs()
 	_ = afero.WriteFile(fs, filepath.Join(dir, "state.json"), []byte(`{"format_version": 3}`), 0o600)
