@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/spf13/afero"
@@ -23,6 +24,8 @@ type Refresher struct {
 	// supervisor must not hang the plan.
 	Timeout time.Duration
 	Clock   clock.Clock // nil: the wall clock
+
+	stats sync.Map // path → what the file looked like, for one refresh
 }
 
 var _ plan.Refresher = (*Refresher)(nil)
@@ -44,8 +47,8 @@ func (rf *Refresher) observe(ctx context.Context, pool *state.Pool, r *state.Rep
 	}
 	obs := plan.Observed{CheckedAt: now().UTC(), Restarts: r.Restarts}
 	if pool != nil && pool.Prepared != nil {
-		obs.BinaryChanged = changedOnDisk(rf.Fs, pool.Prepared.BinaryPath, pool.Prepared.BinarySize, pool.Prepared.BinaryMtime)
-		obs.ModelChanged = changedOnDisk(rf.Fs, pool.Prepared.ModelPath, pool.Prepared.ModelSize, pool.Prepared.ModelMtime)
+		obs.BinaryChanged = rf.changedOnDisk(pool.Prepared.BinaryPath, pool.Prepared.BinarySize, pool.Prepared.BinaryMtime)
+		obs.ModelChanged = rf.changedOnDisk(pool.Prepared.ModelPath, pool.Prepared.ModelSize, pool.Prepared.ModelMtime)
 	}
 	if r.RunDir == "" {
 		obs.Status = r.Status
@@ -107,14 +110,26 @@ func (rf *Refresher) observe(ctx context.Context, pool *state.Pool, r *state.Rep
 }
 
 // changedOnDisk reports whether the file at path is not the one recorded:
-// size or modification time differ, or it is gone. Nothing is hashed.
-func changedOnDisk(fs afero.Fs, path string, size int64, mtime time.Time) bool {
+// size or modification time differ, or it is gone. Nothing is hashed, and
+// each file is looked at once per refresh: a thousand replicas usually
+// share one binary and a few models.
+func (rf *Refresher) changedOnDisk(path string, size int64, mtime time.Time) bool {
 	if path == "" || (size == 0 && mtime.IsZero()) {
 		return false
 	}
-	fi, err := fs.Stat(path)
-	if err != nil {
-		return true
+	type seen struct {
+		size  int64
+		mtime time.Time
+		ok    bool
 	}
-	return fi.Size() != size || !fi.ModTime().Equal(mtime)
+	v, found := rf.stats.Load(path)
+	if !found {
+		var s seen
+		if fi, err := rf.Fs.Stat(path); err == nil {
+			s = seen{size: fi.Size(), mtime: fi.ModTime(), ok: true}
+		}
+		v, _ = rf.stats.LoadOrStore(path, s)
+	}
+	s := v.(seen)
+	return !s.ok || s.size != size || !s.mtime.Equal(mtime)
 }
