@@ -9,11 +9,21 @@ import (
 
 // BenchmarkPluginStart measures what every llorch command pays per
 // provider: start the plugin process, complete the go-plugin handshake
-// (AutoMTLS included), call GetSchema, and stop it.
+// (mutual TLS included), call GetSchema, and stop it.
 func BenchmarkPluginStart(b *testing.B) {
 	b.Run("builtin self-exec", func(b *testing.B) {
 		r := newResolver(b, Options{SelfExe: installed(b, "llorch"), Builtins: map[string][]string{"selfok": {"internal-plugin", "testok"}}})
 		benchmarkStart(b, r, "selfok")
+	})
+	// Without a lock file nothing hashes the executable first: the
+	// difference to the next one is SecureConfig's sha256 of it (this test
+	// binary is tens of MB; a real plugin is smaller).
+	b.Run("third-party no lock file", func(b *testing.B) {
+		benchmarkStart(b, newResolver(b, Options{Dirs: []string{linkPlugins(b, "testok")}}), "testok")
+	})
+	// A plugin on go-plugin alone makes its own P-521 key.
+	b.Run("third-party stock go-plugin", func(b *testing.B) {
+		benchmarkStart(b, newResolver(b, Options{Dirs: []string{linkPlugins(b, "stock")}}), "stock")
 	})
 	b.Run("third-party with lock file", func(b *testing.B) {
 		dir := linkPlugins(b, "testok")

@@ -11,8 +11,9 @@
 // `llorch internal-plugin NAME`, so built-ins take the same protocol path as
 // everything else; a built-in name wins over a plugin of the same name.
 //
-// Plugins run with go-plugin's AutoMTLS, a start timeout, and as managed
-// clients. Their log lines (JSON on stderr) go into llorch's hclog logger;
+// Plugins run over mutual TLS with keys made for each process (the AutoMTLS
+// exchange with P-256 keys; see plugin.ClientTLS), a start timeout, and as
+// managed clients. Their log lines (JSON on stderr) go into llorch's hclog logger;
 // what they print on their redirected standard error goes to Options.Stderr.
 // The last lines of both are kept per plugin, so that "not a plugin" and
 // "plugin did not respond" errors can show them.

@@ -37,6 +37,7 @@ func TestMain(m *testing.M) {
 		"llorch-provider-testok": func() { sdk.Serve(&testOK{}) },
 		"llorch-provider-crash":  crashMain,
 		"llorch-provider-v2":     v2Main,
+		"llorch-provider-stock":  stockMain,
 		"llorch-provider-vllm":   func() { sdk.Serve(vllm.New()) },
 	})
 }
@@ -156,6 +157,18 @@ func v2Main() {
 			MagicCookieValue: plugin.Handshake.MagicCookieValue,
 		},
 		VersionedPlugins: map[int]goplugin.PluginSet{2: {plugin.PluginName: &plugin.GRPCProviderPlugin{Impl: &testOK{}}}},
+		GRPCServer:       goplugin.DefaultGRPCServer,
+		Logger:           hclog.NewNullLogger(),
+	})
+}
+
+// stockMain serves testOK with go-plugin's own Serve, as a provider written
+// without llorch's SDK does: it answers llorch's certificate with a P-521
+// one of its own (AutoMTLS) instead of using the key llorch made for it.
+func stockMain() {
+	goplugin.Serve(&goplugin.ServeConfig{
+		HandshakeConfig:  plugin.Handshake,
+		VersionedPlugins: map[int]goplugin.PluginSet{plugin.ProtocolVersion: {plugin.PluginName: &plugin.GRPCProviderPlugin{Impl: &testOK{}}}},
 		GRPCServer:       goplugin.DefaultGRPCServer,
 		Logger:           hclog.NewNullLogger(),
 	})

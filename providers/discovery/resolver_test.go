@@ -80,6 +80,20 @@ func TestThirdPartyPluginServesEveryCallOverItsProcess(t *testing.T) {
 	}
 }
 
+// A provider built on go-plugin alone (no llorch SDK) makes its own key and
+// sends its certificate in the handshake, as with Terraform's AutoMTLS;
+// llorch must trust that one instead of the key it made for the plugin.
+func TestPluginOnStockGoPluginAnswersWithItsOwnCertificate(t *testing.T) {
+	r := newResolver(t, Options{Dirs: []string{linkPlugins(t, "stock")}})
+	p, err := r.Provider(t.Context(), "stock")
+	if err != nil {
+		t.Fatalf("Provider: %v", err)
+	}
+	if schema, diags := p.GetSchema(t.Context()); diags.HasErrors() || schema.Version != "1.0.0" {
+		t.Fatalf("GetSchema over the plugin's own certificate: %#v, %v", schema, diags)
+	}
+}
+
 func TestBuiltinIsServedByReExecutingLlorch(t *testing.T) {
 	self := installed(t, "llorch")
 	r := newResolver(t, Options{SelfExe: self, Builtins: map[string][]string{"selfok": {"internal-plugin", "testok"}}})

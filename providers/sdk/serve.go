@@ -32,8 +32,9 @@ func Serve(p providers.Provider) {
 		VersionedPlugins: map[int]goplugin.PluginSet{
 			plugin.ProtocolVersion: {plugin.PluginName: &plugin.GRPCProviderPlugin{Impl: p}},
 		},
-		GRPCServer: goplugin.DefaultGRPCServer,
-		Logger:     logger,
+		GRPCServer:  goplugin.DefaultGRPCServer,
+		TLSProvider: plugin.ServerTLS,
+		Logger:      logger,
 	})
 	if err := p.Close(); err != nil {
 		logger.Error("closing provider", "error", err)
