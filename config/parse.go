@@ -2,12 +2,14 @@ package config
 
 import (
 	"bytes"
+	"context"
 	"runtime"
-	"sync"
 	"unicode/utf8"
 
 	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/hclsyntax"
+
+	"github.com/llorch/llorch/internal/parallel"
 )
 
 // chunkSize is roughly how many bytes of a configuration file parseHCL
@@ -48,22 +50,15 @@ func parseHCLPieces(src []byte, filename string, size int) (*hcl.File, hcl.Diagn
 	}
 	files := make([]*hcl.File, len(starts))
 	clean := make([]bool, len(starts))
-	var wg sync.WaitGroup
-	sem := make(chan struct{}, runtime.GOMAXPROCS(0))
-	for i, start := range starts {
-		end := len(src)
+	_ = parallel.For(context.Background(), len(starts), runtime.GOMAXPROCS(0), func(i int) {
+		start, end := starts[i], len(src)
 		if i+1 < len(starts) {
 			end = starts[i+1].Byte
 		}
-		sem <- struct{}{}
-		wg.Go(func() {
-			defer func() { <-sem }()
-			f, diags := hclsyntax.ParseConfig(src[start.Byte:end], filename, start)
-			body, ok := f.Body.(*hclsyntax.Body)
-			files[i], clean[i] = f, ok && len(diags) == 0 && len(body.Attributes) == 0
-		})
-	}
-	wg.Wait()
+		f, diags := hclsyntax.ParseConfig(src[start.Byte:end], filename, start)
+		body, ok := f.Body.(*hclsyntax.Body)
+		files[i], clean[i] = f, ok && len(diags) == 0 && len(body.Attributes) == 0
+	})
 	for _, ok := range clean {
 		if !ok {
 			return hclsyntax.ParseConfig(src, filename, hcl.InitialPos)

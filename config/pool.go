@@ -1,6 +1,7 @@
 package config
 
 import (
+	"context"
 	"fmt"
 	"math/big"
 	"net"
@@ -11,7 +12,6 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/hashicorp/hcl/v2"
@@ -20,6 +20,7 @@ import (
 	"github.com/zclconf/go-cty/cty/convert"
 
 	"github.com/llorch/llorch/internal/didyoumean"
+	"github.com/llorch/llorch/internal/parallel"
 )
 
 var settingsSchema = &hcl.BodySchema{
@@ -205,22 +206,16 @@ func (l *loader) decodePools(blocks []*hcl.Block) {
 	// one at a time would.
 	pools := make([][]*Pool, len(unique))
 	diags := make([]hcl.Diagnostics, len(unique))
-	var wg sync.WaitGroup
-	sem := make(chan struct{}, runtime.GOMAXPROCS(0))
-	for i, b := range unique {
-		sem <- struct{}{}
-		wg.Go(func() {
-			defer func() { <-sem }()
-			pb, d := l.decodePoolBlock(b, schema)
-			if pb != nil {
-				var more hcl.Diagnostics
-				pools[i], more = l.expandPool(pb)
-				d = append(d, more...)
-			}
-			diags[i] = d
-		})
-	}
-	wg.Wait()
+	_ = parallel.For(context.Background(), len(unique), runtime.GOMAXPROCS(0), func(i int) {
+		b := unique[i]
+		pb, d := l.decodePoolBlock(b, schema)
+		if pb != nil {
+			var more hcl.Diagnostics
+			pools[i], more = l.expandPool(pb)
+			d = append(d, more...)
+		}
+		diags[i] = d
+	})
 	for i := range unique {
 		l.cfg.Pools = append(l.cfg.Pools, pools[i]...)
 		l.diags = append(l.diags, diags[i]...)

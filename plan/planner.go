@@ -12,6 +12,7 @@ import (
 	"github.com/zclconf/go-cty/cty"
 
 	"github.com/llorch/llorch/config"
+	"github.com/llorch/llorch/internal/parallel"
 	"github.com/llorch/llorch/providers"
 	"github.com/llorch/llorch/state"
 )
@@ -583,23 +584,5 @@ func (pl *Planner) parallelism() int {
 // ctx is done it starts no more calls, waits for those running, and returns
 // ctx's error.
 func forEach(ctx context.Context, n, par int, fn func(i int)) error {
-	sem := make(chan struct{}, max(par, 1))
-	var wg sync.WaitGroup
-	defer wg.Wait()
-	for i := range n {
-		select {
-		case sem <- struct{}{}:
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		wg.Go(func() {
-			defer func() { <-sem }()
-			fn(i)
-		})
-	}
-	wg.Wait()
-	return ctx.Err()
+	return parallel.For(ctx, n, par, fn)
 }

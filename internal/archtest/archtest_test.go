@@ -70,15 +70,16 @@ var importRules = []importRule{
 		allowed: func(goFile, string) bool { return false },
 	},
 	{
-		// Suggesting names is config's business and needs nothing else of
-		// llorch, so config may use this one leaf (checked below).
-		reason:  "config imports no other llorch package but internal/didyoumean",
+		// Suggesting names and running work on a few goroutines need
+		// nothing else of llorch, so config may use these two leaves
+		// (checked below).
+		reason:  "config imports no other llorch package but internal/didyoumean and internal/parallel",
 		applies: func(f goFile) bool { return !f.test && f.dir == "config" },
-		allowed: func(_ goFile, imp string) bool { return imp == "internal/didyoumean" },
+		allowed: func(_ goFile, imp string) bool { return imp == "internal/didyoumean" || imp == "internal/parallel" },
 	},
 	{
-		reason:  "internal/didyoumean is a leaf that config relies on: it imports no llorch package",
-		applies: func(f goFile) bool { return !f.test && f.dir == "internal/didyoumean" },
+		reason:  "internal/didyoumean and internal/parallel are leaves that config relies on: they import no llorch package",
+		applies: func(f goFile) bool { return !f.test && (f.dir == "internal/didyoumean" || f.dir == "internal/parallel") },
 		allowed: func(goFile, string) bool { return false },
 	},
 	{
