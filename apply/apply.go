@@ -94,6 +94,7 @@ func Run(ctx context.Context, p *plan.Plan, deps Deps, opts Options) (*state.Sta
 		hooks: hooks(deps.Hooks),
 		st:    st,
 		sem:   make(chan struct{}, opts.Parallelism),
+		ports: portPicker{free: freePort},
 		stop:  ctx.Done(),
 		work:  context.WithoutCancel(ctx),
 	}
@@ -146,6 +147,7 @@ type runner struct {
 	opts  Options
 	hooks hooks
 	sem   chan struct{}
+	ports portPicker
 	stop  <-chan struct{} // closed on Ctrl-C: start nothing new
 	work  context.Context // in-flight steps run to completion
 

@@ -50,7 +50,7 @@ func (r *runner) launch(d *plan.Desired, pe *providers.PreparedEngine, id string
 
 	if port == 0 {
 		var err error
-		if port, err = freePort(pe.Host); err != nil {
+		if port, err = r.ports.pick(pe.Host); err != nil {
 			rec.LastError = err.Error()
 			r.hooks.post(addr, step, Result{}, err)
 			return started{replica: rec}, err

@@ -8,6 +8,7 @@ import (
 	"net"
 	"path/filepath"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/spf13/afero"
@@ -146,6 +147,35 @@ func supervisorSpec(p *config.Pool, pe providers.PreparedEngine, dirs Dirs, gene
 			Labels:           maps.Clone(p.Labels),
 		},
 	}
+}
+
+// portPicker hands out free ports to replicas without a fixed one. A port
+// is taken only once the engine listens on it, a while after it was picked,
+// and the kernel may offer the same free port to two binds in a row: so a
+// port handed out once in this run is never handed out again.
+type portPicker struct {
+	free func(host string) (int, error)
+	mu   sync.Mutex
+	used map[int]bool
+}
+
+func (pp *portPicker) pick(host string) (int, error) {
+	pp.mu.Lock()
+	defer pp.mu.Unlock()
+	for range 1000 {
+		port, err := pp.free(host)
+		if err != nil {
+			return 0, err
+		}
+		if !pp.used[port] {
+			if pp.used == nil {
+				pp.used = map[int]bool{}
+			}
+			pp.used[port] = true
+			return port, nil
+		}
+	}
+	return 0, fmt.Errorf("finding a free port on %s: the kernel keeps offering ports already given to other replicas of this apply; widen net.ipv4.ip_local_port_range or give pools fixed ports", host)
 }
 
 // freePort asks the kernel for a port nobody listens on. The port is free

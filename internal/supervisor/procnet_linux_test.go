@@ -1,6 +1,7 @@
 package supervisor
 
 import (
+	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -51,6 +52,77 @@ func TestProcNetParsesListenersOfBothFamilies(t *testing.T) {
 			for i := range got {
 				if got[i] != tc.wantInodes[i] {
 					t.Fatalf("inodes %v, want %v", got, tc.wantInodes)
+				}
+			}
+		})
+	}
+}
+
+// The kernel's sock_diag answer must name the same listening sockets as
+// /proc/net/tcp does: a port this test listens on, with the inode the
+// socket file descriptor really has.
+func TestSockDiagFindsTheListenerProcNetTCPFinds(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	port := ln.Addr().(*net.TCPAddr).Port
+
+	diag, err := sockDiagListeners(port)
+	if err != nil {
+		t.Fatalf("sockDiagListeners: %v", err)
+	}
+	file, err := procNet{root: "/proc/self/.."}.listeners("127.0.0.1", port) // not "/proc": the file parser
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(diag) != 1 || len(file) != 1 {
+		t.Fatalf("sock_diag found %v, /proc/net/tcp %v; want the one listener on port %d", diag, file, port)
+	}
+	if diag[0].inode != file[0].inode || !diag[0].ip.Equal(net.IPv4(127, 0, 0, 1)) || diag[0].port != port {
+		t.Fatalf("sock_diag says %+v, /proc/net/tcp %+v", diag[0], file[0])
+	}
+	// And the engine check finds this process as the holder.
+	if pid, _ := (procNet{root: "/proc"}).foreignListener("127.0.0.1", port, os.Getpid()); pid != 0 {
+		t.Fatalf("foreignListener = %d for this process's own listener, want 0", pid)
+	}
+	if pid, _ := (procNet{root: "/proc"}).portOwner("127.0.0.1", port); pid != os.Getpid() {
+		t.Fatalf("portOwner = %d, want this process (%d)", pid, os.Getpid())
+	}
+}
+
+func TestSockDiagIgnoresOtherPortsAndNonListeners(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	// The client end of the connection is on some port, established, not
+	// listening: asking for that port finds nothing.
+	clientPort := c.LocalAddr().(*net.TCPAddr).Port
+	if ls, err := sockDiagListeners(clientPort); err != nil || len(ls) != 0 {
+		t.Fatalf("sockDiagListeners(%d) = %v, %v; want no listener", clientPort, ls, err)
+	}
+}
+
+func BenchmarkListeners(b *testing.B) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer ln.Close()
+	port := ln.Addr().(*net.TCPAddr).Port
+	for _, tc := range []struct{ name, root string }{{"sock_diag", "/proc"}, {"proc-net-tcp", "/proc/self/.."}} {
+		b.Run(tc.name, func(b *testing.B) {
+			for b.Loop() {
+				if ls, err := (procNet{root: tc.root}).listeners("127.0.0.1", port); err != nil || len(ls) != 1 {
+					b.Fatalf("%v, %v", ls, err)
 				}
 			}
 		})
