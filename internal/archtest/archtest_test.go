@@ -78,8 +78,10 @@ var importRules = []importRule{
 		allowed: func(_ goFile, imp string) bool { return imp == "internal/didyoumean" || imp == "internal/parallel" },
 	},
 	{
-		reason:  "internal/didyoumean and internal/parallel are leaves that config relies on: they import no llorch package",
-		applies: func(f goFile) bool { return !f.test && (f.dir == "internal/didyoumean" || f.dir == "internal/parallel") },
+		reason: "internal/didyoumean and internal/parallel are leaves that config relies on: they import no llorch package",
+		applies: func(f goFile) bool {
+			return !f.test && (f.dir == "internal/didyoumean" || f.dir == "internal/parallel")
+		},
 		allowed: func(goFile, string) bool { return false },
 	},
 	{
