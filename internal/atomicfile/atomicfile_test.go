@@ -188,3 +188,40 @@ func assertOnlyFiles(t *testing.T, fs afero.Fs, dir string, want ...string) {
 		}
 	}
 }
+
+func TestReplaceSwapsTheFileWithoutAnyFsync(t *testing.T) {
+	ffs := faultfs.New(afero.NewMemMapFs())
+	if err := afero.WriteFile(ffs, "/d/status.json", []byte("old"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	before := ffs.Calls(faultfs.Sync)
+	if err := Replace(ffs, "/d/status.json", []byte("new"), 0o644); err != nil {
+		t.Fatalf("Replace: %v", err)
+	}
+	if got, _ := afero.ReadFile(ffs, "/d/status.json"); string(got) != "new" {
+		t.Errorf("content = %q, want %q", got, "new")
+	}
+	if n := ffs.Calls(faultfs.Sync) - before; n != 0 {
+		t.Errorf("Replace fsynced %d times, want none", n)
+	}
+	assertOnlyFiles(t, ffs, "/d", "status.json")
+}
+
+func TestReplaceFailureLeavesTheTargetAlone(t *testing.T) {
+	for _, op := range []faultfs.Op{faultfs.OpenFile, faultfs.Write, faultfs.Rename} {
+		t.Run(string(op), func(t *testing.T) {
+			base := afero.NewMemMapFs()
+			if err := afero.WriteFile(base, "/d/f", []byte("old"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			err := Replace(faultfs.New(base).FailOn(op, 1), "/d/f", []byte("new"), 0o600)
+			if !errors.Is(err, faultfs.ErrInjected) {
+				t.Fatalf("error = %v, want the injected fault", err)
+			}
+			if got, _ := afero.ReadFile(base, "/d/f"); string(got) != "old" {
+				t.Errorf("target = %q, want %q", got, "old")
+			}
+			assertOnlyFiles(t, base, "/d", "f")
+		})
+	}
+}

@@ -33,7 +33,7 @@ const drainPollInterval = 100 * time.Millisecond
 // readinessKickGap is the least time between two readiness probes that
 // engine output triggers, so a chatty engine cannot turn them into a busy
 // loop.
-const readinessKickGap = 5 * time.Millisecond
+const readinessKickGap = 2 * time.Millisecond
 
 // Deps are Run's seams. Zero fields get the real implementations.
 type Deps struct {
@@ -128,7 +128,7 @@ func Run(ctx context.Context, spec Spec, deps Deps) error {
 		defer cleanup()
 	}
 	pidPath := filepath.Join(spec.RunDir, SupervisorPIDFile)
-	if err := atomicfile.Write(deps.Fs, pidPath, []byte(strconv.Itoa(os.Getpid())+"\n"), 0o644); err != nil {
+	if err := atomicfile.Replace(deps.Fs, pidPath, []byte(strconv.Itoa(os.Getpid())+"\n"), 0o644); err != nil {
 		return fmt.Errorf("writing supervisor pid: %w", err)
 	}
 	defer func() { _ = deps.Fs.Remove(pidPath) }()
@@ -410,7 +410,7 @@ func (s *supervisor) publish() {
 	s.snap.Store(&st)
 	b, err := json.MarshalIndent(st, "", "  ")
 	if err == nil {
-		err = atomicfile.Write(s.deps.Fs, filepath.Join(s.spec.RunDir, StatusFile), append(b, '\n'), 0o644)
+		err = atomicfile.Replace(s.deps.Fs, filepath.Join(s.spec.RunDir, StatusFile), append(b, '\n'), 0o644)
 	}
 	if err != nil {
 		// The engine matters more than the mirror: keep supervising.
@@ -477,7 +477,7 @@ func (s *supervisor) spawn() {
 	if t, ok := p.(interface{ StartTicks() uint64 }); ok {
 		s.st.EngineStartTicks = t.StartTicks()
 	}
-	if err := atomicfile.Write(s.deps.Fs, filepath.Join(s.spec.RunDir, EnginePIDFile), []byte(strconv.Itoa(p.PID())+"\n"), 0o644); err != nil {
+	if err := atomicfile.Replace(s.deps.Fs, filepath.Join(s.spec.RunDir, EnginePIDFile), []byte(strconv.Itoa(p.PID())+"\n"), 0o644); err != nil {
 		s.log.Error("writing engine pid", "err", err)
 	}
 	s.st.State, s.st.PID = Starting, p.PID()
