@@ -1,7 +1,9 @@
 package supervisor
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -91,5 +93,50 @@ func BenchmarkRunning(b *testing.B) {
 			cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", cmd.Process.Pid))
 			b.Fatalf("Running = %+v, false; the supervisor's command line is %q (%v)", st, cmdline, err)
 		}
+	}
+}
+
+// Stop pins the supervisor with watchProcess, then asks it to stop; the
+// process often exits before wait is called. The exit must still count.
+func TestProcessWatchSeesAnExitThatCameBeforeTheWait(t *testing.T) {
+	for range 5 {
+		cmd := exec.Command("true")
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		w, err := watchProcess(cmd.Process.Pid)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = cmd.Wait() // exited and reaped: the pidfd is all that names it now
+		ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+		err = w.wait(ctx)
+		cancel()
+		w.close()
+		if err != nil {
+			t.Fatalf("wait after the process exited: %v", err)
+		}
+	}
+}
+
+func TestProcessWatchWaitsForALiveProcess(t *testing.T) {
+	cmd := exec.Command("sleep", "60")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
+	w, err := watchProcess(cmd.Process.Pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.close()
+	ctx, cancel := context.WithTimeout(t.Context(), 200*time.Millisecond)
+	defer cancel()
+	if err := w.wait(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("wait on a live process = %v, want the context's deadline", err)
+	}
+	_ = cmd.Process.Kill()
+	if err := w.wait(t.Context()); err != nil {
+		t.Fatalf("wait after the kill: %v", err)
 	}
 }

@@ -198,6 +198,13 @@ func (c *SocketClient) Stop(ctx context.Context, grace time.Duration) error {
 	if err != nil {
 		return fmt.Errorf("stopping %s: %w", c.runDir, err)
 	}
+	// Pin the supervisor process before asking it to stop: once it exits,
+	// its parent may reap it at once and its pid go to another process.
+	gone, err := watchProcess(before.SupervisorPID)
+	if err != nil {
+		return fmt.Errorf("stopping %s: watching supervisor %d: %w", c.runDir, before.SupervisorPID, err)
+	}
+	defer gone.close()
 	req := wireRequest{Op: opStop}
 	if grace > 0 {
 		req.Grace = grace.String()
@@ -213,7 +220,7 @@ func (c *SocketClient) Stop(ctx context.Context, grace time.Duration) error {
 		}
 		return fmt.Errorf("stopping %s: %w", c.runDir, err)
 	}
-	if err := waitGone(ctx, before.SupervisorPID); err != nil {
+	if err := gone.wait(ctx); err != nil {
 		return fmt.Errorf("waiting for supervisor %d of %s to exit: %w", before.SupervisorPID, c.runDir, err)
 	}
 	return nil

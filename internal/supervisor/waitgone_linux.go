@@ -10,37 +10,49 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// waitGone waits until process pid has exited, without polling: a pidfd
-// becomes readable when the process terminates (it works for processes
-// that are not our children, unlike wait). Without pidfd support it
-// returns at once.
-func waitGone(ctx context.Context, pid int) error {
+// processWatch holds a pidfd: it names the process itself, not its number,
+// so once the process has exited and been reaped, a new process given the
+// same pid (pids wrap at 32768 on many machines) is never mistaken for it.
+// The zero value watches nothing: wait returns at once.
+type processWatch struct{ f *os.File }
+
+// watchProcess pins process pid for a later wait. A process already gone,
+// or a kernel without pidfds, gives a watch that waits for nothing.
+func watchProcess(pid int) (processWatch, error) {
 	if pid <= 0 || pid == os.Getpid() {
-		return nil
+		return processWatch{}, nil
 	}
 	fd, err := unix.PidfdOpen(pid, unix.PIDFD_NONBLOCK)
 	if err != nil {
 		if errors.Is(err, unix.ESRCH) || errors.Is(err, unix.ENOSYS) || errors.Is(err, unix.EINVAL) {
-			return nil // already gone, or a kernel without pidfds
+			return processWatch{}, nil // already gone, or a kernel without pidfds
 		}
-		return fmt.Errorf("opening pidfd: %w", err)
+		return processWatch{}, fmt.Errorf("opening pidfd: %w", err)
 	}
-	f := os.NewFile(uintptr(fd), "pidfd")
-	defer f.Close()
-	rc, err := f.SyscallConn()
+	return processWatch{f: os.NewFile(uintptr(fd), "pidfd")}, nil
+}
+
+// wait returns once the process has exited, without polling: a pidfd
+// becomes readable when the process terminates (it works for processes
+// that are not our children, unlike wait(2)).
+func (w processWatch) wait(ctx context.Context) error {
+	if w.f == nil {
+		return nil
+	}
+	rc, err := w.f.SyscallConn()
 	if err != nil {
 		return fmt.Errorf("polling pidfd: %w", err)
 	}
-	stop := context.AfterFunc(ctx, func() { _ = f.SetReadDeadline(time.Now()) })
+	_ = w.f.SetReadDeadline(time.Time{}) // an earlier wait's cancellation
+	stop := context.AfterFunc(ctx, func() { _ = w.f.SetReadDeadline(time.Now()) })
 	defer stop()
-	first := true
-	err = rc.Read(func(uintptr) bool {
-		// The runtime poller waits for readability after the first call.
-		if first {
-			first = false
-			return false
-		}
-		return true
+	err = rc.Read(func(fd uintptr) bool {
+		// Ask the pidfd itself each time: Read clears any readiness the
+		// runtime poller saw before this call (the exit may well have come
+		// while the stop request was out), and the poller only reports
+		// edges after that.
+		n, err := unix.Poll([]unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}, 0)
+		return err == nil && n > 0
 	})
 	if err != nil {
 		if ctx.Err() != nil {
@@ -49,4 +61,23 @@ func waitGone(ctx context.Context, pid int) error {
 		return fmt.Errorf("polling pidfd: %w", err)
 	}
 	return nil
+}
+
+func (w processWatch) close() {
+	if w.f != nil {
+		_ = w.f.Close()
+	}
+}
+
+// waitGone waits until process pid has exited. Only for a pid known to
+// name the process meant until the call (a child not yet reaped, or a
+// process that cannot have exited yet); otherwise pin it first with
+// watchProcess.
+func waitGone(ctx context.Context, pid int) error {
+	w, err := watchProcess(pid)
+	if err != nil {
+		return err
+	}
+	defer w.close()
+	return w.wait(ctx)
 }

@@ -4,7 +4,15 @@ package supervisor
 
 import "context"
 
-// waitGone cannot wait for a process that is not a child without pidfds;
-// callers already saw the supervisor close its socket, which is the best
-// signal left.
+// processWatch cannot wait for a process that is not a child without
+// pidfds; callers already saw the supervisor close its socket, which is the
+// best signal left.
+type processWatch struct{}
+
+func watchProcess(pid int) (processWatch, error) { return processWatch{}, nil }
+
+func (processWatch) wait(ctx context.Context) error { return ctx.Err() }
+
+func (processWatch) close() {}
+
 func waitGone(ctx context.Context, pid int) error { return ctx.Err() }
