@@ -52,24 +52,40 @@ func killSupervisor(afs afero.Fs, runDir string) (killed bool, err error) {
 	if !ok {
 		return false, nil
 	}
-	if err := syscall.Kill(st.SupervisorPID, syscall.SIGKILL); err != nil && !errors.Is(err, syscall.ESRCH) {
-		return false, fmt.Errorf("killing supervisor %d: %w", st.SupervisorPID, err)
-	}
-	return true, waitGone(st.SupervisorPID, 10*time.Second)
-}
-
-// waitGone waits for a process that is not our child to exit, through a
-// pidfd: the kernel says when, no polling.
-func waitGone(pid int, timeout time.Duration) error {
+	pid := st.SupervisorPID
+	// Signal and wait through a pidfd opened while the process was just
+	// seen running: once it dies and is reaped, its pid may go to another
+	// process, which must be neither killed nor waited for.
 	fd, err := unix.PidfdOpen(pid, 0)
 	if err != nil {
-		return nil // already gone (ESRCH), or no pidfd: nothing to wait on
+		if errors.Is(err, unix.ESRCH) {
+			return true, nil // gone since
+		}
+		// No pidfds: the command line was checked just now.
+		if err := syscall.Kill(pid, syscall.SIGKILL); err != nil && !errors.Is(err, syscall.ESRCH) {
+			return false, fmt.Errorf("killing supervisor %d: %w", pid, err)
+		}
+		return true, nil
 	}
 	defer unix.Close(fd)
-	fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
-	n, err := unix.Poll(fds, int(timeout.Milliseconds()))
-	if err != nil || n == 0 {
-		return fmt.Errorf("process %d did not exit within %s", pid, timeout)
+	if err := unix.PidfdSendSignal(fd, unix.SIGKILL, nil, 0); err != nil && !errors.Is(err, unix.ESRCH) {
+		return false, fmt.Errorf("killing supervisor %d: %w", pid, err)
 	}
-	return nil
+	return true, waitPidfd(fd, pid, 10*time.Second)
+}
+
+// waitPidfd waits for the process behind a pidfd to exit; poll(2) on it is
+// level-triggered, so an exit that came first counts.
+func waitPidfd(fd, pid int, timeout time.Duration) error {
+	fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
+	for {
+		n, err := unix.Poll(fds, int(timeout.Milliseconds()))
+		switch {
+		case errors.Is(err, unix.EINTR):
+			continue
+		case err != nil || n == 0:
+			return fmt.Errorf("process %d did not exit within %s", pid, timeout)
+		}
+		return nil
+	}
 }
