@@ -73,6 +73,9 @@ func BenchmarkApply(b *testing.B) {
 				for b.Loop() {
 					b.StopTimer()
 					dir := b.TempDir()
+					// A failed iteration stops before its destroy: leave no
+					// supervisor or engine running behind it.
+					b.Cleanup(func() { stopEverything(dir) })
 					benchPools(b, dir, n)
 					b.StartTimer()
 					start := time.Now()
