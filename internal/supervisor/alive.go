@@ -2,7 +2,6 @@ package supervisor
 
 import (
 	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -168,8 +167,8 @@ func readStatusFile(path string, buf []byte) (Status, error) {
 	if err != nil {
 		return Status{}, fmt.Errorf("reading supervisor status: %w", err)
 	}
-	var st Status
-	if err := json.Unmarshal(b, &st); err != nil {
+	st, err := decodeStatus(b)
+	if err != nil {
 		return Status{}, fmt.Errorf("supervisor status %s is not valid JSON: %w", path, err)
 	}
 	return st, nil
@@ -211,8 +210,8 @@ func ReadStatus(fs afero.Fs, runDir string) (Status, error) {
 	if err != nil {
 		return Status{}, fmt.Errorf("reading supervisor status: %w", err)
 	}
-	var st Status
-	if err := json.Unmarshal(b, &st); err != nil {
+	st, err := decodeStatus(b)
+	if err != nil {
 		return Status{}, fmt.Errorf("supervisor status %s is not valid JSON: %w", path, err)
 	}
 	return st, nil
