@@ -176,6 +176,7 @@ func cmdPlan(m *meta, args []string) int {
 	if !ok {
 		return 1
 	}
+	m.releaseProviders()
 	if !m.renderPlan(p, f.view.json) {
 		return 1
 	}

@@ -59,6 +59,7 @@ type meta struct {
 
 	logger   hclog.Logger
 	resolver *discovery.Resolver
+	released chan struct{} // closed once releaseProviders has stopped them
 	files    map[string]*hcl.File
 }
 
@@ -75,9 +76,29 @@ func newMeta(stdin io.Reader, stdout, stderr io.Writer) *meta {
 }
 
 func (m *meta) close() {
+	if m.released != nil {
+		<-m.released
+		return
+	}
 	if m.resolver != nil {
 		m.resolver.Close()
 	}
+}
+
+// releaseProviders stops the provider plugins in the background once the
+// command needs them no more (plan, once planned: showing and saving the
+// plan need none), so that their shutdown overlaps what is left; close
+// waits for it.
+func (m *meta) releaseProviders() {
+	if m.resolver == nil || m.released != nil {
+		return
+	}
+	done := make(chan struct{})
+	m.released = done
+	go func(r *discovery.Resolver) {
+		defer close(done)
+		r.Close()
+	}(m.resolver)
 }
 
 // viewFlags are -no-color and -json, shared by most commands.
