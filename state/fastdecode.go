@@ -1,14 +1,6 @@
 package state
 
-import (
-	"bytes"
-	"encoding/json"
-	"strconv"
-	"time"
-	"unicode"
-	"unicode/utf16"
-	"unicode/utf8"
-)
+import "github.com/llorch/llorch/internal/jsonscan"
 
 // decodeFast parses a state file without reflection: encoding/json spends
 // most of a plan's state read on reflection and on validating the input
@@ -24,601 +16,141 @@ import (
 // the error. So whenever decodeFast succeeds, its State is the one
 // encoding/json would have decoded; the fuzz test in fastdecode_test.go
 // holds it to that.
-func decodeFast(data []byte) (st *State, ok bool) {
-	d := &scanner{b: data}
-	defer func() {
-		if r := recover(); r != nil {
-			if _, giveUp := r.(gaveUp); !giveUp {
-				panic(r)
-			}
-			st, ok = nil, false
-		}
-	}()
+func decodeFast(data []byte) (*State, bool) {
 	var s State
-	var seen fields
-	d.object(func(key []byte) {
-		switch string(key) {
-		case "format_version":
-			d.once(&seen, 0)
-			s.FormatVersion = d.int()
-		case "lineage":
-			d.once(&seen, 1)
-			s.Lineage = d.str()
-		case "serial":
-			d.once(&seen, 2)
-			s.Serial = d.uint64()
-		case "llorch_version":
-			d.once(&seen, 3)
-			s.LlorchVersion = d.str()
-		case "pools":
-			d.once(&seen, 4)
-			s.Pools = d.pools()
-		default:
-			d.fail()
+	ok := jsonscan.Decode(data, func(js *jsonscan.Scanner) {
+		d := &scanner{js}
+		var seen jsonscan.Fields
+		d.Object(func(key []byte) {
+			switch string(key) {
+			case "format_version":
+				d.Once(&seen, 0)
+				s.FormatVersion = d.Int()
+			case "lineage":
+				d.Once(&seen, 1)
+				s.Lineage = d.Str()
+			case "serial":
+				d.Once(&seen, 2)
+				s.Serial = d.Uint64()
+			case "llorch_version":
+				d.Once(&seen, 3)
+				s.LlorchVersion = d.Str()
+			case "pools":
+				d.Once(&seen, 4)
+				s.Pools = d.pools()
+			default:
+				d.Fail()
+			}
+		})
+		if seen&1 == 0 || s.FormatVersion < 1 || s.FormatVersion > FormatVersion {
+			d.Fail() // Decode words these
 		}
 	})
-	d.ws()
-	if d.i != len(d.b) || seen&1 == 0 || s.FormatVersion < 1 || s.FormatVersion > FormatVersion {
-		return nil, false // Decode words these
+	if !ok {
+		return nil, false
 	}
 	return &s, true
 }
 
-// gaveUp is what the scanner panics with when the input is not what it
-// understands; decodeFast recovers it. A panic keeps every value-decoding
-// function a plain expression rather than a value and a check.
-type gaveUp struct{}
-
-// fields records which members of one object were seen, to give up on a
-// member given twice (encoding/json would merge or overwrite).
-type fields uint32
-
-// scanner reads JSON values from b starting at i.
-type scanner struct {
-	b []byte
-	i int
-}
-
-func (d *scanner) fail() { panic(gaveUp{}) }
-
-func (d *scanner) once(seen *fields, bit uint) {
-	if *seen&(1<<bit) != 0 {
-		d.fail()
-	}
-	*seen |= 1 << bit
-}
-
-func (d *scanner) ws() {
-	b, i := d.b, d.i
-	for i < len(b) {
-		if c := b[i]; c != ' ' && c != '\n' && c != '\t' && c != '\r' {
-			break
-		}
-		i++
-	}
-	d.i = i
-}
-
-// peek returns the next byte that is not white space.
-func (d *scanner) peek() byte {
-	d.ws()
-	if d.i >= len(d.b) {
-		d.fail()
-	}
-	return d.b[d.i]
-}
-
-func (d *scanner) expect(c byte) {
-	if d.peek() != c {
-		d.fail()
-	}
-	d.i++
-}
-
-// null consumes a null literal if one is next.
-func (d *scanner) null() bool {
-	if d.peek() != 'n' {
-		return false
-	}
-	if !bytes.HasPrefix(d.b[d.i:], []byte("null")) {
-		d.fail()
-	}
-	d.i += 4
-	return true
-}
-
-// object reads an object, calling member with each member name, positioned
-// at its value, which member must consume. A null reads as no members.
-func (d *scanner) object(member func(key []byte)) {
-	if d.null() {
-		return
-	}
-	d.expect('{')
-	if d.peek() == '}' {
-		d.i++
-		return
-	}
-	for {
-		key, escaped := d.strBytes()
-		if escaped {
-			d.fail() // a member name spelled with escapes: leave it to encoding/json
-		}
-		d.expect(':')
-		member(key)
-		switch d.peek() {
-		case ',':
-			d.i++
-		case '}':
-			d.i++
-			return
-		default:
-			d.fail()
-		}
-	}
-}
-
-// array reads an array, calling elem for each element, positioned at it.
-// It reports false for null.
-func (d *scanner) array(elem func()) bool {
-	if d.null() {
-		return false
-	}
-	d.expect('[')
-	if d.peek() == ']' {
-		d.i++
-		return true
-	}
-	for {
-		elem()
-		switch d.peek() {
-		case ',':
-			d.i++
-		case ']':
-			d.i++
-			return true
-		default:
-			d.fail()
-		}
-	}
-}
-
-// strBytes reads a string and returns its bytes between the quotes, still
-// escaped, and whether it holds escapes.
-func (d *scanner) strBytes() (raw []byte, escaped bool) {
-	d.expect('"')
-	b, start := d.b, d.i
-	end := bytes.IndexByte(b[start:], '"')
-	if end < 0 {
-		d.fail()
-	}
-	raw = b[start : start+end]
-	if bytes.IndexByte(raw, '\\') >= 0 {
-		return d.escapedStrBytes()
-	}
-	for _, c := range raw {
-		if c < 0x20 {
-			d.fail() // invalid JSON
-		}
-	}
-	d.i = start + end + 1
-	return raw, false
-}
-
-// escapedStrBytes is strBytes for a string that holds escapes, so that its
-// first quote may not be its end.
-func (d *scanner) escapedStrBytes() ([]byte, bool) {
-	b, i := d.b, d.i
-	for i < len(b) {
-		switch c := b[i]; {
-		case c == '"':
-			raw := b[d.i:i]
-			d.i = i + 1
-			return raw, true
-		case c == '\\':
-			i += 2 // the escaped byte is checked by unescape
-		case c < 0x20:
-			d.fail() // invalid JSON
-		default:
-			i++
-		}
-	}
-	d.fail()
-	return nil, false
-}
-
-// str reads a string; null reads as "".
-func (d *scanner) str() string {
-	if d.null() {
-		return ""
-	}
-	raw, escaped := d.strBytes()
-	if escaped {
-		return d.unescape(raw)
-	}
-	if !utf8.Valid(raw) {
-		d.fail() // encoding/json would replace the bad bytes
-	}
-	return string(raw)
-}
-
-// unescape decodes the escapes of a string's raw bytes as encoding/json
-// does, including its replacement of an unpaired UTF-16 surrogate by
-// U+FFFD.
-func (d *scanner) unescape(raw []byte) string {
-	out := make([]byte, 0, len(raw))
-	for i := 0; i < len(raw); {
-		c := raw[i]
-		if c != '\\' {
-			j := i + 1
-			for j < len(raw) && raw[j] != '\\' {
-				j++
-			}
-			if !utf8.Valid(raw[i:j]) {
-				d.fail()
-			}
-			out = append(out, raw[i:j]...)
-			i = j
-			continue
-		}
-		if i+1 >= len(raw) {
-			d.fail()
-		}
-		switch raw[i+1] {
-		case '"', '\\', '/':
-			out = append(out, raw[i+1])
-		case 'b':
-			out = append(out, '\b')
-		case 'f':
-			out = append(out, '\f')
-		case 'n':
-			out = append(out, '\n')
-		case 'r':
-			out = append(out, '\r')
-		case 't':
-			out = append(out, '\t')
-		case 'u':
-			r := d.hex4(raw, i+2)
-			i += 6
-			if utf16.IsSurrogate(r) {
-				if i+1 < len(raw) && raw[i] == '\\' && raw[i+1] == 'u' {
-					if dec := utf16.DecodeRune(r, d.hex4(raw, i+2)); dec != unicode.ReplacementChar {
-						out = utf8.AppendRune(out, dec)
-						i += 6
-						continue
-					}
-				}
-				r = unicode.ReplacementChar
-			}
-			out = utf8.AppendRune(out, r)
-			continue
-		default:
-			d.fail()
-		}
-		i += 2
-	}
-	return string(out)
-}
-
-// hex4 reads the four hex digits of a \u escape at raw[i:].
-func (d *scanner) hex4(raw []byte, i int) rune {
-	if i+4 > len(raw) {
-		d.fail()
-	}
-	var r rune
-	for _, c := range raw[i : i+4] {
-		switch {
-		case '0' <= c && c <= '9':
-			c -= '0'
-		case 'a' <= c && c <= 'f':
-			c = c - 'a' + 10
-		case 'A' <= c && c <= 'F':
-			c = c - 'A' + 10
-		default:
-			d.fail()
-		}
-		r = r*16 + rune(c)
-	}
-	return r
-}
-
-// number reads a number and returns its text, which follows JSON's
-// grammar.
-func (d *scanner) number() []byte {
-	d.ws()
-	start := d.i
-	if d.i < len(d.b) && d.b[d.i] == '-' {
-		d.i++
-	}
-	switch {
-	case d.i < len(d.b) && d.b[d.i] == '0':
-		d.i++
-	case d.i < len(d.b) && '1' <= d.b[d.i] && d.b[d.i] <= '9':
-		d.digits()
-	default:
-		d.fail()
-	}
-	if d.i < len(d.b) && d.b[d.i] == '.' {
-		d.i++
-		if d.digits() == 0 {
-			d.fail()
-		}
-	}
-	if d.i < len(d.b) && (d.b[d.i] == 'e' || d.b[d.i] == 'E') {
-		d.i++
-		if d.i < len(d.b) && (d.b[d.i] == '+' || d.b[d.i] == '-') {
-			d.i++
-		}
-		if d.digits() == 0 {
-			d.fail()
-		}
-	}
-	return d.b[start:d.i]
-}
-
-func (d *scanner) digits() int {
-	n := 0
-	for d.i < len(d.b) && '0' <= d.b[d.i] && d.b[d.i] <= '9' {
-		d.i++
-		n++
-	}
-	return n
-}
-
-// int reads a whole number that fits an int64 (and so an int on the 64-bit
-// platforms llorch runs on; strconv.IntSize is checked below); null reads
-// as 0. A fraction or exponent is left to encoding/json, which refuses it.
-func (d *scanner) int() int {
-	if d.null() {
-		return 0
-	}
-	n, err := strconv.ParseInt(string(d.number()), 10, strconv.IntSize)
-	if err != nil {
-		d.fail()
-	}
-	return int(n)
-}
-
-func (d *scanner) int64() int64 {
-	if d.null() {
-		return 0
-	}
-	n, err := strconv.ParseInt(string(d.number()), 10, 64)
-	if err != nil {
-		d.fail()
-	}
-	return n
-}
-
-func (d *scanner) uint64() uint64 {
-	if d.null() {
-		return 0
-	}
-	n, err := strconv.ParseUint(string(d.number()), 10, 64)
-	if err != nil {
-		d.fail()
-	}
-	return n
-}
-
-func (d *scanner) float64() float64 {
-	if d.null() {
-		return 0
-	}
-	f, err := strconv.ParseFloat(string(d.number()), 64)
-	if err != nil {
-		d.fail()
-	}
-	return f
-}
-
-// time reads a time as time.Time's UnmarshalJSON does (RFC 3339 in a
-// string); null reads as the zero time.
-func (d *scanner) time() time.Time {
-	var t time.Time
-	if d.null() {
-		return t
-	}
-	start := d.i
-	d.strBytes()
-	if err := t.UnmarshalJSON(d.b[start:d.i]); err != nil {
-		d.fail()
-	}
-	return t
-}
-
-// raw reads any value and returns a copy of its bytes, as
-// json.RawMessage's UnmarshalJSON keeps them (a null too).
-func (d *scanner) raw() json.RawMessage {
-	start := d.skip()
-	return append(json.RawMessage(nil), d.b[start:d.i]...)
-}
-
-// skip reads any value and returns where it started.
-func (d *scanner) skip() int {
-	c := d.peek()
-	start := d.i
-	switch {
-	case c == '{':
-		d.object(func([]byte) { d.skip() })
-	case c == '[':
-		d.array(func() { d.skip() })
-	case c == '"':
-		if raw, escaped := d.strBytes(); escaped {
-			d.unescape(raw) // only to check it
-		} else if !utf8.Valid(raw) {
-			d.fail()
-		}
-	case c == 'n':
-		d.null()
-	case c == 't' && bytes.HasPrefix(d.b[d.i:], []byte("true")):
-		d.i += 4
-	case c == 'f' && bytes.HasPrefix(d.b[d.i:], []byte("false")):
-		d.i += 5
-	default:
-		d.number()
-	}
-	return start
-}
-
-func (d *scanner) strings() []string {
-	var out []string
-	if d.array(func() { out = append(out, d.str()) }) && out == nil {
-		out = []string{}
-	}
-	return out
-}
-
-func (d *scanner) ints() []int {
-	var out []int
-	if d.array(func() { out = append(out, d.int()) }) && out == nil {
-		out = []int{}
-	}
-	return out
-}
-
-// stringMap reads an object of strings; null reads as nil and {} as an
-// empty map, as encoding/json makes them. A name given twice keeps the
-// last value, as there.
-func (d *scanner) stringMap() map[string]string {
-	if d.null() {
-		return nil
-	}
-	out := map[string]string{}
-	d.mapMembers(func(k string) { out[k] = d.str() })
-	return out
-}
-
-// mapMembers reads an object whose member names are map keys (escapes
-// allowed), calling member with each.
-func (d *scanner) mapMembers(member func(k string)) {
-	d.expect('{')
-	if d.peek() == '}' {
-		d.i++
-		return
-	}
-	for {
-		member(d.key())
-		switch d.peek() {
-		case ',':
-			d.i++
-		case '}':
-			d.i++
-			return
-		default:
-			d.fail()
-		}
-	}
-}
-
-// key reads a member name and the colon after it.
-func (d *scanner) key() string {
-	raw, escaped := d.strBytes()
-	d.expect(':')
-	if escaped {
-		return d.unescape(raw)
-	}
-	if !utf8.Valid(raw) {
-		d.fail()
-	}
-	return string(raw)
-}
+// scanner adds the state file's own types to jsonscan's.
+type scanner struct{ *jsonscan.Scanner }
 
 func (d *scanner) pools() map[string]*Pool {
-	if d.null() {
+	if d.Null() {
 		return nil
 	}
 	out := map[string]*Pool{}
-	d.mapMembers(func(addr string) { out[addr] = d.pool() })
+	d.MapMembers(func(addr string) { out[addr] = d.pool() })
 	return out
 }
 
 func (d *scanner) pool() *Pool {
-	if d.null() {
+	if d.Null() {
 		return nil
 	}
 	var p Pool
-	var seen fields
-	d.object(func(key []byte) {
+	var seen jsonscan.Fields
+	d.Object(func(key []byte) {
 		switch string(key) {
 		case "engine":
-			d.once(&seen, 0)
-			p.Engine = d.str()
+			d.Once(&seen, 0)
+			p.Engine = d.Str()
 		case "spec_hash":
-			d.once(&seen, 1)
-			p.SpecHash = d.str()
+			d.Once(&seen, 1)
+			p.SpecHash = d.Str()
 		case "spec":
-			d.once(&seen, 2)
+			d.Once(&seen, 2)
 			p.Spec = d.spec()
 		case "prepared":
-			d.once(&seen, 3)
+			d.Once(&seen, 3)
 			p.Prepared = d.prepared()
 		case "replicas":
-			d.once(&seen, 4)
-			if d.array(func() { p.Replicas = append(p.Replicas, d.replica()) }) && p.Replicas == nil {
+			d.Once(&seen, 4)
+			if d.Array(func() { p.Replicas = append(p.Replicas, d.replica()) }) && p.Replicas == nil {
 				p.Replicas = []*Replica{}
 			}
 		default:
-			d.fail()
+			d.Fail()
 		}
 	})
 	return &p
 }
 
 func (d *scanner) spec() *Spec {
-	if d.null() {
+	if d.Null() {
 		return nil
 	}
 	var s Spec
-	var seen fields
-	d.object(func(key []byte) {
+	var seen jsonscan.Fields
+	d.Object(func(key []byte) {
 		switch string(key) {
 		case "engine":
-			d.once(&seen, 0)
-			s.Engine = d.str()
+			d.Once(&seen, 0)
+			s.Engine = d.Str()
 		case "replicas":
-			d.once(&seen, 1)
-			s.Replicas = d.int()
+			d.Once(&seen, 1)
+			s.Replicas = d.Int()
 		case "model":
-			d.once(&seen, 2)
+			d.Once(&seen, 2)
 			s.Model = d.modelSpec()
 		case "host":
-			d.once(&seen, 3)
-			s.Host = d.str()
+			d.Once(&seen, 3)
+			s.Host = d.Str()
 		case "port":
-			d.once(&seen, 4)
-			s.Port = d.int()
+			d.Once(&seen, 4)
+			s.Port = d.Int()
 		case "devices":
-			d.once(&seen, 5)
-			s.Devices = d.ints()
+			d.Once(&seen, 5)
+			s.Devices = d.Ints()
 		case "ctx":
-			d.once(&seen, 6)
-			s.Ctx = d.int()
+			d.Once(&seen, 6)
+			s.Ctx = d.Int()
 		case "flags":
-			d.once(&seen, 7)
-			s.Flags = d.strings()
+			d.Once(&seen, 7)
+			s.Flags = d.Strings()
 		case "env":
-			d.once(&seen, 8)
-			s.Env = d.stringMap()
+			d.Once(&seen, 8)
+			s.Env = d.StringMap()
 		case "labels":
-			d.once(&seen, 9)
-			s.Labels = d.stringMap()
+			d.Once(&seen, 9)
+			s.Labels = d.StringMap()
 		case "health":
-			d.once(&seen, 10)
+			d.Once(&seen, 10)
 			s.Health = d.healthSpec()
 		case "restart":
-			d.once(&seen, 11)
+			d.Once(&seen, 11)
 			s.Restart = d.restartSpec()
 		case "drain":
-			d.once(&seen, 12)
+			d.Once(&seen, 12)
 			s.Drain = d.drainSpec()
 		case "update":
-			d.once(&seen, 13)
+			d.Once(&seen, 13)
 			s.Update = d.updateSpec()
 		case "provider":
-			d.once(&seen, 14)
-			s.Provider = d.raw()
+			d.Once(&seen, 14)
+			s.Provider = d.Raw()
 		default:
-			d.fail()
+			d.Fail()
 		}
 	})
 	return &s
@@ -626,17 +158,17 @@ func (d *scanner) spec() *Spec {
 
 func (d *scanner) modelSpec() ModelSpec {
 	var m ModelSpec
-	var seen fields
-	d.object(func(key []byte) {
+	var seen jsonscan.Fields
+	d.Object(func(key []byte) {
 		switch string(key) {
 		case "ref":
-			d.once(&seen, 0)
-			m.Ref = d.str()
+			d.Once(&seen, 0)
+			m.Ref = d.Str()
 		case "sha256":
-			d.once(&seen, 1)
-			m.SHA256 = d.str()
+			d.Once(&seen, 1)
+			m.SHA256 = d.Str()
 		default:
-			d.fail()
+			d.Fail()
 		}
 	})
 	return m
@@ -644,26 +176,26 @@ func (d *scanner) modelSpec() ModelSpec {
 
 func (d *scanner) healthSpec() HealthSpec {
 	var h HealthSpec
-	var seen fields
-	d.object(func(key []byte) {
+	var seen jsonscan.Fields
+	d.Object(func(key []byte) {
 		switch string(key) {
 		case "path":
-			d.once(&seen, 0)
-			h.Path = d.str()
+			d.Once(&seen, 0)
+			h.Path = d.Str()
 		case "interval":
-			d.once(&seen, 1)
-			h.Interval = d.str()
+			d.Once(&seen, 1)
+			h.Interval = d.Str()
 		case "start_timeout":
-			d.once(&seen, 2)
-			h.StartTimeout = d.str()
+			d.Once(&seen, 2)
+			h.StartTimeout = d.Str()
 		case "live_interval":
-			d.once(&seen, 3)
-			h.LiveInterval = d.str()
+			d.Once(&seen, 3)
+			h.LiveInterval = d.Str()
 		case "failures":
-			d.once(&seen, 4)
-			h.Failures = d.int()
+			d.Once(&seen, 4)
+			h.Failures = d.Int()
 		default:
-			d.fail()
+			d.Fail()
 		}
 	})
 	return h
@@ -671,35 +203,35 @@ func (d *scanner) healthSpec() HealthSpec {
 
 func (d *scanner) restartSpec() RestartSpec {
 	var r RestartSpec
-	var seen fields
-	d.object(func(key []byte) {
+	var seen jsonscan.Fields
+	d.Object(func(key []byte) {
 		switch string(key) {
 		case "policy":
-			d.once(&seen, 0)
-			r.Policy = d.str()
+			d.Once(&seen, 0)
+			r.Policy = d.Str()
 		case "initial_backoff":
-			d.once(&seen, 1)
-			r.InitialBackoff = d.str()
+			d.Once(&seen, 1)
+			r.InitialBackoff = d.Str()
 		case "max_backoff":
-			d.once(&seen, 2)
-			r.MaxBackoff = d.str()
+			d.Once(&seen, 2)
+			r.MaxBackoff = d.Str()
 		case "multiplier":
-			d.once(&seen, 3)
-			r.Multiplier = d.float64()
+			d.Once(&seen, 3)
+			r.Multiplier = d.Float64()
 		case "jitter":
-			d.once(&seen, 4)
-			r.Jitter = d.float64()
+			d.Once(&seen, 4)
+			r.Jitter = d.Float64()
 		case "reset_after":
-			d.once(&seen, 5)
-			r.ResetAfter = d.str()
+			d.Once(&seen, 5)
+			r.ResetAfter = d.Str()
 		case "max_failures":
-			d.once(&seen, 6)
-			r.MaxFailures = d.int()
+			d.Once(&seen, 6)
+			r.MaxFailures = d.Int()
 		case "cooldown":
-			d.once(&seen, 7)
-			r.Cooldown = d.str()
+			d.Once(&seen, 7)
+			r.Cooldown = d.Str()
 		default:
-			d.fail()
+			d.Fail()
 		}
 	})
 	return r
@@ -707,17 +239,17 @@ func (d *scanner) restartSpec() RestartSpec {
 
 func (d *scanner) drainSpec() DrainSpec {
 	var s DrainSpec
-	var seen fields
-	d.object(func(key []byte) {
+	var seen jsonscan.Fields
+	d.Object(func(key []byte) {
 		switch string(key) {
 		case "deadline":
-			d.once(&seen, 0)
-			s.Deadline = d.str()
+			d.Once(&seen, 0)
+			s.Deadline = d.Str()
 		case "kill_timeout":
-			d.once(&seen, 1)
-			s.KillTimeout = d.str()
+			d.Once(&seen, 1)
+			s.KillTimeout = d.Str()
 		default:
-			d.fail()
+			d.Fail()
 		}
 	})
 	return s
@@ -725,128 +257,128 @@ func (d *scanner) drainSpec() DrainSpec {
 
 func (d *scanner) updateSpec() UpdateSpec {
 	var u UpdateSpec
-	var seen fields
-	d.object(func(key []byte) {
+	var seen jsonscan.Fields
+	d.Object(func(key []byte) {
 		switch string(key) {
 		case "strategy":
-			d.once(&seen, 0)
-			u.Strategy = d.str()
+			d.Once(&seen, 0)
+			u.Strategy = d.Str()
 		default:
-			d.fail()
+			d.Fail()
 		}
 	})
 	return u
 }
 
 func (d *scanner) prepared() *Prepared {
-	if d.null() {
+	if d.Null() {
 		return nil
 	}
 	var p Prepared
-	var seen fields
-	d.object(func(key []byte) {
+	var seen jsonscan.Fields
+	d.Object(func(key []byte) {
 		switch string(key) {
 		case "binary_path":
-			d.once(&seen, 0)
-			p.BinaryPath = d.str()
+			d.Once(&seen, 0)
+			p.BinaryPath = d.Str()
 		case "args":
-			d.once(&seen, 1)
-			p.Args = d.strings()
+			d.Once(&seen, 1)
+			p.Args = d.Strings()
 		case "env":
-			d.once(&seen, 2)
-			p.Env = d.stringMap()
+			d.Once(&seen, 2)
+			p.Env = d.StringMap()
 		case "secret_env":
-			d.once(&seen, 3)
-			p.SecretEnvHashes = d.stringMap()
+			d.Once(&seen, 3)
+			p.SecretEnvHashes = d.StringMap()
 		case "host":
-			d.once(&seen, 4)
-			p.Host = d.str()
+			d.Once(&seen, 4)
+			p.Host = d.Str()
 		case "port":
-			d.once(&seen, 5)
-			p.Port = d.int()
+			d.Once(&seen, 5)
+			p.Port = d.Int()
 		case "model_path":
-			d.once(&seen, 6)
-			p.ModelPath = d.str()
+			d.Once(&seen, 6)
+			p.ModelPath = d.Str()
 		case "model_sha256":
-			d.once(&seen, 7)
-			p.ModelSHA256 = d.str()
+			d.Once(&seen, 7)
+			p.ModelSHA256 = d.Str()
 		case "engine_version":
-			d.once(&seen, 8)
-			p.EngineVersion = d.str()
+			d.Once(&seen, 8)
+			p.EngineVersion = d.Str()
 		case "provisioning_mode":
-			d.once(&seen, 9)
-			p.ProvisioningMode = d.str()
+			d.Once(&seen, 9)
+			p.ProvisioningMode = d.Str()
 		case "device_mask":
-			d.once(&seen, 10)
-			p.DeviceMask = d.str()
+			d.Once(&seen, 10)
+			p.DeviceMask = d.Str()
 		case "health_path":
-			d.once(&seen, 11)
-			p.HealthPath = d.str()
+			d.Once(&seen, 11)
+			p.HealthPath = d.Str()
 		case "binary_size":
-			d.once(&seen, 12)
-			p.BinarySize = d.int64()
+			d.Once(&seen, 12)
+			p.BinarySize = d.Int64()
 		case "binary_mtime":
-			d.once(&seen, 13)
-			p.BinaryMtime = d.time()
+			d.Once(&seen, 13)
+			p.BinaryMtime = d.Time()
 		case "model_size":
-			d.once(&seen, 14)
-			p.ModelSize = d.int64()
+			d.Once(&seen, 14)
+			p.ModelSize = d.Int64()
 		case "model_mtime":
-			d.once(&seen, 15)
-			p.ModelMtime = d.time()
+			d.Once(&seen, 15)
+			p.ModelMtime = d.Time()
 		default:
-			d.fail()
+			d.Fail()
 		}
 	})
 	return &p
 }
 
 func (d *scanner) replica() *Replica {
-	if d.null() {
+	if d.Null() {
 		return nil
 	}
 	var r Replica
-	var seen fields
-	d.object(func(key []byte) {
+	var seen jsonscan.Fields
+	d.Object(func(key []byte) {
 		switch string(key) {
 		case "id":
-			d.once(&seen, 0)
-			r.ID = d.str()
+			d.Once(&seen, 0)
+			r.ID = d.Str()
 		case "port":
-			d.once(&seen, 1)
-			r.Port = d.int()
+			d.Once(&seen, 1)
+			r.Port = d.Int()
 		case "pid":
-			d.once(&seen, 2)
-			r.PID = d.int()
+			d.Once(&seen, 2)
+			r.PID = d.Int()
 		case "supervisor_pid":
-			d.once(&seen, 3)
-			r.SupervisorPID = d.int()
+			d.Once(&seen, 3)
+			r.SupervisorPID = d.Int()
 		case "status":
-			d.once(&seen, 4)
-			r.Status = d.str()
+			d.Once(&seen, 4)
+			r.Status = d.Str()
 		case "run_dir":
-			d.once(&seen, 5)
-			r.RunDir = d.str()
+			d.Once(&seen, 5)
+			r.RunDir = d.Str()
 		case "handoff":
-			d.once(&seen, 6)
-			r.Handoff = d.str()
+			d.Once(&seen, 6)
+			r.Handoff = d.Str()
 		case "started_at":
-			d.once(&seen, 7)
-			r.StartedAt = d.time()
+			d.Once(&seen, 7)
+			r.StartedAt = d.Time()
 		case "ready_at":
-			d.once(&seen, 8)
-			r.ReadyAt = d.time()
+			d.Once(&seen, 8)
+			r.ReadyAt = d.Time()
 		case "restarts":
-			d.once(&seen, 9)
-			r.Restarts = d.int()
+			d.Once(&seen, 9)
+			r.Restarts = d.Int()
 		case "last_error":
-			d.once(&seen, 10)
-			r.LastError = d.str()
+			d.Once(&seen, 10)
+			r.LastError = d.Str()
 		case "generation":
-			d.once(&seen, 11)
-			r.Generation = d.int()
+			d.Once(&seen, 11)
+			r.Generation = d.Int()
 		default:
-			d.fail()
+			d.Fail()
 		}
 	})
 	return &r

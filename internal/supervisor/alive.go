@@ -164,6 +164,12 @@ var smallBufs = sync.Pool{New: func() any { return new([4096]byte) }}
 // readSmallFile.
 func readStatusFile(path string, buf []byte) (Status, error) {
 	b, err := readSmallFile(path, buf)
+	return parseStatus(path, b, err)
+}
+
+// parseStatus decodes status.json's bytes b as read from path, or words
+// the read error err.
+func parseStatus(path string, b []byte, err error) (Status, error) {
 	if err != nil {
 		return Status{}, fmt.Errorf("reading supervisor status: %w", err)
 	}
@@ -207,14 +213,7 @@ func readSmallFile(path string, buf []byte) ([]byte, error) {
 func ReadStatus(fs afero.Fs, runDir string) (Status, error) {
 	path := filepath.Join(runDir, StatusFile)
 	b, err := afero.ReadFile(fs, path)
-	if err != nil {
-		return Status{}, fmt.Errorf("reading supervisor status: %w", err)
-	}
-	st, err := decodeStatus(b)
-	if err != nil {
-		return Status{}, fmt.Errorf("supervisor status %s is not valid JSON: %w", path, err)
-	}
-	return st, nil
+	return parseStatus(path, b, err)
 }
 
 // Running reads runDir's status.json and reports whether the supervisor it
