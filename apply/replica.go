@@ -247,7 +247,7 @@ func stopGeneration(ctx context.Context, interrupt <-chan struct{}, l supervisor
 		// It answers no more (hung) or could not stop its engine: kill the
 		// supervisor; its engine dies with it (Pdeathsig). When there is no
 		// supervisor to kill, the failure stands.
-		killed, kerr := killSupervisor(fs, rep.RunDir)
+		killed, kerr := supervisor.KillSupervisor(fs, rep.RunDir, 10*time.Second)
 		switch {
 		case kerr != nil:
 			return fmt.Errorf("stopping %s: %w; killing its supervisor failed too: %v", rep.ID, err, kerr)

@@ -2,6 +2,7 @@ package supervisor
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -11,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+	"time"
 
 	"github.com/spf13/afero"
 )
@@ -100,6 +102,35 @@ func KillEngine(fs afero.Fs, runDir string, pid int) error {
 		return fmt.Errorf("killing engine %d of %s: %w", pid, runDir, err)
 	}
 	return nil
+}
+
+// KillSupervisor kills the supervisor still running in runDir (one that
+// does not answer, or would not stop) and waits up to timeout until it is
+// gone; its engine dies with it (Pdeathsig). It does nothing (killed is
+// false) when none runs there: the process is identified by its command
+// line (Running), never by pid alone, and then signalled and waited for
+// through a pidfd, so that once it is reaped a process given its pid is
+// neither killed nor waited for.
+func KillSupervisor(fs afero.Fs, runDir string, timeout time.Duration) (killed bool, err error) {
+	st, ok := Running(fs, runDir)
+	if !ok {
+		return false, nil
+	}
+	pid := st.SupervisorPID
+	w, err := watchProcess(pid)
+	if err != nil {
+		return false, fmt.Errorf("killing supervisor %d: %w", pid, err)
+	}
+	defer w.close()
+	if err := w.kill(pid); err != nil {
+		return false, fmt.Errorf("killing supervisor %d: %w", pid, err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	if err := w.wait(ctx); err != nil {
+		return true, fmt.Errorf("process %d did not exit within %s", pid, timeout)
+	}
+	return true, nil
 }
 
 // procStat reads a process's state letter and start time (field 22 of

@@ -5,9 +5,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"syscall"
 	"testing"
 	"time"
 
@@ -15,32 +17,41 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-func TestRunningTellsALiveSupervisorCommandFromAnExitedOne(t *testing.T) {
-	dir := runDir(t)
-	// A process whose command line ends in "supervise DIR", as a
-	// supervisor's does; it runs until its standard input closes.
-	cmd := exec.Command("/bin/sh", "-c", "read _", "supervise", dir)
+// supervisorLookalike starts a process whose command line ends in
+// "supervise DIR", as a supervisor's does, and records st with its pid in
+// dir/status.json. The process runs until stdin is closed; the test's
+// cleanup kills and reaps it unless reaped is set.
+func supervisorLookalike(tb testing.TB, dir string, st Status) (cmd *exec.Cmd, stdin io.WriteCloser, reaped *bool) {
+	tb.Helper()
+	cmd = exec.Command("/bin/sh", "-c", "read _", "supervise", dir)
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
-	reaped := false
-	t.Cleanup(func() {
-		if !reaped {
+	reaped = new(bool)
+	tb.Cleanup(func() {
+		if !*reaped {
 			_ = cmd.Process.Kill()
 			_ = cmd.Wait()
 		}
 	})
-	data, err := json.Marshal(Status{State: Ready, SupervisorPID: cmd.Process.Pid, PID: 4242})
+	st.SupervisorPID = cmd.Process.Pid
+	data, err := json.Marshal(st)
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 	if err := os.WriteFile(filepath.Join(dir, StatusFile), data, 0o600); err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
+	return cmd, stdin, reaped
+}
+
+func TestRunningTellsALiveSupervisorCommandFromAnExitedOne(t *testing.T) {
+	dir := runDir(t)
+	cmd, stdin, reaped := supervisorLookalike(t, dir, Status{State: Ready, PID: 4242})
 	fs := afero.NewOsFs()
 	if st, ok := Running(fs, dir); !ok || st.PID != 4242 {
 		t.Fatalf("Running = %+v, %v while the process runs; want its status and true", st, ok)
@@ -56,7 +67,7 @@ func TestRunningTellsALiveSupervisorCommandFromAnExitedOne(t *testing.T) {
 		t.Error("Running = true for a supervisor that exited and was not reaped (a zombie)")
 	}
 	_ = cmd.Wait()
-	reaped = true
+	*reaped = true
 	if _, ok := Running(fs, dir); ok {
 		t.Error("Running = true for a supervisor that exited")
 	}
@@ -66,26 +77,8 @@ func TestRunningTellsALiveSupervisorCommandFromAnExitedOne(t *testing.T) {
 // read status.json, then the supervisor's command line.
 func BenchmarkRunning(b *testing.B) {
 	dir := runDir(b)
-	cmd := exec.Command("/bin/sh", "-c", "read _", "supervise", dir)
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		b.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		b.Fatal(err)
-	}
-	defer func() {
-		stdin.Close()
-		_ = cmd.Wait()
-	}()
-	data, err := json.Marshal(Status{Addr: "pool.p0000/r0", State: Ready, SupervisorPID: cmd.Process.Pid, PID: 4242, Port: 8080,
+	cmd, _, _ := supervisorLookalike(b, dir, Status{Addr: "pool.p0000/r0", State: Ready, PID: 4242, Port: 8080,
 		StartedAt: time.Now().UTC(), ReadyAt: time.Now().UTC(), UpdatedAt: time.Now().UTC(), EngineStartTicks: 723678})
-	if err != nil {
-		b.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, StatusFile), data, 0o600); err != nil {
-		b.Fatal(err)
-	}
 	fs := afero.NewOsFs()
 	b.ReportAllocs()
 	for b.Loop() {
@@ -93,6 +86,31 @@ func BenchmarkRunning(b *testing.B) {
 			cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", cmd.Process.Pid))
 			b.Fatalf("Running = %+v, false; the supervisor's command line is %q (%v)", st, cmdline, err)
 		}
+	}
+}
+
+func TestKillSupervisorKillsOnlyASupervisorRunningThere(t *testing.T) {
+	fs := afero.NewOsFs()
+	if killed, err := KillSupervisor(fs, runDir(t), time.Second); killed || err != nil {
+		t.Fatalf("KillSupervisor with no status.json = %v, %v; want false, nil", killed, err)
+	}
+
+	dir := runDir(t)
+	cmd, _, reaped := supervisorLookalike(t, dir, Status{State: Ready})
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }() // reaps it: only the pidfd names it then
+	killed, err := KillSupervisor(fs, dir, 10*time.Second)
+	if !killed || err != nil {
+		t.Fatalf("KillSupervisor = %v, %v; want true, nil", killed, err)
+	}
+	werr := <-exited
+	*reaped = true
+	var ee *exec.ExitError
+	if !errors.As(werr, &ee) || ee.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
+		t.Fatalf("the supervisor ended with %v, want SIGKILL", werr)
+	}
+	if killed, err := KillSupervisor(fs, dir, time.Second); killed || err != nil {
+		t.Fatalf("KillSupervisor after it is gone = %v, %v; want false, nil", killed, err)
 	}
 }
 

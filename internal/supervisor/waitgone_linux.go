@@ -63,6 +63,28 @@ func (w processWatch) wait(ctx context.Context) error {
 	return nil
 }
 
+// kill sends SIGKILL to the watched process, through its pidfd so that a
+// process given its pid after it was reaped is never hit; pid is used only
+// when there is no pidfd. A process already gone is not an error.
+func (w processWatch) kill(pid int) error {
+	var err error
+	if w.f == nil {
+		err = unix.Kill(pid, unix.SIGKILL)
+	} else {
+		rc, cerr := w.f.SyscallConn()
+		if cerr != nil {
+			return cerr
+		}
+		if cerr := rc.Control(func(fd uintptr) { err = unix.PidfdSendSignal(int(fd), unix.SIGKILL, nil, 0) }); cerr != nil {
+			return cerr
+		}
+	}
+	if errors.Is(err, unix.ESRCH) {
+		return nil
+	}
+	return err
+}
+
 func (w processWatch) close() {
 	if w.f != nil {
 		_ = w.f.Close()

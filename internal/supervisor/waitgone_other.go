@@ -2,7 +2,11 @@
 
 package supervisor
 
-import "context"
+import (
+	"context"
+	"errors"
+	"syscall"
+)
 
 // processWatch cannot wait for a process that is not a child without
 // pidfds; callers already saw the supervisor close its socket, which is the
@@ -12,6 +16,13 @@ type processWatch struct{}
 func watchProcess(pid int) (processWatch, error) { return processWatch{}, nil }
 
 func (processWatch) wait(ctx context.Context) error { return ctx.Err() }
+
+func (processWatch) kill(pid int) error {
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil && !errors.Is(err, syscall.ESRCH) {
+		return err
+	}
+	return nil
+}
 
 func (processWatch) close() {}
 
