@@ -257,9 +257,9 @@ func (r *runner) change(c *plan.Change) error {
 	case plan.Update:
 		return r.update(c)
 	case plan.CreateThenDelete:
-		return r.replaceCreateFirst(c)
+		return r.replace(c, r.replaceCreateFirst)
 	case plan.DeleteThenCreate:
-		return r.replaceDrainFirst(c)
+		return r.replace(c, r.replaceDrainFirst)
 	case plan.Delete:
 		if isReplicaAddr(c.Addr) {
 			return r.deleteReplica(c)

@@ -133,12 +133,11 @@ func (r *runner) pushSettings(d *plan.Desired, rep *state.Replica) error {
 	return nil
 }
 
-// replaceCreateFirst is create_before_destroy: each replica's successor
-// comes up healthy first (its supervisor takes over the handoff file),
-// then the old one is drained and stopped. If a successor fails, its
-// predecessor keeps serving and its record says why. The new spec is
-// recorded once every replica was replaced.
-func (r *runner) replaceCreateFirst(c *plan.Change) error {
+// replace runs a replacement with strategy (replaceCreateFirst or
+// replaceDrainFirst) once the new engine is prepared: a provider failure
+// stops it before either strategy touches a replica, so the old ones keep
+// serving and their records say why.
+func (r *runner) replace(c *plan.Change, strategy func(d *plan.Desired, ids []string, pe *providers.PreparedEngine) error) error {
 	d := c.After
 	ids := replicaIDs(c, d)
 	pe, err := r.ensure(d)
@@ -146,6 +145,15 @@ func (r *runner) replaceCreateFirst(c *plan.Change) error {
 		r.noteReplaceFailure(d.Addr, ids, err)
 		return err
 	}
+	return strategy(d, ids, pe)
+}
+
+// replaceCreateFirst is create_before_destroy: each replica's successor
+// comes up healthy first (its supervisor takes over the handoff file),
+// then the old one is drained and stopped. If a successor fails, its
+// predecessor keeps serving and its record says why. The new spec is
+// recorded once every replica was replaced.
+func (r *runner) replaceCreateFirst(d *plan.Desired, ids []string, pe *providers.PreparedEngine) error {
 	var (
 		wg   sync.WaitGroup
 		mu   sync.Mutex
@@ -237,16 +245,8 @@ func (r *runner) replaceOne(d *plan.Desired, pe *providers.PreparedEngine, id st
 }
 
 // replaceDrainFirst drains and stops each replica, then starts its
-// successor on the configured port. The engine is prepared first, so a
-// provider failure leaves the old replicas serving.
-func (r *runner) replaceDrainFirst(c *plan.Change) error {
-	d := c.After
-	ids := replicaIDs(c, d)
-	pe, err := r.ensure(d)
-	if err != nil {
-		r.noteReplaceFailure(d.Addr, ids, err)
-		return err
-	}
+// successor on the configured port.
+func (r *runner) replaceDrainFirst(d *plan.Desired, ids []string, pe *providers.PreparedEngine) error {
 	var errs *multierror.Error
 	stopped := []string{}
 	for _, id := range ids {
