@@ -16,7 +16,9 @@ import (
 )
 
 // Refresher reads each replica's live status from its supervisor; it
-// implements plan.Refresher.
+// implements plan.Refresher. One Refresher serves one refresh (one plan):
+// it looks at each engine binary and model file once and remembers what it
+// saw, so the next refresh needs a new Refresher.
 type Refresher struct {
 	Launcher supervisor.Launcher
 	Fs       afero.Fs
@@ -25,7 +27,7 @@ type Refresher struct {
 	Timeout time.Duration
 	Clock   clock.Clock // nil: the wall clock
 
-	stats sync.Map // path → what the file looked like, for one refresh
+	stats sync.Map // path → what the file looked like when first asked
 }
 
 var _ plan.Refresher = (*Refresher)(nil)

@@ -255,7 +255,7 @@ func (pl *Planner) desired(ctx context.Context, cfg *config.Config, prior *state
 	}
 	engines := sortedKeys(names)
 	entries := make([]*providerEntry, len(engines))
-	err := forEach(ctx, len(engines), pl.parallelism(), func(i int) {
+	err := parallel.For(ctx, len(engines), pl.parallelism(), func(i int) {
 		entries[i] = pl.provider(ctx, cfg, engines[i])
 	})
 	if err != nil {
@@ -276,7 +276,7 @@ func (pl *Planner) desired(ctx context.Context, cfg *config.Config, prior *state
 
 	results := make([]*Desired, len(cfg.Pools))
 	poolDiags := make([]hcl.Diagnostics, len(cfg.Pools))
-	err = forEach(ctx, len(cfg.Pools), pl.parallelism(), func(i int) {
+	err = parallel.For(ctx, len(cfg.Pools), pl.parallelism(), func(i int) {
 		p := cfg.Pools[i]
 		var sp *state.Pool
 		if prior != nil {
@@ -449,7 +449,7 @@ func (pl *Planner) Refresh(ctx context.Context, prior *state.State) (Observation
 	}
 	seen := make([]Observed, len(jobs))
 	errs := make([]error, len(jobs))
-	err := forEach(ctx, len(jobs), pl.parallelism(), func(i int) {
+	err := parallel.For(ctx, len(jobs), pl.parallelism(), func(i int) {
 		seen[i], errs[i] = pl.Refresher.Refresh(ctx, jobs[i].pool, jobs[i].r)
 	})
 	if err != nil {
@@ -580,9 +580,3 @@ func (pl *Planner) parallelism() int {
 	return DefaultParallelism
 }
 
-// forEach calls fn(i) for every i in [0, n), at most par at a time. Once
-// ctx is done it starts no more calls, waits for those running, and returns
-// ctx's error.
-func forEach(ctx context.Context, n, par int, fn func(i int)) error {
-	return parallel.For(ctx, n, par, fn)
-}
