@@ -9,6 +9,7 @@ import (
 
 	"github.com/spf13/afero"
 
+	"github.com/llorch/llorch/internal/parallel"
 	"github.com/llorch/llorch/internal/supervisor"
 	"github.com/llorch/llorch/state"
 )
@@ -43,37 +44,30 @@ func Statuses(ctx context.Context, l supervisor.Launcher, fs afero.Fs, st *state
 			})
 		}
 	}
-	var wg sync.WaitGroup
-	sem := make(chan struct{}, 16)
-	for i := range out {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			sem <- struct{}{}
-			defer func() { <-sem }()
-			rs := &out[i]
-			poolAddr, id, _ := strings.Cut(rs.Addr, "/")
-			p := st.Pools[poolAddr]
-			r := p.Replica(id)
-			obs, live := rf.observe(ctx, p, r)
-			rs.State = obs.Status
-			if live != nil {
-				rs.PID, rs.Restarts = live.PID, r.Restarts+live.Restarts
-				rs.SupervisorPID, rs.ReadyAt = live.SupervisorPID, live.ReadyAt
-				rs.LastError = live.LastError
-				if live.Port > 0 {
-					rs.Port = live.Port
-				}
-			} else {
-				rs.PID = 0
-				rs.LastError = obs.Reason
+	// Every replica is reported (the loop itself ignores cancellation);
+	// each supervisor's answer is bounded by ctx.
+	_ = parallel.For(context.WithoutCancel(ctx), len(out), 16, func(i int) {
+		rs := &out[i]
+		poolAddr, id, _ := strings.Cut(rs.Addr, "/")
+		p := st.Pools[poolAddr]
+		r := p.Replica(id)
+		obs, live := rf.observe(ctx, p, r)
+		rs.State = obs.Status
+		if live != nil {
+			rs.PID, rs.Restarts = live.PID, r.Restarts+live.Restarts
+			rs.SupervisorPID, rs.ReadyAt = live.SupervisorPID, live.ReadyAt
+			rs.LastError = live.LastError
+			if live.Port > 0 {
+				rs.Port = live.Port
 			}
-			if rs.State == string(supervisor.Ready) && !rs.ReadyAt.IsZero() {
-				rs.Uptime = now.Sub(rs.ReadyAt).Round(time.Second).String()
-			}
-		}()
-	}
-	wg.Wait()
+		} else {
+			rs.PID = 0
+			rs.LastError = obs.Reason
+		}
+		if rs.State == string(supervisor.Ready) && !rs.ReadyAt.IsZero() {
+			rs.Uptime = now.Sub(rs.ReadyAt).Round(time.Second).String()
+		}
+	})
 	return out
 }
 
