@@ -16,6 +16,8 @@ import (
 	"syscall"
 
 	goplugin "github.com/hashicorp/go-plugin"
+
+	"github.com/llorch/llorch/internal/didyoumean"
 )
 
 func main() {
@@ -197,19 +199,17 @@ func usage(w io.Writer) {
 }
 
 func suggestCommand(name string) string {
-	best, bestDist := "", 3
+	names := make([]string, 0, len(commands))
 	for n, c := range commands {
-		if c.hidden {
-			continue
-		}
-		if d := levenshtein(name, n); d < bestDist {
-			best, bestDist = n, d
+		if !c.hidden {
+			names = append(names, n)
 		}
 	}
-	if best == "" {
-		return ""
+	sort.Strings(names) // map order would make ties random
+	if best := didyoumean.NameSuggestion(name, names); best != "" {
+		return fmt.Sprintf(" Did you mean %q?", best)
 	}
-	return fmt.Sprintf(" Did you mean %q?", best)
+	return ""
 }
 
 // chdirReason is why os.Chdir failed, without the operation and path the
@@ -220,27 +220,6 @@ func chdirReason(err error) error {
 		return pe.Err
 	}
 	return err
-}
-
-// levenshtein is small enough to keep here rather than import for one use.
-func levenshtein(a, b string) int {
-	prev := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur := make([]int, len(b)+1)
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev = cur
-	}
-	return prev[len(b)]
 }
 
 // flagSet builds a FlagSet whose errors come back to the caller, with a

@@ -24,6 +24,7 @@ import (
 
 	"github.com/llorch/llorch/apply"
 	"github.com/llorch/llorch/config"
+	"github.com/llorch/llorch/internal/didyoumean"
 	"github.com/llorch/llorch/internal/logging"
 	"github.com/llorch/llorch/internal/supervisor"
 	"github.com/llorch/llorch/internal/version"
@@ -214,16 +215,12 @@ func suggestFlag(fs *flag.FlagSet, err error) string {
 	if !ok {
 		return ""
 	}
-	best, bestDist := "", 3
-	fs.VisitAll(func(f *flag.Flag) {
-		if d := levenshtein(name, f.Name); d < bestDist {
-			best, bestDist = f.Name, d
-		}
-	})
-	if best == "" {
-		return ""
+	var names []string
+	fs.VisitAll(func(f *flag.Flag) { names = append(names, f.Name) }) // sorted
+	if best := didyoumean.NameSuggestion(name, names); best != "" {
+		return fmt.Sprintf(" Did you mean -%s?", best)
 	}
-	return fmt.Sprintf(" Did you mean -%s?", best)
+	return ""
 }
 
 // durationFlag is a time.Duration flag whose refusal shows the syntax.

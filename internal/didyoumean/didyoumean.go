@@ -7,14 +7,16 @@ import "github.com/agext/levenshtein"
 // experiment.
 const maxDistance = 3
 
-// NameSuggestion returns the first of suggestions whose Levenshtein distance
-// from given is less than 3, or "" when none is that close. Earlier
-// suggestions win ties, so callers list names in the order they prefer.
+// NameSuggestion returns the one of suggestions nearest to given by
+// Levenshtein distance, if that distance is less than 3, or "" when none is
+// that close. Earlier suggestions win ties, so callers list names in the
+// order they prefer.
 func NameSuggestion(given string, suggestions []string) string {
+	best, bestDist := "", maxDistance
 	for _, s := range suggestions {
-		if levenshtein.Distance(given, s, nil) < maxDistance {
-			return s
+		if d := levenshtein.Distance(given, s, nil); d < bestDist {
+			best, bestDist = s, d
 		}
 	}
-	return ""
+	return best
 }

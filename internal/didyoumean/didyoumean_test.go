@@ -17,6 +17,7 @@ func TestNameSuggestion(t *testing.T) {
 		{"unrelated word gets no suggestion", "sometimes", policies, ""},
 		{"engine name missing a letter", "llamacp", []string{"vllm", "llamacpp"}, "llamacpp"},
 		{"earlier suggestion wins a tie", "ab", []string{"aa", "bb"}, "aa"},
+		{"a nearer later suggestion beats a farther earlier one", "plam", []string{"apply", "plan"}, "plan"},
 		{"empty suggestion list gets nothing", "always", nil, ""},
 		{"empty given matches a short name", "", []string{"ab"}, "ab"},
 	}
