@@ -247,24 +247,6 @@ func (r *running) waitFor(t *testing.T, what string, cond func(Status) bool) (St
 	}
 }
 
-func watchUntil(t *testing.T, c *SocketClient, what string, cond func(Status) bool) (Status, []Status) {
-	t.Helper()
-	var seen []Status
-	var got Status
-	err := c.Watch(waitCtx(t), func(st Status) bool {
-		seen = append(seen, st)
-		if cond(st) {
-			got = st
-			return false
-		}
-		return true
-	})
-	if err != nil {
-		t.Fatalf("waiting for %s: %v; statuses seen:\n%s", what, err, describe(seen))
-	}
-	return got, seen
-}
-
 func describe(sts []Status) string {
 	var b strings.Builder
 	for _, st := range sts {
