@@ -63,8 +63,6 @@ func ClientTLS() (*tls.Config, []string, error) {
 	cfg := &tls.Config{
 		Certificates: []tls.Certificate{client},
 		RootCAs:      trusted,
-		ClientCAs:    trusted,
-		ClientAuth:   tls.RequireAndVerifyClientCert,
 		MinVersion:   tls.VersionTLS12,
 		ServerName:   certName,
 	}
@@ -100,10 +98,8 @@ func ServerTLS() (*tls.Config, error) {
 	return &tls.Config{
 		Certificates: []tls.Certificate{cert},
 		ClientCAs:    trusted,
-		RootCAs:      trusted,
 		ClientAuth:   tls.RequireAndVerifyClientCert,
 		MinVersion:   tls.VersionTLS12,
-		ServerName:   certName,
 	}, nil
 }
 
