@@ -579,4 +579,3 @@ func (pl *Planner) parallelism() int {
 	}
 	return DefaultParallelism
 }
-

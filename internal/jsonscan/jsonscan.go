@@ -343,26 +343,18 @@ func (d *Scanner) digits() int {
 	return n
 }
 
-// int reads a whole number that fits an int64 (and so an int on the 64-bit
-// platforms llorch runs on; strconv.IntSize is checked below); null reads
-// as 0. A fraction or exponent is left to encoding/json, which refuses it.
-func (d *Scanner) Int() int {
-	if d.Null() {
-		return 0
-	}
-	n, err := strconv.ParseInt(string(d.number()), 10, strconv.IntSize)
-	if err != nil {
-		d.Fail()
-	}
-	return int(n)
-}
+// Int reads a whole number that fits an int; null reads as 0. A fraction
+// or exponent is left to encoding/json, which refuses it for an integer.
+func (d *Scanner) Int() int { return int(d.signed(strconv.IntSize)) }
 
 // Int64 is Int for an int64.
-func (d *Scanner) Int64() int64 {
+func (d *Scanner) Int64() int64 { return d.signed(64) }
+
+func (d *Scanner) signed(bits int) int64 {
 	if d.Null() {
 		return 0
 	}
-	n, err := strconv.ParseInt(string(d.number()), 10, 64)
+	n, err := strconv.ParseInt(string(d.number()), 10, bits)
 	if err != nil {
 		d.Fail()
 	}
