@@ -28,6 +28,9 @@ type Refresher struct {
 	Clock   clock.Clock // nil: the wall clock
 
 	stats sync.Map // path → what the file looked like when first asked
+
+	socksOnce sync.Once
+	socks     *supervisor.ControlSockets // nil: not known, check each one
 }
 
 var _ plan.Refresher = (*Refresher)(nil)
@@ -75,7 +78,7 @@ func (rf *Refresher) observe(ctx context.Context, pool *state.Pool, r *state.Rep
 	}
 	// The supervisor mirrors its status to status.json atomically on every
 	// change: while it runs, reading that file is as good as asking it.
-	if st, ok := supervisor.Running(rf.Fs, r.RunDir); ok {
+	if st, ok := supervisor.RunningIn(rf.Fs, r.RunDir, rf.controlSockets()); ok {
 		return live(st)
 	}
 	timeout := rf.Timeout
@@ -109,6 +112,18 @@ func (rf *Refresher) observe(ctx context.Context, pool *state.Pool, r *state.Rep
 		obs.Reason = fmt.Sprintf("supervisor (pid %d) is not running", r.SupervisorPID)
 	}
 	return obs, nil
+}
+
+// controlSockets returns the listening unix sockets, asked of the kernel
+// once per refresh. Only the OS file system has real supervisors behind
+// its run directories.
+func (rf *Refresher) controlSockets() *supervisor.ControlSockets {
+	rf.socksOnce.Do(func() {
+		if _, osFs := rf.Fs.(*afero.OsFs); osFs {
+			rf.socks, _ = supervisor.ListeningControlSockets()
+		}
+	})
+	return rf.socks
 }
 
 // changedOnDisk reports whether the file at path is not the one recorded:

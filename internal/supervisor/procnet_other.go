@@ -2,6 +2,8 @@
 
 package supervisor
 
+import "errors"
+
 // procNet has no /proc to read outside Linux: it never knows who holds a
 // port, so errors name no pid and ownership checks fall back to /props.
 type procNet struct {
@@ -11,3 +13,8 @@ type procNet struct {
 func (procNet) portOwner(host string, port int) (int, string) { return 0, "" }
 
 func (procNet) foreignListener(host string, port, pgid int) (int, string) { return 0, "" }
+
+// sockDiagUnixListeners has no sock_diag to ask outside Linux.
+func sockDiagUnixListeners() (map[string]struct{}, error) {
+	return nil, errors.New("listing unix sockets needs Linux's sock_diag")
+}
