@@ -151,10 +151,51 @@ func (l *loader) checkBodyRefs(body hcl.Body, sc scope) hcl.Diagnostics {
 // it returns an unknown value, which later checks skip, so one mistake
 // gives one diagnostic.
 func (l *loader) eval(expr hcl.Expression, ctx *hcl.EvalContext, sc scope) (cty.Value, hcl.Diagnostics) {
+	if v, ok := quotedLiteral(expr); ok {
+		return v, nil
+	}
 	if diags := l.checkRefs(expr, sc); diags.HasErrors() {
 		return cty.DynamicVal, diags
 	}
 	return expr.Value(ctx)
+}
+
+// quotedLiteral is the value of a quoted string without interpolations,
+// like "llamacpp": its one literal part's, which is what
+// TemplateExpr.Value returns after building it again in a buffer. Most
+// attributes of a large configuration are such strings.
+func quotedLiteral(expr hcl.Expression) (cty.Value, bool) {
+	t, ok := expr.(*hclsyntax.TemplateExpr)
+	if !ok || !t.IsStringLiteral() {
+		return cty.NilVal, false
+	}
+	v := t.Parts[0].(*hclsyntax.LiteralValueExpr).Val
+	if v.IsNull() || !v.IsKnown() || v.IsMarked() || v.Type() != cty.String {
+		return cty.NilVal, false
+	}
+	return v, true
+}
+
+// validIdentifier is hclsyntax.ValidIdentifier with a fast path for ASCII
+// names (a letter or underscore, then letters, digits, underscores and
+// dashes), which the HCL function answers by running its lexer; names are
+// checked one after another for every pool of the configuration.
+func validIdentifier(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c >= 0x80:
+			return hclsyntax.ValidIdentifier(s)
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', c == '_':
+		case i > 0 && ('0' <= c && c <= '9' || c == '-'):
+		default:
+			return false
+		}
+	}
+	return true
 }
 
 // evalLocals decodes every locals block and evaluates the values in

@@ -12,7 +12,6 @@ import (
 	"sync"
 
 	"github.com/hashicorp/hcl/v2"
-	"github.com/hashicorp/hcl/v2/hclsyntax"
 	"github.com/spf13/afero"
 	"github.com/zclconf/go-cty/cty"
 	"github.com/zclconf/go-cty/cty/function"
@@ -69,7 +68,7 @@ func ParseVarFlag(s string) (VarArg, error) {
 	if name == "" {
 		return VarArg{}, fmt.Errorf("invalid -var %q: the variable name before \"=\" is empty", s)
 	}
-	if !hclsyntax.ValidIdentifier(name) {
+	if !validIdentifier(name) {
 		return VarArg{}, fmt.Errorf("invalid -var %q: %q is not a valid variable name", s, name)
 	}
 	return VarArg{Name: name, Value: value}, nil

@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"github.com/hashicorp/hcl/v2"
-	"github.com/hashicorp/hcl/v2/hclsyntax"
 	"github.com/zclconf/go-cty/cty"
 	"github.com/zclconf/go-cty/cty/convert"
 
@@ -57,6 +56,15 @@ var (
 // poolSchema is the pool body's schema: the fixed attributes and blocks,
 // and one block per known engine, so hclsyntax can suggest names for typos
 // in any of them.
+// nestedIndex is nestedSchemas, indexed.
+var nestedIndex = func() map[string]*schemaIndex {
+	m := make(map[string]*schemaIndex, len(nestedSchemas))
+	for name, s := range nestedSchemas {
+		m[name] = indexSchema(s)
+	}
+	return m
+}()
+
 func (l *loader) poolSchema() *hcl.BodySchema {
 	s := &hcl.BodySchema{Attributes: poolAttributes}
 	for _, name := range nestedOrder {
@@ -184,11 +192,11 @@ type nestedBlock struct {
 
 func (l *loader) decodePools(blocks []*hcl.Block) {
 	declared := map[string]*hcl.Block{}
-	schema := l.poolSchema()
+	schema := indexSchema(l.poolSchema())
 	var unique []*hcl.Block
 	for _, b := range blocks {
 		name := b.Labels[0]
-		if !hclsyntax.ValidIdentifier(name) {
+		if !validIdentifier(name) {
 			l.errorf(b.LabelRanges[0].Ptr(), "Invalid pool name", "%q is not a valid pool name. %s", name, nameRule)
 			continue
 		}
@@ -227,22 +235,22 @@ func (l *loader) decodePools(blocks []*hcl.Block) {
 
 // decodePoolBlock checks a pool block's structure once, whatever its
 // count or for_each, so structural errors are reported once.
-func (l *loader) decodePoolBlock(b *hcl.Block, schema *hcl.BodySchema) (*poolBlock, hcl.Diagnostics) {
+func (l *loader) decodePoolBlock(b *hcl.Block, schema *schemaIndex) (*poolBlock, hcl.Diagnostics) {
 	var diags hcl.Diagnostics
 	errorf := func(subject *hcl.Range, summary, format string, args ...any) {
 		diags = append(diags, errorDiag(subject, summary, format, args...))
 	}
-	content, cd := b.Body.Content(schema)
+	content, cd := schema.content(b.Body)
 	diags = append(diags, cd...)
 	pb := &poolBlock{block: b, attrs: content.Attributes, nested: map[string]*nestedBlock{}}
 	for _, nb := range content.Blocks {
-		if s, ok := nestedSchemas[nb.Type]; ok {
+		if s, ok := nestedIndex[nb.Type]; ok {
 			if prev, dup := pb.nested[nb.Type]; dup {
 				errorf(nb.DefRange.Ptr(), fmt.Sprintf("Duplicate %s block", nb.Type),
 					"Only one %s block is allowed in a pool. Another was defined at %s.", nb.Type, l.pos(prev.block.DefRange))
 				continue
 			}
-			c, cd := nb.Body.Content(s)
+			c, cd := s.content(nb.Body)
 			diags = append(diags, cd...)
 			pb.nested[nb.Type] = &nestedBlock{block: nb, attrs: c.Attributes}
 			continue

@@ -74,7 +74,7 @@ func (l *loader) decodeVariables(blocks []*hcl.Block) {
 	l.vars = map[string]*varDecl{}
 	for _, b := range blocks {
 		name := b.Labels[0]
-		if !hclsyntax.ValidIdentifier(name) {
+		if !validIdentifier(name) {
 			l.errorf(b.LabelRanges[0].Ptr(), "Invalid variable name", "%q is not a valid variable name. %s", name, nameRule)
 			continue
 		}
