@@ -72,18 +72,31 @@ type prefetcher interface {
 
 func (m *meta) openSession(vars []config.VarArg, lf lockFlags, op string) (*session, bool) {
 	m.prestartProviders()
-	// The state's location is known as soon as the llorch block is
-	// decoded: the state is read and decoded then, on the other core,
-	// while the pools are evaluated. Read, under the lock, uses that work
-	// only if the file has not changed since.
+	// The state is read and decoded on the other core while the
+	// configuration is parsed and the pools are evaluated. Its location is
+	// known for sure once the llorch {} block is decoded, which needs
+	// every file parsed; most configurations leave it where the defaults
+	// put it, so that file is read from the start, and replaced by the
+	// right one if the block moves the state. Read, under the lock, uses
+	// that work only if the file has not changed since.
 	var (
-		store    state.Store
 		prefetch sync.WaitGroup
+		guessed  = m.dirsOf(config.Settings{StateDir: config.DefaultStateDir})
+		guess    = m.store(guessed)
+		store    state.Store
 	)
-	cfg, ok := m.loadConfig(vars, func(set config.Settings) {
-		store = m.store(m.dirsOf(set))
-		if p, ok := store.(prefetcher); ok {
+	startPrefetch := func(s state.Store) {
+		if p, ok := s.(prefetcher); ok {
 			prefetch.Go(func() { p.Prefetch(m.ctx) })
+		}
+	}
+	startPrefetch(guess)
+	cfg, ok := m.loadConfig(vars, func(set config.Settings) {
+		if d := m.dirsOf(set); d.State != guessed.State {
+			store = m.store(d)
+			startPrefetch(store)
+		} else {
+			store = guess
 		}
 	})
 	prefetch.Wait()
