@@ -187,8 +187,8 @@ func TestCutPoints(t *testing.T) {
 	}
 }
 
-// BenchmarkParseHCLPieces compares parseHCL with ParseConfig on one file
-// of n pools.
+// BenchmarkParseHCLPieces compares parseHCL with ParseConfig, and with
+// other piece sizes, on one file of n pools.
 func BenchmarkParseHCLPieces(b *testing.B) {
 	for _, n := range []int{100, 1000} {
 		src := []byte(poolsConfig(n)["main.llorch.hcl"])
@@ -206,6 +206,16 @@ func BenchmarkParseHCLPieces(b *testing.B) {
 				parseHCL(src, "main.llorch.hcl")
 			}
 		})
+		// Other piece sizes than chunkSize, to compare B/op.
+		for _, size := range []int{1 << 10, 4 << 10, 16 << 10} {
+			b.Run(fmt.Sprintf("pools=%d/pieces=%d", n, size), func(b *testing.B) {
+				b.SetBytes(int64(len(src)))
+				b.ReportAllocs()
+				for b.Loop() {
+					parseHCLPieces(src, "main.llorch.hcl", size)
+				}
+			})
+		}
 	}
 }
 
