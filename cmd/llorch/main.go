@@ -161,17 +161,19 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 
 // heapFloor returns a buffer to keep alive while a command runs, so that
 // the garbage collector leaves the first tens of MB of garbage alone. A
-// plan of a thousand pools allocates about 100 MB in 100 ms, most of it
-// the HCL parser's short-lived tokens and nodes; from the runtime's 4 MB
-// start that is half a dozen collections and much of a core's time spent
-// on them. With the buffer counted as live heap a collection comes at
-// about twice (live + floor): the first one late, later ones in proportion
-// to the real heap, as GOGC intends, so large configurations are not
+// plan of a thousand pools allocates about 35 MB in 100 ms, most of it the
+// HCL parser's short-lived tokens and nodes; from the runtime's 4 MB start
+// that is half a dozen collections and much of a core's time spent on
+// them. With the buffer counted as live heap a collection comes at about
+// twice (live + floor): the first one late, later ones in proportion to
+// the real heap, as GOGC intends, so large configurations are not
 // penalised as they would be by GOGC=off with a memory limit. The buffer
 // holds no pointers and is never written, so it costs address space, not
-// memory. (Measured: 1000 pools plan 140 -> 118 ms wall, 0.20 -> 0.15
-// s CPU, peak RSS +8 MiB; see .ci/bench-process.sh.)
-func heapFloor() []byte { return make([]byte, 24<<20) }
+// memory. 40 MiB lets a thousand-pool plan finish without a collection
+// while marking: 24 MiB -> 40 MiB took its CPU from 139 to 124 ms and
+// peak RSS from 51 to 57 MiB (interleaved runs of .ci/bench-process.sh's
+// setup).
+func heapFloor() []byte { return make([]byte, 40<<20) }
 
 // parsesConfig lists the commands that evaluate the whole configuration,
 // which heapFloor is for. The others (status, logs -f, drain, supervise,
