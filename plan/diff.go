@@ -21,8 +21,8 @@ import (
 // always give the same Plan, with Changes and Drift sorted by address.
 //
 // The Plan refers to prior (Prior, each Change's Before) rather than copying
-// it, so prior must not be modified afterwards; Planner.Plan hands Diff a
-// private copy. Diagnostics are errors about opts (an address that matches
+// it, so prior must not be modified afterwards (Planner.Plan passes on the
+// same promise from its caller). Diagnostics are errors about opts (an address that matches
 // nothing); the Plan is nil when there are any.
 func Diff(desired []*Desired, prior *state.State, observed Observations, opts Options) (*Plan, hcl.Diagnostics) {
 	if prior == nil {

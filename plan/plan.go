@@ -111,7 +111,8 @@ type Plan struct {
 	Destroy       bool
 	Changes       []*Change // sorted by Addr: deterministic output
 	Drift         []*Drift
-	// Prior is the state the plan was made against (a private copy).
+	// Prior is the state the plan was made against, as handed to the
+	// Planner; nothing may modify it.
 	Prior *state.State `json:"-"`
 	// Desired holds every configured pool instance, by address (also those
 	// without changes), so apply can write state for in-place updates.

@@ -476,6 +476,10 @@ func (pl *Planner) Refresh(ctx context.Context, prior *state.State) (Observation
 // opts.Refresh is false or the plan destroys everything) and diffs them
 // against prior. It returns nil when the diagnostics hold an error.
 //
+// The Plan keeps prior (Prior, each Change's Before) without copying it,
+// so the caller must not modify prior afterwards: a State from
+// state.Store.Read is the caller's alone and can be handed over as it is.
+//
 // Refresh needs only prior, so it runs while the desired pools are built:
 // one waits on supervisors' files and /proc, the other mostly on providers.
 // When building fails, the refresh is stopped and its findings dropped.
@@ -518,7 +522,7 @@ func (pl *Planner) Plan(ctx context.Context, cfg *config.Config, prior *state.St
 	if refreshed.HasErrors() {
 		return nil, diags
 	}
-	p, dd := Diff(desired, prior.DeepCopy(), obs, opts)
+	p, dd := Diff(desired, prior, obs, opts)
 	diags = append(diags, dd...)
 	if dd.HasErrors() {
 		return nil, diags
@@ -540,7 +544,7 @@ type Saved struct {
 // but takes PlanPool's results and the observations from saved instead of
 // asking providers and supervisors again, so that apply executes exactly
 // the plan that was shown. Check the saved plan is current (lineage, serial,
-// configuration hash) before replaying it.
+// configuration hash) before replaying it. Like Plan, it keeps prior.
 func (pl *Planner) Replay(ctx context.Context, cfg *config.Config, prior *state.State, saved Saved) (*Plan, hcl.Diagnostics) {
 	if prior == nil {
 		prior = state.New("")
@@ -553,7 +557,7 @@ func (pl *Planner) Replay(ctx context.Context, cfg *config.Config, prior *state.
 	if obs == nil {
 		obs = Observations{}
 	}
-	p, dd := Diff(desired, prior.DeepCopy(), obs, saved.Options)
+	p, dd := Diff(desired, prior, obs, saved.Options)
 	diags = append(diags, dd...)
 	if dd.HasErrors() {
 		return nil, diags

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"path/filepath"
 	"sync"
@@ -55,8 +56,10 @@ type Store struct {
 	prefetched *prefetch  // what Prefetch decoded, for the next Read
 }
 
-// prefetch is a state Prefetch decoded and the file bytes it came from.
+// prefetch is a state Prefetch decoded and the file it came from: its
+// identity, or its bytes where the file system gives none.
 type prefetch struct {
+	id   fileID
 	data []byte
 	st   *state.State
 }
@@ -91,8 +94,13 @@ func (s *Store) ErroredPath() string { return s.opts.ErroredPath }
 // serial 0; nothing is written until Write. A corrupt or newer-format file
 // is a *state.CorruptError or *state.VersionError naming the backup.
 func (s *Store) Read(ctx context.Context) (*state.State, error) {
-	data, err := afero.ReadFile(s.fs, s.Path())
 	pre := s.takePrefetched()
+	if pre != nil && pre.id != (fileID{}) {
+		if fi, err := s.fs.Stat(s.Path()); err == nil && idOf(fi) == pre.id {
+			return pre.st, nil
+		}
+	}
+	data, err := afero.ReadFile(s.fs, s.Path())
 	if errors.Is(err, fs.ErrNotExist) {
 		st := state.New(uuid.NewString())
 		st.LlorchVersion = s.opts.Version
@@ -101,7 +109,7 @@ func (s *Store) Read(ctx context.Context) (*state.State, error) {
 	if err != nil {
 		return nil, fmt.Errorf("reading state file %s: %w", s.Path(), err)
 	}
-	if pre != nil && bytes.Equal(pre.data, data) {
+	if pre != nil && pre.data != nil && bytes.Equal(pre.data, data) {
 		return pre.st, nil
 	}
 	return state.Decode(data, s.Path(), s.existingBackup())
@@ -109,12 +117,16 @@ func (s *Store) Read(ctx context.Context) (*state.State, error) {
 
 // Prefetch reads and decodes the state file ahead of a Read, typically
 // while the caller waits for the lock or does other work, without taking
-// the lock. The next Read still reads the file, under whatever lock the
-// caller holds by then, and uses what Prefetch decoded only if the file
-// holds the same bytes, so it returns exactly what it would have without
-// Prefetch, only sooner. Problems are left for Read to report.
+// the lock. The next Read, under whatever lock the caller holds by then,
+// uses what Prefetch decoded only if the file is still the one Prefetch
+// read, so it returns exactly what it would have without Prefetch, only
+// sooner. On an OS file system that is the same inode with the same size
+// and modification and change times (Write replaces the file by renaming
+// a new one over it, and an edit in place changes the times), which spares
+// Read a second read of a file of megabytes; elsewhere Read compares the
+// bytes. Problems are left for Read to report.
 func (s *Store) Prefetch(ctx context.Context) {
-	data, err := afero.ReadFile(s.fs, s.Path())
+	data, id, err := readWithID(s.fs, s.Path())
 	if err != nil || ctx.Err() != nil {
 		return
 	}
@@ -122,9 +134,41 @@ func (s *Store) Prefetch(ctx context.Context) {
 	if err != nil {
 		return
 	}
+	pre := &prefetch{id: id, st: st}
+	if id == (fileID{}) {
+		pre.data = data
+	}
 	s.prefetchMu.Lock()
 	defer s.prefetchMu.Unlock()
-	s.prefetched = &prefetch{data: data, st: st}
+	s.prefetched = pre
+}
+
+// readWithID reads the file at path and says which version of it was read:
+// the identity of the open file, taken before its bytes are read.
+func readWithID(fsys afero.Fs, path string) ([]byte, fileID, error) {
+	f, err := fsys.Open(path)
+	if err != nil {
+		return nil, fileID{}, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, fileID{}, err
+	}
+	data := make([]byte, 0, fi.Size()+1) // +1: EOF is seen without growing
+	for {
+		n, err := f.Read(data[len(data):cap(data)])
+		data = data[:len(data)+n]
+		if err == io.EOF {
+			return data, idOf(fi), nil
+		}
+		if err != nil {
+			return nil, fileID{}, err
+		}
+		if len(data) == cap(data) {
+			data = append(data, 0)[:len(data)] // the file grew: keep reading
+		}
+	}
 }
 
 // takePrefetched hands over what Prefetch decoded, once: a State returned
