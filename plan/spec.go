@@ -113,7 +113,8 @@ func buildSpecWith(p *config.Pool, raw json.RawMessage, sens, secrets []string) 
 // SpecHash returns "sha256:" and the hex digest of s's canonical JSON, the
 // value state records as spec_hash.
 func SpecHash(s *state.Spec) (string, error) {
-	b, err := json.Marshal(s)
+	var buf [1024]byte
+	b, err := s.AppendJSON(buf[:0])
 	if err != nil {
 		return "", fmt.Errorf("encoding spec: %w", err)
 	}
