@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/llorch/llorch/plan"
 	"github.com/llorch/llorch/providers"
@@ -364,7 +365,7 @@ func (r *treeRenderer) visible(n *node) bool {
 		return r.change(n) != " "
 	}
 	if n.attr != nil {
-		def, isSetting := defaults[n.attr.Path]
+		def, isSetting := defaults()[n.attr.Path]
 		return !isSetting || formatValue(def) != formatValue(pick(r.action, n.attr))
 	}
 	for _, c := range n.children {
@@ -375,7 +376,8 @@ func (r *treeRenderer) visible(n *node) bool {
 	return false
 }
 
-var defaults = plan.DefaultSettings()
+// defaults are the settings' default values, made when first rendered.
+var defaults = sync.OnceValue(plan.DefaultSettings)
 
 func pick(a plan.Action, d *plan.AttrDiff) any {
 	if a == plan.Delete {

@@ -118,13 +118,13 @@ type entry struct {
 
 // validName matches provider names: what an HCL engine = "NAME" can say
 // and a file name can hold.
-var validName = regexp.MustCompile(`^[a-z][a-z0-9_-]*$`)
+var validName = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[a-z][a-z0-9_-]*$`) })
 
 // New returns a Resolver. It reads the lock file now, so a broken one is
 // reported before any plugin runs.
 func New(opts Options) (*Resolver, error) {
 	for name := range opts.Builtins {
-		if !validName.MatchString(name) {
+		if !validName().MatchString(name) {
 			return nil, fmt.Errorf("built-in provider name %q is invalid: use lower-case letters, digits, '-' and '_'", name)
 		}
 		if opts.SelfExe == "" {
@@ -170,7 +170,7 @@ func (r *Resolver) Names() []string {
 		}
 		for _, e := range ents {
 			name, ok := strings.CutPrefix(e.Name(), PluginPrefix)
-			if ok && validName.MatchString(name) && !e.IsDir() {
+			if ok && validName().MatchString(name) && !e.IsDir() {
 				set[name] = true
 			}
 		}
@@ -189,7 +189,7 @@ func (r *Resolver) Names() []string {
 // stops the plugin for all of them, and the next Provider call starts a new
 // one.
 func (r *Resolver) Provider(ctx context.Context, name string) (providers.Provider, error) {
-	if !validName.MatchString(name) {
+	if !validName().MatchString(name) {
 		return nil, &kindError{kind: ErrNotFound, msg: fmt.Sprintf(
 			"provider name %q is invalid: provider names use lower-case letters, digits, '-' and '_'", name)}
 	}

@@ -209,7 +209,7 @@ func (r *Resolver) launch(ctx context.Context, spec launchSpec, onClose func()) 
 	return pp, nil
 }
 
-var pluginVersionRE = regexp.MustCompile(`Plugin version: (\d+)`)
+var pluginVersionRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`Plugin version: (\d+)`) })
 
 // startError explains why a plugin did not start, from go-plugin's error
 // and the plugin's last stderr lines.
@@ -226,7 +226,7 @@ func (r *Resolver) startError(spec launchSpec, err error, t *tail) error {
 		return checksumMismatch(spec.name, spec.path, got, spec.lockName, spec.sha256)
 	case strings.HasPrefix(msg, "incompatible API version with plugin"):
 		theirs := "another protocol version"
-		if m := pluginVersionRE.FindStringSubmatch(msg); m != nil {
+		if m := pluginVersionRE().FindStringSubmatch(msg); m != nil {
 			theirs = "protocol version " + m[1]
 		}
 		e = &kindError{kind: ErrProtocolVersion, msg: fmt.Sprintf(

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -61,15 +62,17 @@ func checkExecutable(path string, fi fs.FileInfo) error {
 
 var (
 	// "version: 4748 (c392e5094)"
-	versionOld = regexp.MustCompile(`version: (\d+) \(([0-9A-Za-z]+)\)`)
+	versionOld = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`version: (\d+) \(([0-9A-Za-z]+)\)`) })
 	// "version: 0.2.0-dev (build 10573, commit d775b8967)"
-	versionNew = regexp.MustCompile(`version: \S+ \(build (\d+), commit ([0-9A-Za-z]+)\)`)
+	versionNew = sync.OnceValue(func() *regexp.Regexp {
+		return regexp.MustCompile(`version: \S+ \(build (\d+), commit ([0-9A-Za-z]+)\)`)
+	})
 )
 
 // parseVersion turns `llama-server --version` output into an engine
 // version, "llamacpp-b<build>-<commit>".
 func parseVersion(out string) (string, bool) {
-	for _, re := range []*regexp.Regexp{versionNew, versionOld} {
+	for _, re := range []*regexp.Regexp{versionNew(), versionOld()} {
 		if m := re.FindStringSubmatch(out); m != nil {
 			return "llamacpp-b" + m[1] + "-" + m[2], true
 		}

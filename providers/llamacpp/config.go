@@ -5,6 +5,7 @@ import (
 	"math/big"
 	"regexp"
 	"strings"
+	"sync"
 
 	"github.com/zclconf/go-cty/cty"
 
@@ -196,7 +197,7 @@ func decodeProviderConfig(v cty.Value, env environ, wd string) (*providerConfig,
 
 // scpLikeGit matches "user@host:path" git addresses (no scheme, a colon
 // before the first slash).
-var scpLikeGit = regexp.MustCompile(`^[^/]+:`)
+var scpLikeGit = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[^/]+:`) })
 
 func decodeSourceConfig(v cty.Value, wd string) (*sourceConfig, providers.Diagnostics) {
 	var diags providers.Diagnostics
@@ -212,7 +213,7 @@ func decodeSourceConfig(v cty.Value, wd string) (*sourceConfig, providers.Diagno
 	case strings.HasPrefix(*git, "-"):
 		diags = append(diags, providers.AttributeErrorf(base.Copy().GetAttr("git"), "Invalid Git Repository",
 			"source.git %q starts with \"-\", which git would read as an option; give a URL or a path.", *git))
-	case strings.Contains(*git, "://") || scpLikeGit.MatchString(*git):
+	case strings.Contains(*git, "://") || scpLikeGit().MatchString(*git):
 		sc.Git = *git
 	default:
 		sc.Git = absPath(*git, wd) // a local repository; git runs in the cache, not here

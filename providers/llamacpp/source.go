@@ -38,11 +38,11 @@ type sourceEngine struct {
 // opposed to a repository that could not be reached).
 var errRefNotFound = errors.New("git ref not found")
 
-var hexRef = regexp.MustCompile(`^[0-9a-fA-F]{7,40}$`)
+var hexRef = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[0-9a-fA-F]{7,40}$`) })
 
 // isCommitish reports whether ref looks like a (possibly abbreviated)
 // commit id rather than a tag or branch name.
-func isCommitish(ref string) bool { return hexRef.MatchString(ref) }
+func isCommitish(ref string) bool { return hexRef().MatchString(ref) }
 
 func (p *Provider) srcDir(cfg *providerConfig) string {
 	return filepath.Join(cfg.CacheDir, "src", shortHash(cfg.Source.Git))
@@ -490,10 +490,10 @@ func (p *Provider) runBuildStep(ctx context.Context, cmake string, args []string
 	return lw.String(), err
 }
 
-var percentLine = regexp.MustCompile(`^\[\s*(\d+)%\]`)
+var percentLine = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^\[\s*(\d+)%\]`) })
 
 func buildPercent(line string) (int64, bool) {
-	m := percentLine.FindStringSubmatch(line)
+	m := percentLine().FindStringSubmatch(line)
 	if m == nil {
 		return 0, false
 	}
