@@ -6,6 +6,8 @@ import (
 	"slices"
 	"strconv"
 	"unicode/utf8"
+
+	"github.com/llorch/llorch/internal/jsonscan"
 )
 
 // AppendJSON appends s's JSON to b: byte for byte what json.Marshal(s)
@@ -104,16 +106,35 @@ func (s *Spec) AppendJSON(b []byte) ([]byte, error) {
 	b = appendJSONString(b, s.Update.Strategy)
 	b = append(b, '}')
 	if len(s.Provider) > 0 {
-		// encoding/json checks and compacts a RawMessage, escaping as
-		// it does strings; the block is small.
-		p, err := json.Marshal(s.Provider)
-		if err != nil {
+		b = append(b, `,"provider":`...)
+		if b, err = appendRawJSON(b, s.Provider); err != nil {
 			return nil, err
 		}
-		b = append(b, `,"provider":`...)
-		b = append(b, p...)
 	}
 	return append(b, '}'), nil
+}
+
+// appendRawJSON appends raw as encoding/json writes a RawMessage, which it
+// checks and compacts, escaping as it does strings. raw as plan records
+// it is already written that way: valid, without white space, printable
+// ASCII without < > &; such raw is appended as it is, anything else goes
+// through encoding/json.
+func appendRawJSON(b []byte, raw json.RawMessage) ([]byte, error) {
+	plain := true
+	for _, c := range raw {
+		if c <= ' ' || c >= 0x7f || c == '<' || c == '>' || c == '&' {
+			plain = false
+			break
+		}
+	}
+	if plain && jsonscan.Decode(raw, func(d *jsonscan.Scanner) { d.Skip() }) {
+		return append(b, raw...), nil
+	}
+	p, err := json.Marshal(raw)
+	if err != nil {
+		return nil, err
+	}
+	return append(b, p...), nil
 }
 
 // appendJSONString appends s as encoding/json writes it: printable ASCII

@@ -54,6 +54,13 @@ func TestSpecAppendJSONIsJSONMarshal(t *testing.T) {
 		"NaN":                    func(s *Spec) { s.Restart.Jitter = math.NaN() },
 		"bad provider JSON":      func(s *Spec) { s.Provider = json.RawMessage(`{"a":`) },
 		"no provider":            func(s *Spec) { s.Provider = nil },
+		"compact provider": func(s *Spec) {
+			s.Provider = json.RawMessage(`{"api_key":null,"threads":8,"split":[1,2.5e3],"x":"a\\u003cb"}`)
+		},
+		"provider with spaces":   func(s *Spec) { s.Provider = json.RawMessage(`{"a":"b c"}`) },
+		"provider trailing junk": func(s *Spec) { s.Provider = json.RawMessage(`{"a":1}x`) },
+		"provider duplicate key": func(s *Spec) { s.Provider = json.RawMessage(`{"a":1,"a":2}`) },
+		"provider bad number":    func(s *Spec) { s.Provider = json.RawMessage(`{"a":01}`) },
 	}
 	for name, edit := range cases {
 		s := fullSpec()
@@ -65,6 +72,7 @@ func TestSpecAppendJSONIsJSONMarshal(t *testing.T) {
 func FuzzSpecAppendJSON(f *testing.F) {
 	f.Add("llamacpp", "hf:x", "/health", "--flag", "K", "v", 8080, 2.0, 0.1, `{"a":1}`)
 	f.Add("é<", "\x00", "", "\u2028", "", "", -1, 1e22, 1e-9, `null`)
+	f.Add("x", "y", "", "", "", "", 0, 1.0, 0.0, `{"a":[1,true,false,null,"s\\n"],"b":{}}`)
 	f.Fuzz(func(t *testing.T, engine, ref, path, flag, key, val string, port int, mult, jitter float64, provider string) {
 		s := fullSpec()
 		s.Engine, s.Model.Ref, s.Health.Path, s.Port = engine, ref, path, port
@@ -76,9 +84,11 @@ func FuzzSpecAppendJSON(f *testing.F) {
 	})
 }
 
-// BenchmarkSpecJSON compares AppendJSON with json.Marshal on a full spec.
+// BenchmarkSpecJSON compares AppendJSON with json.Marshal on a full spec
+// with its provider block as plan records it.
 func BenchmarkSpecJSON(b *testing.B) {
 	s := fullSpec()
+	s.Provider = json.RawMessage(`{"api_key":null,"n_gpu_layers":null,"parallel":4,"tensor_split":null,"threads":8}`)
 	b.Run("AppendJSON", func(b *testing.B) {
 		b.ReportAllocs()
 		var buf [1024]byte
