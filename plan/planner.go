@@ -34,6 +34,11 @@ type Planner struct {
 	Parallelism int
 	// LlorchVersion is passed to providers' Configure and recorded in plans.
 	LlorchVersion string
+	// ProvidersDone, when set, is called once Plan has asked the providers
+	// all it will, before it waits for the refresh and diffs: a caller
+	// that needs them no more (plan, unlike apply) can stop them while
+	// the plan is finished.
+	ProvidersDone func()
 
 	mu      sync.Mutex
 	entries map[string]*providerEntry
@@ -511,6 +516,9 @@ func (pl *Planner) Plan(ctx context.Context, cfg *config.Config, prior *state.St
 	// an engine binary or a model is gone, or a plugin no longer starts.
 	if !opts.Destroy {
 		desired, diags = pl.Desired(ctx, cfg, prior)
+		if pl.ProvidersDone != nil {
+			pl.ProvidersDone()
+		}
 		if diags.HasErrors() {
 			stopRefresh()
 			refreshWG.Wait()

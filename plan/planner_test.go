@@ -554,3 +554,24 @@ func TestReplayRebuildsTheSamePlanWithoutAskingProviders(t *testing.T) {
 		t.Errorf("diags = %v", diags)
 	}
 }
+
+func TestPlannerSaysWhenItNeedsTheProvidersNoMore(t *testing.T) {
+	fake := &providertest.Provider{}
+	pl := newPlanner(fake)
+	var done int
+	var callsAtDone int
+	pl.ProvidersDone = func() {
+		done++
+		callsAtDone = len(fake.Calls())
+	}
+	cfg := plantest.Config("sha256:cfg", plantest.Pool("pool.a"), plantest.Pool("pool.b"))
+	if _, diags := pl.Plan(t.Context(), cfg, state.New("lin"), Options{Refresh: true}); diags.HasErrors() {
+		t.Fatal(diags.Error())
+	}
+	if done != 1 {
+		t.Fatalf("ProvidersDone called %d times, want once", done)
+	}
+	if n := len(fake.Calls()); n == 0 || n != callsAtDone {
+		t.Errorf("the provider had %d calls when ProvidersDone was called and %d after the plan; want all before", callsAtDone, n)
+	}
+}

@@ -185,11 +185,12 @@ func cmdPlan(m *meta, args []string) int {
 		return 1
 	}
 	defer s.unlock()
+	// Showing and saving the plan need no provider.
+	s.planner.ProvidersDone = m.releaseProviders
 	p, ok := m.makePlan(s, f.options())
 	if !ok {
 		return 1
 	}
-	m.releaseProviders()
 	if !m.renderPlan(p, f.view.json) {
 		return 1
 	}
