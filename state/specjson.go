@@ -31,33 +31,11 @@ func (s *Spec) AppendJSON(b []byte) ([]byte, error) {
 	b = append(b, `,"port":`...)
 	b = strconv.AppendInt(b, int64(s.Port), 10)
 	b = append(b, `,"devices":`...)
-	if s.Devices == nil {
-		b = append(b, "null"...)
-	} else {
-		b = append(b, '[')
-		for i, d := range s.Devices {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			b = strconv.AppendInt(b, int64(d), 10)
-		}
-		b = append(b, ']')
-	}
+	b = appendJSONList(b, s.Devices, appendJSONInt)
 	b = append(b, `,"ctx":`...)
 	b = strconv.AppendInt(b, int64(s.Ctx), 10)
 	b = append(b, `,"flags":`...)
-	if s.Flags == nil {
-		b = append(b, "null"...)
-	} else {
-		b = append(b, '[')
-		for i, f := range s.Flags {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			b = appendJSONString(b, f)
-		}
-		b = append(b, ']')
-	}
+	b = appendJSONList(b, s.Flags, appendJSONString)
 	b = append(b, `,"env":`...)
 	b = appendJSONStringMap(b, s.Env)
 	b = append(b, `,"labels":`...)
@@ -152,6 +130,23 @@ func appendJSONString(b []byte, s string) []byte {
 	b = append(b, s...)
 	return append(b, '"')
 }
+
+// appendJSONList appends xs as a JSON array, null when nil.
+func appendJSONList[T any](b []byte, xs []T, elem func([]byte, T) []byte) []byte {
+	if xs == nil {
+		return append(b, "null"...)
+	}
+	b = append(b, '[')
+	for i, x := range xs {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = elem(b, x)
+	}
+	return append(b, ']')
+}
+
+func appendJSONInt(b []byte, n int) []byte { return strconv.AppendInt(b, int64(n), 10) }
 
 // appendJSONStringMap appends m with its keys sorted, null when nil.
 func appendJSONStringMap(b []byte, m map[string]string) []byte {
