@@ -31,7 +31,7 @@ for tool in /usr/bin/time jq bc; do
   fi
 done
 
-"${GO:-go}" build -o bin/llorch ./cmd/llorch
+CGO_ENABLED=0 "${GO:-go}" build -o bin/llorch ./cmd/llorch # as make build
 "${GO:-go}" build -o bin/fake-llama-server ./internal/fakeengine/cmd/fake-llama-server
 export PATH="$repo/bin:$PATH"
 
