@@ -53,9 +53,6 @@ var (
 	updateStrategies = []string{CreateBeforeDestroy, DrainFirst}
 )
 
-// poolSchema is the pool body's schema: the fixed attributes and blocks,
-// and one block per known engine, so hclsyntax can suggest names for typos
-// in any of them.
 // nestedIndex is nestedSchemas, indexed.
 var nestedIndex = func() map[string]*schemaIndex {
 	m := make(map[string]*schemaIndex, len(nestedSchemas))
@@ -65,6 +62,9 @@ var nestedIndex = func() map[string]*schemaIndex {
 	return m
 }()
 
+// poolSchema is the pool body's schema: the fixed attributes and blocks,
+// and one block per known engine, so hclsyntax can suggest names for typos
+// in any of them.
 func (l *loader) poolSchema() *hcl.BodySchema {
 	s := &hcl.BodySchema{Attributes: poolAttributes}
 	for _, name := range nestedOrder {
