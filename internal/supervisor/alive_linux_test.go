@@ -2,13 +2,11 @@ package supervisor
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"syscall"
 	"testing"
 	"time"
@@ -39,13 +37,7 @@ func supervisorLookalike(tb testing.TB, dir string, st Status) (cmd *exec.Cmd, s
 		}
 	})
 	st.SupervisorPID = cmd.Process.Pid
-	data, err := json.Marshal(st)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, StatusFile), data, 0o600); err != nil {
-		tb.Fatal(err)
-	}
+	writeStatus(tb, dir, st)
 	return cmd, stdin, reaped
 }
 
