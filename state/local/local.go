@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"path/filepath"
 	"sync"
@@ -155,20 +154,11 @@ func readWithID(fsys afero.Fs, path string) ([]byte, fileID, error) {
 	if err != nil {
 		return nil, fileID{}, err
 	}
-	data := make([]byte, 0, fi.Size()+1) // +1: EOF is seen without growing
-	for {
-		n, err := f.Read(data[len(data):cap(data)])
-		data = data[:len(data)+n]
-		if err == io.EOF {
-			return data, idOf(fi), nil
-		}
-		if err != nil {
-			return nil, fileID{}, err
-		}
-		if len(data) == cap(data) {
-			data = append(data, 0)[:len(data)] // the file grew: keep reading
-		}
+	buf := bytes.NewBuffer(make([]byte, 0, fi.Size()+bytes.MinRead))
+	if _, err := buf.ReadFrom(f); err != nil {
+		return nil, fileID{}, err
 	}
+	return buf.Bytes(), idOf(fi), nil
 }
 
 // takePrefetched hands over what Prefetch decoded, once: a State returned
