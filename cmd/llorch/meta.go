@@ -87,9 +87,9 @@ func (m *meta) close() {
 }
 
 // releaseProviders stops the provider plugins in the background once the
-// command needs them no more (plan, once planned: showing and saving the
-// plan need none), so that their shutdown overlaps what is left; close
-// waits for it.
+// command needs them no more (plan, once the providers have answered:
+// diffing, showing and saving the plan need none), so that their shutdown
+// overlaps what is left; close waits for it.
 func (m *meta) releaseProviders() {
 	if m.resolver == nil || m.released != nil {
 		return
