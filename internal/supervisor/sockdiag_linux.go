@@ -17,9 +17,9 @@ import (
 // included, which took 6-15 ms a read on a 2-core machine with a thousand
 // engines; a dump of listening sockets walks only those.
 func sockDiagListeners(port int) ([]listener, error) {
-	fd, err := syscall.Socket(syscall.AF_NETLINK, syscall.SOCK_DGRAM|syscall.SOCK_CLOEXEC, netlinkSockDiag)
+	fd, err := openSockDiag()
 	if err != nil {
-		return nil, fmt.Errorf("opening a sock_diag netlink socket: %w", err)
+		return nil, err
 	}
 	defer syscall.Close(fd)
 	var out []listener
@@ -31,6 +31,15 @@ func sockDiagListeners(port int) ([]listener, error) {
 		out = append(out, ls...)
 	}
 	return out, nil
+}
+
+// openSockDiag opens a NETLINK_SOCK_DIAG socket.
+func openSockDiag() (int, error) {
+	fd, err := syscall.Socket(syscall.AF_NETLINK, syscall.SOCK_DGRAM|syscall.SOCK_CLOEXEC, netlinkSockDiag)
+	if err != nil {
+		return -1, fmt.Errorf("opening a sock_diag netlink socket: %w", err)
+	}
+	return fd, nil
 }
 
 const (
@@ -115,9 +124,9 @@ func sockDiagRequest(fd int, seq uint32, req []byte, each func(msg []byte)) erro
 // sockDiagUnixListeners returns the paths of the listening unix sockets
 // bound to a file (abstract and unnamed ones are left out), as bound.
 func sockDiagUnixListeners() (map[string]struct{}, error) {
-	fd, err := syscall.Socket(syscall.AF_NETLINK, syscall.SOCK_DGRAM|syscall.SOCK_CLOEXEC, netlinkSockDiag)
+	fd, err := openSockDiag()
 	if err != nil {
-		return nil, fmt.Errorf("opening a sock_diag netlink socket: %w", err)
+		return nil, err
 	}
 	defer syscall.Close(fd)
 	// struct unix_diag_req: family, protocol, pad, states, ino, show,
