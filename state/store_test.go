@@ -165,3 +165,36 @@ func TestLockErrorUnwraps(t *testing.T) {
 		t.Error("errors.Is does not reach LockError.Err")
 	}
 }
+
+// waitingStore is a lockedStore that is a Waiter: it says the lock may be
+// free as soon as released is closed.
+type waitingStore struct {
+	lockedStore
+	released chan struct{}
+	waits    int
+}
+
+func (s *waitingStore) WaitUnlocked(ctx context.Context) {
+	s.waits++
+	select {
+	case <-s.released:
+	case <-ctx.Done():
+	}
+}
+
+// A Waiter is tried again when it says so, not after a poll interval.
+func TestLockWithTimeoutWaitsOnAWaiter(t *testing.T) {
+	s := &waitingStore{lockedStore: lockedStore{held: 1}, released: make(chan struct{})}
+	close(s.released)
+	start := time.Now()
+	id, err := LockWithTimeout(t.Context(), s, LockInfo{Operation: "plan"}, time.Hour)
+	if err != nil || id != "our-id" {
+		t.Fatalf("LockWithTimeout = %q, %v", id, err)
+	}
+	if s.waits != 1 || s.calls != 2 {
+		t.Errorf("waits = %d, Lock calls = %d; want 1 wait and 2 tries", s.waits, s.calls)
+	}
+	if time.Since(start) > 30*time.Second {
+		t.Error("the retry waited for a timer")
+	}
+}

@@ -85,14 +85,19 @@ var importRules = []importRule{
 		allowed: func(goFile, string) bool { return false },
 	},
 	{
-		reason:  "state/local and state/handoff import only state and internal/atomicfile (and internal/faultfs in tests)",
-		applies: func(f goFile) bool { return underAny(f.dir, "state/local", "state/handoff") },
+		reason:  "state/local, state/etcd and state/handoff import only state and internal/atomicfile (and internal/faultfs, internal/etcdtest and state/statetest in tests)",
+		applies: func(f goFile) bool { return underAny(f.dir, "state/local", "state/etcd", "state/handoff") },
 		allowed: func(f goFile, imp string) bool {
 			if imp == "state" || imp == "internal/atomicfile" {
 				return true
 			}
-			return f.test && (imp == "internal/faultfs" || imp == f.dir) // f.dir: an external test package
+			return f.test && (imp == "internal/faultfs" || imp == "internal/etcdtest" || imp == "state/statetest" || imp == f.dir) // f.dir: an external test package
 		},
+	},
+	{
+		reason:  "state/statetest, the conformance suite, imports only state",
+		applies: func(f goFile) bool { return !f.test && under(f.dir, "state/statetest") },
+		allowed: func(_ goFile, imp string) bool { return imp == "state" },
 	},
 	{
 		reason:  "providers/llamacpp imports only providers: it sees what a third-party plugin sees",

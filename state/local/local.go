@@ -180,15 +180,17 @@ func (s *Store) existingBackup() string {
 	return s.BackupPath()
 }
 
-// Write stores st. The serial written is the stored serial + 1, and on
-// success st.Serial, st.FormatVersion and st.LlorchVersion are updated to
-// what was written. The previous state file becomes the backup.
+// Write stores st. The serial written is the stored serial + 1
+// (state.NextSerial), and on success st.Serial, st.FormatVersion and
+// st.LlorchVersion are updated to what was written. The previous state file
+// becomes the backup.
 //
-// Write refuses to replace a state of another lineage (*state.LineageError)
-// and a corrupt or newer-format state file. On a failure the state files are
-// left exactly as they were (should even putting the old backup back fail,
-// the error says so), st is dumped to the errored path, and the error is a
-// *WriteError saying where. Two failures are different: a State that
+// Write refuses to replace a state of another lineage (*state.LineageError),
+// a state written since st was read (*state.StaleError), and a corrupt or
+// newer-format state file. On a failure the state files are left exactly as
+// they were (should even putting the old backup back fail, the error says
+// so), st is dumped to the errored path, and the error is a
+// *state.WriteError saying where. Two failures are different: a State that
 // cannot be encoded is a plain error, with nothing to dump; and if only the
 // directory fsync after the renames fails, the new state is in place, st is
 // updated, and the error says the write may not survive a crash.
@@ -196,6 +198,62 @@ func (s *Store) existingBackup() string {
 // ctx is not consulted: a write is short, and a command interrupted with
 // Ctrl-C must still be able to save what it did.
 func (s *Store) Write(_ context.Context, st *state.State) error {
+	return s.store(st, func(old []byte) (uint64, bool, error) {
+		var stored *state.Head
+		if old != nil {
+			h, err := s.stored(old)
+			if err != nil {
+				return 0, false, err
+			}
+			stored = h
+		}
+		serial, err := state.NextSerial(s.Path(), stored, st)
+		return serial, true, err
+	}, true)
+}
+
+// Push replaces the stored state with st (state push, init
+// -migrate-state) under state.PushSerial's rules; force also overwrites a
+// corrupt or newer-format file. A refused push dumps nothing: the state
+// being pushed came from somewhere.
+func (s *Store) Push(_ context.Context, st *state.State, force bool) error {
+	return s.store(st, func(old []byte) (uint64, bool, error) {
+		var stored *state.State
+		if old != nil {
+			prev, err := state.Decode(old, s.Path(), s.existingBackup())
+			switch {
+			case err != nil && !force:
+				return 0, false, err
+			case err != nil:
+				stored = nil // forced over what cannot be read
+			default:
+				stored = prev
+			}
+		}
+		return state.PushSerial(s.Path(), stored, st, force)
+	}, false)
+}
+
+// ReadBackup returns the state the last write replaced.
+func (s *Store) ReadBackup(context.Context) (*state.State, error) {
+	data, err := afero.ReadFile(s.fs, s.BackupPath())
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, state.ErrNoBackup
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading state backup %s: %w", s.BackupPath(), err)
+	}
+	return state.Decode(data, s.BackupPath(), "")
+}
+
+// decideFunc says, from the bytes of the stored state file (nil when there
+// is none), under which serial the new state is stored, or that nothing
+// needs writing, or why it must not be.
+type decideFunc func(old []byte) (serial uint64, write bool, err error)
+
+// store does Write and Push; dumpRefusals says whether a refusal by
+// decide dumps the state too.
+func (s *Store) store(st *state.State, decide decideFunc, dumpRefusals bool) error {
 	if st == nil {
 		return errors.New("writing state: the state is nil")
 	}
@@ -208,9 +266,16 @@ func (s *Store) Write(_ context.Context, st *state.State) error {
 		cp.LlorchVersion = s.opts.Version
 	}
 	cp.Serial = st.Serial + 1 // until the stored serial is known
-	if err := s.write(&cp); err != nil {
+	release, err := s.exclusiveWrite()
+	if err != nil {
+		return s.dump(&cp, err)
+	}
+	defer release()
+	wrote, err := s.write(&cp, decide)
+	if err != nil {
 		var ee *encodeError
 		var de *durabilityError
+		var re *refusal
 		switch {
 		case errors.As(err, &ee):
 			// A state that cannot be encoded cannot be dumped either;
@@ -220,12 +285,26 @@ func (s *Store) Write(_ context.Context, st *state.State) error {
 			// The new file is in place; a dump would only confuse.
 			st.Serial, st.FormatVersion, st.LlorchVersion = cp.Serial, cp.FormatVersion, cp.LlorchVersion
 			return fmt.Errorf("state written to %s, but it may not survive a crash: %w", s.Path(), de.err)
+		case errors.As(err, &re) && !dumpRefusals:
+			return fmt.Errorf("writing state to %s: %w", s.Path(), re.err)
+		case errors.As(err, &re):
+			err = re.err
 		}
 		return s.dump(&cp, err)
 	}
-	st.Serial, st.FormatVersion, st.LlorchVersion = cp.Serial, cp.FormatVersion, cp.LlorchVersion
+	if wrote {
+		st.FormatVersion, st.LlorchVersion = cp.FormatVersion, cp.LlorchVersion
+	}
+	st.Serial = cp.Serial
 	return nil
 }
+
+// refusal marks an error of decide: the stored state stays as it is
+// because a rule says so, not because a write failed.
+type refusal struct{ err error }
+
+func (e *refusal) Error() string { return e.err.Error() }
+func (e *refusal) Unwrap() error { return e.err }
 
 // encodeError marks a state that state.Encode refused.
 type encodeError struct{ err error }
@@ -247,44 +326,45 @@ type lastWrite struct {
 	serial  uint64
 }
 
-// stored returns the lineage and serial of the state file bytes old.
-func (s *Store) stored(old []byte) (lineage string, serial uint64, err error) {
+// stored returns the head of the state file bytes old.
+func (s *Store) stored(old []byte) (*state.Head, error) {
 	if s.last.data != nil && bytes.Equal(old, s.last.data) {
-		return s.last.lineage, s.last.serial, nil
+		return &state.Head{Lineage: s.last.lineage, Serial: s.last.serial}, nil
 	}
 	prev, err := state.Decode(old, s.Path(), s.existingBackup())
 	if err != nil {
-		return "", 0, err
+		return nil, err
 	}
-	return prev.Lineage, prev.Serial, nil
+	return state.HeadOf(prev), nil
 }
 
-// write does the work of Write; on error the state files are as they were.
-func (s *Store) write(cp *state.State) error {
+// write does the work of Write and Push and reports whether it wrote; on
+// error the state files are as they were.
+func (s *Store) write(cp *state.State, decide decideFunc) (bool, error) {
 	path, backupPath := s.Path(), s.BackupPath()
 	old, err := afero.ReadFile(s.fs, path)
 	exists := err == nil
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("reading the current state: %w", err)
+		return false, fmt.Errorf("reading the current state: %w", err)
 	}
-	cp.Serial = 1
-	if exists {
-		lineage, serial, err := s.stored(old)
-		if err != nil {
-			return err
-		}
-		if lineage != cp.Lineage {
-			return &state.LineageError{Path: path, Stored: lineage, Writing: cp.Lineage}
-		}
-		cp.Serial = serial + 1
+	if !exists {
+		old = nil
+	}
+	serial, write, err := decide(old)
+	if err != nil {
+		return false, &refusal{err}
+	}
+	cp.Serial = serial
+	if !write {
+		return false, nil
 	}
 	data, err := state.Encode(cp)
 	if err != nil {
-		return &encodeError{err}
+		return false, &encodeError{err}
 	}
 
 	if err := s.fs.MkdirAll(s.dir, 0o700); err != nil {
-		return fmt.Errorf("creating state directory %s: %w", s.dir, err)
+		return false, fmt.Errorf("creating state directory %s: %w", s.dir, err)
 	}
 	// Stage both files first, so that nothing is renamed until everything
 	// that can fail slowly (writes, fsyncs) has succeeded.
@@ -295,10 +375,10 @@ func (s *Store) write(cp *state.State) error {
 		oldBackup, err = afero.ReadFile(s.fs, backupPath)
 		hadBackup = err == nil
 		if err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return fmt.Errorf("reading the current backup: %w", err)
+			return false, fmt.Errorf("reading the current backup: %w", err)
 		}
 		if backup, err = atomicfile.Stage(s.fs, backupPath, old, 0o600); err != nil {
-			return err
+			return false, err
 		}
 	}
 	next, err := atomicfile.Stage(s.fs, path, data, 0o600)
@@ -306,27 +386,27 @@ func (s *Store) write(cp *state.State) error {
 		if backup != nil {
 			_ = backup.Discard()
 		}
-		return err
+		return false, err
 	}
 	if backup != nil {
 		if err := backup.Rename(); err != nil {
 			_ = next.Discard()
-			return err
+			return false, err
 		}
 	}
 	if err := next.Rename(); err != nil {
 		if backup != nil {
 			if rerr := s.restoreBackup(hadBackup, oldBackup); rerr != nil {
-				return fmt.Errorf("%w; putting the old backup back failed too (%v), so %s now holds a copy of the unchanged state file", err, rerr, backupPath)
+				return false, fmt.Errorf("%w; putting the old backup back failed too (%v), so %s now holds a copy of the unchanged state file", err, rerr, backupPath)
 			}
 		}
-		return err
+		return false, err
 	}
 	s.last = lastWrite{data: data, lineage: cp.Lineage, serial: cp.Serial}
 	if err := atomicfile.SyncDir(s.fs, s.dir); err != nil {
-		return &durabilityError{err} // both renames happened
+		return true, &durabilityError{err} // both renames happened
 	}
-	return nil
+	return true, nil
 }
 
 // restoreBackup undoes the backup rename after the state rename failed, so
@@ -340,7 +420,7 @@ func (s *Store) restoreBackup(had bool, data []byte) error {
 
 // dump saves cp to the errored path after cause stopped a write.
 func (s *Store) dump(cp *state.State, cause error) error {
-	werr := &WriteError{Path: s.Path(), Err: cause}
+	werr := &state.WriteError{Path: s.Path(), Err: cause}
 	data, err := state.Encode(cp)
 	if err == nil {
 		err = atomicfile.Write(s.fs, s.opts.ErroredPath, data, 0o600)
@@ -352,28 +432,3 @@ func (s *Store) dump(cp *state.State, cause error) error {
 	}
 	return werr
 }
-
-// WriteError is a failed Write. The state that could not be written is in
-// ErroredPath, unless DumpErr says why it could not be saved there either.
-type WriteError struct {
-	Path        string // the state file
-	ErroredPath string // where the state went instead; "" if it could not be saved
-	DumpErr     error  // why it could not be saved to the errored path
-	Err         error  // why the write failed
-}
-
-func (e *WriteError) Error() string {
-	msg := fmt.Sprintf("writing state to %s: %v; ", e.Path, e.Err)
-	var le *state.LineageError
-	switch {
-	case e.ErroredPath == "":
-		msg += fmt.Sprintf("%v failed too, so this run's changes to the state are lost", e.DumpErr)
-	case errors.As(e.Err, &le):
-		msg += fmt.Sprintf("the state was written to %s instead: compare it with %s before replacing either", e.ErroredPath, e.Path)
-	default:
-		msg += fmt.Sprintf("the state was written to %s instead: copy it to %s once the problem is fixed", e.ErroredPath, e.Path)
-	}
-	return msg
-}
-
-func (e *WriteError) Unwrap() error { return e.Err }

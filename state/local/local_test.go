@@ -39,6 +39,13 @@ func sample() *state.State {
 	return st
 }
 
+// atSeeded is sample() as read from seeded's state file (serial 2).
+func atSeeded() *state.State {
+	st := sample()
+	st.Serial = 2
+	return st
+}
+
 // seeded returns a filesystem holding a state file at serial 2 and a backup
 // at serial 1, written by the Store itself.
 func seeded(t *testing.T) afero.Fs {
@@ -157,14 +164,15 @@ func TestWriteIncrementsTheStoredSerial(t *testing.T) {
 			t.Errorf("stored serial = %d, want %d", got, want)
 		}
 	}
-	// A caller holding an older copy still moves the serial forward.
+	// A caller holding an older copy would undo the writes since.
 	stale := sample()
 	stale.Serial = 1
-	if err := s.Write(t.Context(), stale); err != nil {
-		t.Fatal(err)
+	var se *state.StaleError
+	if err := s.Write(t.Context(), stale); !errors.As(err, &se) || se.Read != 1 || se.Stored != 3 {
+		t.Fatalf("write from an old copy: error = %v, want a *state.StaleError (read 1, stored 3)", err)
 	}
-	if stale.Serial != 4 {
-		t.Errorf("serial after a write from an old copy = %d, want 4", stale.Serial)
+	if got := readState(t, fs, s.Path()).Serial; got != 3 {
+		t.Errorf("stored serial = %d after a refused write, want 3", got)
 	}
 }
 
@@ -326,7 +334,7 @@ func TestPrefetchedStateIsReadOnlyWhileTheFileIsUnchanged(t *testing.T) {
 	}{
 		{"file unchanged", func(*testing.T, afero.Fs) {}, 2, ""},
 		{"another command wrote meanwhile", func(t *testing.T, fs afero.Fs) {
-			st := sample()
+			st := atSeeded()
 			st.Pools["pool.chat"].Replicas[0].PID = 99
 			if err := newStore(fs).Write(t.Context(), st); err != nil {
 				t.Fatal(err)
@@ -416,7 +424,7 @@ func TestPrefetchWhileReadingAndWriting(t *testing.T) {
 		})
 		if i == 2 {
 			wg.Go(func() {
-				if err := s.Write(t.Context(), sample()); err != nil {
+				if err := s.Write(t.Context(), atSeeded()); err != nil {
 					t.Error(err)
 				}
 			})
@@ -443,7 +451,7 @@ func TestWriteFailureAtAnyStepChangesNothing(t *testing.T) {
 
 	// Count the calls a successful write makes, to fail each one in turn.
 	counter := faultfs.New(seeded(t))
-	if err := newStore(counter).Write(t.Context(), sample()); err != nil {
+	if err := newStore(counter).Write(t.Context(), atSeeded()); err != nil {
 		t.Fatal(err)
 	}
 	for _, op := range ops {
@@ -456,15 +464,15 @@ func TestWriteFailureAtAnyStepChangesNothing(t *testing.T) {
 				base := seeded(t)
 				before := snapshot(t, base)
 				ffs := faultfs.New(base).FailOn(op, n)
-				st := sample()
+				st := atSeeded()
 				st.Pools["pool.chat"].Replicas[0].Restarts = 9 // new content
 				err := newStore(ffs).Write(t.Context(), st)
 				if !errors.Is(err, faultfs.ErrInjected) {
 					t.Fatalf("error = %v, want the injected fault", err)
 				}
-				var we *local.WriteError
+				var we *state.WriteError
 				if !errors.As(err, &we) || we.ErroredPath != "errored.state.json" {
-					t.Fatalf("error = %#v, want a *local.WriteError with the errored path", err)
+					t.Fatalf("error = %#v, want a *state.WriteError with the errored path", err)
 				}
 				if !strings.HasSuffix(err.Error(), "; the state was written to errored.state.json instead: copy it to /work/.llorch/state.json once the problem is fixed") {
 					t.Errorf("error does not say where the state went: %q", err)
@@ -472,16 +480,13 @@ func TestWriteFailureAtAnyStepChangesNothing(t *testing.T) {
 				if after := snapshot(t, base); !equalSnapshots(before, after) {
 					t.Errorf("state directory changed:\nbefore %q\nafter  %q", before, after)
 				}
-				if st.Serial != 0 {
+				if st.Serial != 2 {
 					t.Errorf("caller's serial = %d after a failed write, want it unchanged", st.Serial)
 				}
-				// The dump carries the stored serial + 1, except when the
-				// stored state itself could not be read (the first Open):
-				// then the caller's serial + 1 is the best there is.
+				// The dump carries the next serial (the stored one + 1,
+				// or the caller's + 1 when the stored state itself could
+				// not be read: the same here).
 				wantSerial := uint64(3)
-				if op == faultfs.Open && n == 1 {
-					wantSerial = 1
-				}
 				dumped := readState(t, base, "errored.state.json")
 				if dumped.Serial != wantSerial || dumped.Pools["pool.chat"].Replicas[0].Restarts != 9 {
 					t.Errorf("errored file = serial %d, restarts %d; want the new state at serial %d",
@@ -517,10 +522,10 @@ func TestWriteFailureWhenTheDiskKeepsFailing(t *testing.T) {
 	base := seeded(t)
 	before := snapshot(t, base)
 	ffs := faultfs.New(base).FailFrom(faultfs.Rename, 2)
-	err := local.New(ffs, dir, local.Options{ErroredPath: "/dump/errored.json"}).Write(t.Context(), sample())
-	var we *local.WriteError
+	err := local.New(ffs, dir, local.Options{ErroredPath: "/dump/errored.json"}).Write(t.Context(), atSeeded())
+	var we *state.WriteError
 	if !errors.As(err, &we) {
-		t.Fatalf("error = %v, want a *local.WriteError", err)
+		t.Fatalf("error = %v, want a *state.WriteError", err)
 	}
 	if we.ErroredPath != "" || we.DumpErr == nil {
 		t.Errorf("WriteError = %+v, want the dump reported as failed", we)
@@ -548,7 +553,7 @@ func TestWriteFailureWhenTheDiskKeepsFailing(t *testing.T) {
 func TestErroredPathOption(t *testing.T) {
 	fs := seeded(t)
 	err := local.New(fs, dir, local.Options{ErroredPath: "/tmp/run-42.errored.json"}).Write(t.Context(), state.New(otherLineage))
-	var we *local.WriteError
+	var we *state.WriteError
 	if !errors.As(err, &we) || we.ErroredPath != "/tmp/run-42.errored.json" {
 		t.Fatalf("error = %v", err)
 	}
@@ -589,15 +594,14 @@ func TestWriteNoticesAStateFileChangedBehindItsBack(t *testing.T) {
 		{
 			name: "another process wrote a newer serial",
 			change: func(t *testing.T, fs afero.Fs) {
-				other := sample()
-				other.Serial = 40
+				other := atSeeded()
 				for range 5 {
 					if err := newStore(fs).Write(t.Context(), other); err != nil {
 						t.Fatal(err)
 					}
 				}
 			},
-			wantSerial: 8, // 2 stored, 5 more by the other Store, then ours
+			wantErr: "writing state to /work/.llorch/state.json: refusing to overwrite /work/.llorch/state.json: the state was read at serial 2, but serial 7 is stored now",
 		},
 		{
 			name: "replaced by another lineage",
@@ -638,28 +642,41 @@ func TestWriteNoticesAStateFileChangedBehindItsBack(t *testing.T) {
 	}
 }
 
+// Writers that each read the same serial race: one wins, the others are
+// refused as stale, and the file is always one whole state.
 func TestConcurrentWritesAreSerialized(t *testing.T) {
 	fs := afero.NewMemMapFs()
 	s := newStore(fs)
+	if err := s.Write(t.Context(), sample()); err != nil {
+		t.Fatal(err)
+	}
 	const writers, each = 8, 5
-	errs := make(chan error, writers*each)
-	var wg sync.WaitGroup
+	var wins sync.WaitGroup
+	var mu sync.Mutex
+	won := 0
 	for range writers {
-		wg.Go(func() {
-			st := sample() // each writer its own copy, as apply's workers would not share one
+		wins.Go(func() {
 			for range each {
-				errs <- s.Write(t.Context(), st)
+				st, err := s.Read(t.Context())
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				st.Pools["pool.chat"] = sample().Pools["pool.chat"]
+				var se *state.StaleError
+				switch err := s.Write(t.Context(), st); {
+				case err == nil:
+					mu.Lock()
+					won++
+					mu.Unlock()
+				case !errors.As(err, &se):
+					t.Errorf("Write: %v, want success or a *state.StaleError", err)
+				}
 			}
 		})
 	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
-	if got := readState(t, fs, s.Path()).Serial; got != writers*each {
-		t.Errorf("stored serial = %d after %d writes", got, writers*each)
+	wins.Wait()
+	if got := readState(t, fs, s.Path()).Serial; got != uint64(1+won) || won == 0 {
+		t.Errorf("stored serial = %d after 1 + %d successful writes", got, won)
 	}
 }

@@ -9,12 +9,10 @@ import (
 	"io"
 	"io/fs"
 	"os"
-	"os/user"
 	"reflect"
 	"sync"
 	"time"
 
-	"github.com/google/uuid"
 	"github.com/spf13/afero"
 	"golang.org/x/sys/unix"
 
@@ -127,6 +125,46 @@ func (s *Store) lockMem(info state.LockInfo, data []byte) (*heldLock, error) {
 	}
 	memLocks.held[key] = true
 	return &heldLock{info: info, key: key}, nil
+}
+
+// writeLocks stands in for exclusiveWrite's flock on filesystems that are
+// not the OS one.
+var writeLocks = struct {
+	sync.Mutex
+	held map[memKey]*sync.Mutex
+}{held: map[memKey]*sync.Mutex{}}
+
+// exclusiveWrite makes one write, from reading the stored state to the
+// last rename, exclusive among every process and Store writing to the
+// directory, so that the check of what is stored (state.NextSerial) and
+// the write it allows are one step even between commands run with
+// -lock=false. It is an flock on the directory itself, held for
+// microseconds and never seen by the state lock (state.lock).
+func (s *Store) exclusiveWrite() (func(), error) {
+	if err := s.fs.MkdirAll(s.dir, 0o700); err != nil {
+		return nil, fmt.Errorf("creating state directory %s: %w", s.dir, err)
+	}
+	if !s.onOS() {
+		key := memKey{fs: s.memKey().fs, path: s.dir}
+		writeLocks.Lock()
+		mu := writeLocks.held[key]
+		if mu == nil {
+			mu = &sync.Mutex{}
+			writeLocks.held[key] = mu
+		}
+		writeLocks.Unlock()
+		mu.Lock()
+		return mu.Unlock, nil
+	}
+	d, err := os.Open(s.dir)
+	if err != nil {
+		return nil, fmt.Errorf("opening state directory %s: %w", s.dir, err)
+	}
+	if err := flock(d, unix.LOCK_EX); err != nil {
+		d.Close()
+		return nil, fmt.Errorf("locking state directory %s for the write: %w", s.dir, err)
+	}
+	return func() { d.Close() }, nil // closing drops the flock
 }
 
 // Unlock releases the lock with id, which this Store must hold. The holder
@@ -287,38 +325,7 @@ func (s *Store) readInfo() (state.LockInfo, error) {
 }
 
 func (s *Store) fillInfo(info state.LockInfo) state.LockInfo {
-	if info.ID == "" {
-		info.ID = uuid.NewString()
-	}
-	if info.Host == "" {
-		info.Host, _ = os.Hostname()
-	}
-	if info.Who == "" {
-		info.Who = userName() + "@" + info.Host
-	}
-	if info.PID == 0 {
-		info.PID = os.Getpid()
-	}
-	if info.Version == "" {
-		info.Version = s.opts.Version
-	}
-	if info.Created.IsZero() {
-		info.Created = s.opts.Now().UTC()
-	}
-	info.Path = s.LockPath()
-	return info
-}
-
-// userName is the current user's login name, or the best stand-in: a
-// container without a passwd entry still has $USER or a uid.
-func userName() string {
-	if u, err := user.Current(); err == nil && u.Username != "" {
-		return u.Username
-	}
-	if n := os.Getenv("USER"); n != "" {
-		return n
-	}
-	return fmt.Sprintf("uid%d", os.Getuid())
+	return info.WithDefaults(s.opts.Version, s.opts.Now(), s.LockPath())
 }
 
 // writeInPlace replaces the contents of f with data without replacing f.

@@ -41,7 +41,7 @@ func TestPrefetchOnTheOSFileSystemIsUsedWhileTheFileIsTheSame(t *testing.T) {
 	}{
 		{"file unchanged", func(*testing.T, afero.Fs, string) {}, 2, 4242, false},
 		{"another command wrote meanwhile", func(t *testing.T, fs afero.Fs, _ string) {
-			st := sample()
+			st := atSeeded()
 			st.Pools["pool.chat"].Replicas[0].PID = 99
 			if err := newStore(fs).Write(t.Context(), st); err != nil {
 				t.Fatal(err)
