@@ -2,8 +2,9 @@
 //
 // It copies the behaviours of the real server that ENGINE-NOTES records
 // (readiness 503 then 200, api-key gating, /metrics off by default, SIGABRT
-// on a model that cannot load, the SIGTERM rules of build 10573) so that
-// supervisor and CLI tests exercise the same edges without a real engine.
+// on a model that cannot load, the SIGTERM rules, and the socket options and
+// connection handling of builds 4748 and 10573) so that supervisor and CLI
+// tests exercise the same edges without a real engine.
 // Tests register it with testscript, which also puts it on PATH:
 //
 //	testscript.Main(m, map[string]func(){"fake-llama-server": fakeengine.Main})
@@ -11,6 +12,31 @@
 // Main reads os.Args[1:] and the environment and ends the process itself,
 // by exit status or, where the real server is killed by a signal, by that
 // signal. Run is the same core for in-process use.
+//
+// # Builds
+//
+// FAKE_BUILD=4748 or 10573 (the default) picks the build the fake behaves
+// as, where the two differ in ways a supervisor must survive:
+//
+//	                         4748                          10573
+//	bind                     SO_REUSEPORT, no SO_REUSEADDR SO_REUSEADDR only
+//	accepted sockets         no TCP_NODELAY; headers and   TCP_NODELAY
+//	                         body written apart (Nagle)
+//	idle keep-alive          closed by the server after 5 s (both)
+//	SIGTERM once loaded      aborts (SIGABRT) at once,     stops accepting; exits 0 when
+//	                         dropping requests in flight   idle, else when the clients of
+//	                                                       requests in flight hang up
+//	--version                version: 4748 (c392e5094)     version: 0.2.0-dev (build 10573, commit d775b8967)
+//	/slots                   only with --slots             unless --no-slots
+//	-fa                      a switch                      takes on|off|auto
+//	-fit, --fit              unknown argument              on|off
+//
+// So after a 4748 fake dies its port keeps the TIME-WAIT sockets of the
+// connections it closed, which block a plain (SO_REUSEADDR) bind for about
+// 60 s but not another 4748 fake; two 4748 fakes can share a port, and the
+// kernel splits connections between them; a kept-alive request to a 4748
+// fake waits ~40 ms for the client's delayed ACK, a fresh connection does
+// not.
 //
 // # Flags
 //
@@ -31,9 +57,9 @@
 //	-dev, --device LIST
 //	--api-key KEY[,KEY...]          everything but /health needs "Authorization: Bearer KEY"
 //	--metrics                       serve /metrics (501 without it)
-//	--slots, --no-slots             /slots is on by default; 501 with --no-slots
-//	-fa, --flash-attn on|off|auto   takes a value, as in build 10573
-//	-fit, --fit on|off
+//	--slots, --no-slots             /slots on by default in 10573, off in 4748; 501 when off
+//	-fa, --flash-attn on|off|auto   a value in 10573, a switch in 4748
+//	-fit, --fit on|off              10573 only
 //	-b, --batch-size N; -ub, --ubatch-size N; --timeout N; --threads-http N
 //	--temp F; -n, --n-predict N; --seed N
 //	--no-webui, --mlock, --no-mmap, --jinja, --log-disable, -v, --verbose,
@@ -62,7 +88,8 @@
 //	FAKE_IGNORE_SIGTERM=1      ignore SIGTERM and SIGINT: only SIGKILL ends the process
 //	FAKE_REQUEST_DELAY=DUR     how long each completion holds its slot (default 0)
 //	FAKE_INFLIGHT=N            start with N synthetic requests lasting FAKE_REQUEST_DELAY
-//	FAKE_VERSION_OUTPUT=S      the --version line instead of the build 10573 one
+//	FAKE_BUILD=4748|10573      the build to behave as (above; default 10573)
+//	FAKE_VERSION_OUTPUT=S      the --version line instead of the build's own
 //	FAKE_SKIP_MODEL_CHECK=1    accept any model path, existing or not, GGUF or not
 //	FAKE_PID_FILE=PATH         write the process id here (atomically) once bound
 //
@@ -99,19 +126,20 @@
 // "main: exiting due to model loading error" and dies by SIGABRT at once; a
 // file without the GGUF magic does the same after FAKE_LOAD_DELAY of 503s.
 // A port in use logs "couldn't bind HTTP server socket, hostname: H, port:
-// N" and exits 1. SIGTERM or SIGINT while loading kills by that signal;
-// when idle it exits 0; with requests in flight it closes the listener and
-// stays up until they end or their clients hang up, then exits 0. A second
-// SIGTERM logs "Received second interrupt, terminating immediately." and
-// exits 1.
+// N" and exits 1. SIGTERM or SIGINT while loading kills by that signal.
+// Once loaded, build 4748 logs "terminate called without an active
+// exception" and dies by SIGABRT; build 10573 exits 0 when idle, and with
+// requests in flight closes the listener, stops them (they are never
+// answered) and stays up until their clients hang up, then exits 0. A
+// second SIGTERM logs "Received second interrupt, terminating
+// immediately." and exits 1.
 //
-// Where the fake departs from the real server: after SIGTERM build 10573
-// never finishes a non-streamed request and waits for the client to hang
-// up, while the fake lets it run to its end, so a drain test with
-// FAKE_INFLIGHT and no client still finishes. The death by SIGABRT is made
-// without a core dump. A port held by another server always fails to bind
-// (build 4748 sometimes shares it). Outside Linux a death by signal n is
-// exit status 128+n.
+// Where the fake departs from the real server: FAKE_INFLIGHT's synthetic
+// requests have no client, so after a 10573 SIGTERM they run to their end
+// instead of waiting for a hang-up that cannot come. The death by SIGABRT is
+// made without a core dump. Outside Linux a death by signal n is exit
+// status 128+n, and FAKE_BUILD=4748 binds as 10573 does where the platform
+// has no SO_REUSEPORT.
 //
 // The core takes a clock.Clock although the process always runs on the
 // wall clock, so that this package's tests drive load delays, crashes and

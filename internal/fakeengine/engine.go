@@ -18,10 +18,6 @@ import (
 	"github.com/llorch/llorch/internal/clock"
 )
 
-// buildInfo is what /props and the start-up banner report; it matches
-// defaultVersionOutput.
-const buildInfo = "b10573-d775b8967"
-
 type phase int
 
 const (
@@ -51,7 +47,12 @@ func (o outcome) status() int {
 // run is the life of one fake server process. sigs delivers SIGTERM and
 // SIGINT; ctx ending kills the server outright, as SIGKILL would.
 func run(ctx context.Context, args []string, env func(string) string, stdout, stderr io.Writer, clk clock.Clock, sigs <-chan os.Signal) outcome {
-	opts, err := parseOptions(args, env)
+	b, err := parseBuild(env)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return exitWith(1)
+	}
+	opts, err := parseOptions(args, env, b)
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return exitWith(1)
@@ -60,6 +61,9 @@ func run(ctx context.Context, args []string, env func(string) string, stdout, st
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return exitWith(1)
+	}
+	if k.versionOutput == "" {
+		k.versionOutput = b.version
 	}
 	if opts.version {
 		fmt.Fprintln(stderr, strings.TrimRight(k.versionOutput, "\n"))
@@ -70,19 +74,22 @@ func run(ctx context.Context, args []string, env func(string) string, stdout, st
 		return exitWith(0)
 	}
 	e := &engine{
-		opts:    opts,
-		knobs:   k,
-		clk:     clk,
-		log:     &logger{w: stderr, off: opts.logDisable},
-		sched:   newScheduler(opts.slotCount()),
-		quit:    make(chan struct{}),
-		started: clk.Now(),
+		build:       b,
+		opts:        opts,
+		knobs:       k,
+		clk:         clk,
+		log:         &logger{w: stderr, off: opts.logDisable},
+		sched:       newScheduler(opts.slotCount()),
+		quit:        make(chan struct{}),
+		terminating: make(chan struct{}),
+		started:     clk.Now(),
 	}
 	return e.serve(ctx, sigs)
 }
 
 // engine is one running fake server.
 type engine struct {
+	build   build
 	opts    options
 	knobs   knobs
 	clk     clock.Clock
@@ -94,6 +101,9 @@ type engine struct {
 	// quit closes when the process is going away, releasing every task
 	// that still waits on a slot or a request delay.
 	quit chan struct{}
+	// terminating closes at the first SIGTERM a 10573 server survives:
+	// requests in flight stop generating and wait for their clients.
+	terminating chan struct{}
 
 	mu      sync.Mutex
 	phase   phase
@@ -154,7 +164,7 @@ func (e *engine) serve(ctx context.Context, sigs <-chan os.Signal) outcome {
 		faulty = e.knobs.crashTimes < 0 || n <= e.knobs.crashTimes
 		e.log.printf("fake: start %d, fault knobs %s", n, choose(faulty, "on", "off"))
 	}
-	e.log.printf("build: 10573 (d775b8967) with fake-llama-server")
+	e.log.printf("build: %d (%s) with fake-llama-server", e.build.number, e.build.commit)
 	e.log.printf("main: fake settings: model = '%s', n_ctx = %d, n_parallel = %d, n_gpu_layers = %s, threads = %d, devices = '%s', tensor_split = '%s', metrics = %t, slots = %t, api_key = %s",
 		e.opts.model, e.opts.ctxSize, e.opts.slotCount(), e.opts.gpuLayers, e.opts.threads,
 		e.opts.devices, e.opts.tensorSplit, e.opts.metrics, e.opts.slots, choose(len(e.opts.apiKeys) > 0, "set", "none"))
@@ -182,7 +192,11 @@ func (e *engine) serve(ctx context.Context, sigs <-chan os.Signal) outcome {
 	srv := &http.Server{
 		Handler:           e.routes(),
 		ReadHeaderTimeout: 10 * time.Second,
-		ErrorLog:          log.New(e.log, "srv  http: ", 0),
+		// cpp-httplib closes a kept-alive connection that is idle for 5 s
+		// from the server's side, which leaves a TIME-WAIT socket on the
+		// engine's port.
+		IdleTimeout: keepAliveTimeout,
+		ErrorLog:    log.New(e.log, "srv  http: ", 0),
 	}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
@@ -262,7 +276,16 @@ func (e *engine) serve(ctx context.Context, sigs <-chan os.Signal) outcome {
 			// Refuse new connections before saying so, as svr->stop() does;
 			// Shutdown would close the listener too, but only later.
 			_ = ln.Close()
+			if !e.build.abortOnTerm {
+				close(e.terminating) // before the line a test waits for
+			}
 			e.log.printf("srv    operator(): operator(): cleaning up before exit...")
+			if e.build.abortOnTerm {
+				// Build 4748 tears its threads down unjoined: abort, and
+				// every request in flight is dropped.
+				e.log.printf("terminate called without an active exception")
+				return finish(killedBy(syscall.SIGABRT))
+			}
 			drained = e.drain(shutCtx, srv)
 
 		case <-drained:
@@ -301,6 +324,15 @@ func (e *engine) serve(ctx context.Context, sigs <-chan os.Signal) outcome {
 	}
 }
 
+func isClosed(ch <-chan struct{}) bool {
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
+	}
+}
+
 func choose(cond bool, yes, no string) string {
 	if cond {
 		return yes
@@ -317,13 +349,13 @@ func (e *engine) listen() (net.Listener, error) {
 		e.url = "unix://" + e.opts.host
 		return ln, nil
 	}
-	ln, err := net.Listen("tcp", net.JoinHostPort(e.opts.host, strconv.Itoa(e.opts.port)))
+	ln, err := e.build.listenConfig().Listen(context.Background(), "tcp", net.JoinHostPort(e.opts.host, strconv.Itoa(e.opts.port)))
 	if err != nil {
 		return nil, fmt.Errorf("binding %s port %d: %w", e.opts.host, e.opts.port, err)
 	}
 	e.port = ln.Addr().(*net.TCPAddr).Port // differs from opts.port with --port 0
 	e.url = "http://" + net.JoinHostPort(e.opts.host, strconv.Itoa(e.port))
-	return ln, nil
+	return e.build.wrapListener(ln), nil
 }
 
 func (e *engine) httpThreads() int {
@@ -348,7 +380,7 @@ func (e *engine) becomeReady() {
 		e.enter() // cannot fail: nothing closes before the main loop returns
 		go func() {
 			defer e.leave()
-			e.process(context.Background(), t)
+			e.process(context.Background(), t, false)
 		}()
 	}
 	e.setPhase(phaseReady)
@@ -375,6 +407,9 @@ func (e *engine) drain(ctx context.Context, srv *http.Server) <-chan struct{} {
 	return done
 }
 
+// keepAliveTimeout is cpp-httplib's CPPHTTPLIB_KEEPALIVE_TIMEOUT_SECOND.
+const keepAliveTimeout = 5 * time.Second
+
 // submit queues a task for a slot. The real server logs the deferral only
 // with -v; the fake always does, so tests have an event to wait for.
 func (e *engine) submit() *ticket {
@@ -387,12 +422,19 @@ func (e *engine) submit() *ticket {
 
 // process runs one task: it waits for a slot, stays in flight for
 // FAKE_REQUEST_DELAY and frees the slot. It reports false when the task was
-// cancelled because its client left or the server is going away.
-func (e *engine) process(ctx context.Context, t *ticket) bool {
+// cancelled because its client left or the server is going away. A task
+// with a client (a request, not FAKE_INFLIGHT) stops generating when a
+// 10573 server is told to terminate and then waits for its client to hang
+// up, as the real server does with a non-streamed request.
+func (e *engine) process(ctx context.Context, t *ticket, client bool) bool {
 	if !e.sched.wait(ctx, e.quit, t) {
 		return false
 	}
 	e.log.printf("slot launch_slot_: id %2d | task %d | processing task", t.slot, t.id)
+	var terminating <-chan struct{}
+	if client {
+		terminating = e.terminating
+	}
 	done := true
 	if d := e.knobs.requestDelay; d > 0 {
 		timer := e.clk.NewTimer(d)
@@ -402,8 +444,18 @@ func (e *engine) process(ctx context.Context, t *ticket) bool {
 			done = false
 		case <-e.quit:
 			done = false
+		case <-terminating:
 		}
 		timer.Stop()
+	}
+	if done && isClosed(terminating) {
+		// Stopped generating: no answer, and no exit until the client
+		// hangs up (or the process is killed).
+		done = false
+		select {
+		case <-ctx.Done():
+		case <-e.quit:
+		}
 	}
 	if done {
 		e.log.printf("slot      release: id %2d | task %d | stop processing", t.slot, t.id)

@@ -27,7 +27,7 @@ func (e *engine) routes() http.Handler {
 		writeError(w, http.StatusNotFound, "File Not Found", "not_found_error")
 	})
 	// The real server checks the key before the loading state.
-	return e.logRequests(e.requireKey(e.gateLoading(mux)))
+	return e.build.splitWrites(e.logRequests(e.requireKey(e.gateLoading(mux))))
 }
 
 func isHealthPath(p string) bool { return p == "/health" || p == "/v1/health" }
@@ -168,7 +168,7 @@ func (e *engine) handleProps(w http.ResponseWriter, _ *http.Request) {
 		"total_slots":                 e.opts.slotCount(),
 		"model_path":                  e.opts.model,
 		"model_alias":                 e.opts.modelID(),
-		"build_info":                  buildInfo,
+		"build_info":                  e.build.info(),
 		"chat_template":               "",
 	})
 }
@@ -291,7 +291,7 @@ func (e *engine) readCompletion(w http.ResponseWriter, r *http.Request, chat boo
 // server is going away, and there is no one to answer.
 func (e *engine) runTask(ctx context.Context, promptTokens, predict int) (t *ticket, ok bool) {
 	t = e.submit()
-	if !e.process(ctx, t) {
+	if !e.process(ctx, t, true) {
 		return t, false
 	}
 	e.mu.Lock()
@@ -345,7 +345,7 @@ func (e *engine) handleChat(w http.ResponseWriter, r *http.Request) {
 		"object":             "chat.completion",
 		"created":            e.clk.Now().Unix(),
 		"model":              e.opts.modelID(),
-		"system_fingerprint": buildInfo,
+		"system_fingerprint": e.build.info(),
 		"choices": []map[string]any{{
 			"index":         0,
 			"message":       map[string]string{"role": "assistant", "content": fakeText(predict)},

@@ -26,12 +26,10 @@ type knobs struct {
 	unhealthySet   bool
 	requestDelay   time.Duration
 	inflight       int
-	versionOutput  string
+	versionOutput  string // "" = the build's own
 	skipModelCheck bool
 	pidFile        string
 }
-
-const defaultVersionOutput = "version: 0.2.0-dev (build 10573, commit d775b8967)"
 
 func parseKnobs(env func(string) string) (knobs, error) {
 	k := knobs{
@@ -41,9 +39,6 @@ func parseKnobs(env func(string) string) (knobs, error) {
 		counterFile:   env("FAKE_COUNTER_FILE"),
 		versionOutput: env("FAKE_VERSION_OUTPUT"),
 		pidFile:       env("FAKE_PID_FILE"),
-	}
-	if k.versionOutput == "" {
-		k.versionOutput = defaultVersionOutput
 	}
 	durations := []struct {
 		name string

@@ -8,10 +8,9 @@ import (
 
 func TestParseKnobs(t *testing.T) {
 	defaults := knobs{
-		loadDelay:     20 * time.Millisecond,
-		exitCode:      1,
-		crashTimes:    -1,
-		versionOutput: defaultVersionOutput,
+		loadDelay:  20 * time.Millisecond,
+		exitCode:   1,
+		crashTimes: -1,
 	}
 	tests := []struct {
 		name string

@@ -48,7 +48,15 @@ type options struct {
 	seed        int
 }
 
-func defaultOptions() options {
+func defaultOptions(b build) options {
+	fit := "on"
+	if !b.hasFit {
+		fit = ""
+	}
+	flashAttn := "auto"
+	if !b.flashAttnValue {
+		flashAttn = "off"
+	}
 	return options{
 		model:       defaultModelPath,
 		host:        "127.0.0.1",
@@ -57,11 +65,11 @@ func defaultOptions() options {
 		threads:     -1,
 		parallel:    -1,
 		gpuLayers:   "auto",
-		slots:       true,
-		flashAttn:   "auto",
+		slots:       b.slotsByDefault,
+		flashAttn:   flashAttn,
 		batchSize:   2048,
 		ubatchSize:  512,
-		fit:         "on",
+		fit:         fit,
 		timeout:     600,
 		threadsHTTP: -1,
 		contBatch:   true,
@@ -92,6 +100,8 @@ type flagDef struct {
 	env     string
 	set     func(o *options, v string) error
 	setBool func(o *options, on bool)
+	// in, when set, says which builds have the argument.
+	in func(b build) bool
 }
 
 var flagDefs = []flagDef{
@@ -160,13 +170,14 @@ var flagDefs = []flagDef{
 	{names: []string{"--no-webui"}, env: "LLAMA_ARG_NO_WEBUI", setBool: func(o *options, on bool) { o.noWebUI = on }},
 	{names: []string{"--version"}, setBool: func(o *options, on bool) { o.version = on }},
 	{names: []string{"--list-devices"}, setBool: func(o *options, on bool) { o.listDevices = on }},
-	{names: []string{"-fa", "--flash-attn"}, env: "LLAMA_ARG_FLASH_ATTN", set: enumSetter(func(o *options) *string { return &o.flashAttn }, "on", "off", "auto")},
+	{names: []string{"-fa", "--flash-attn"}, env: "LLAMA_ARG_FLASH_ATTN", set: enumSetter(func(o *options) *string { return &o.flashAttn }, "on", "off", "auto"), in: func(b build) bool { return b.flashAttnValue }},
+	{names: []string{"-fa", "--flash-attn"}, env: "LLAMA_ARG_FLASH_ATTN", setBool: func(o *options, on bool) { o.flashAttn = choose(on, "on", "off") }, in: func(b build) bool { return !b.flashAttnValue }},
 	{names: []string{"-b", "--batch-size"}, env: "LLAMA_ARG_BATCH", set: intSetter(func(o *options) *int { return &o.batchSize })},
 	{names: []string{"-ub", "--ubatch-size"}, env: "LLAMA_ARG_UBATCH", set: intSetter(func(o *options) *int { return &o.ubatchSize })},
 	{names: []string{"--mlock"}, env: "LLAMA_ARG_MLOCK", setBool: func(o *options, on bool) { o.mlock = on }},
 	{names: []string{"--no-mmap"}, env: "LLAMA_ARG_NO_MMAP", setBool: func(o *options, on bool) { o.noMmap = on }},
 	{names: []string{"--jinja"}, env: "LLAMA_ARG_JINJA", setBool: func(o *options, on bool) { o.jinja = on }},
-	{names: []string{"-fit", "--fit"}, env: "LLAMA_ARG_FIT", set: enumSetter(func(o *options) *string { return &o.fit }, "on", "off")},
+	{names: []string{"-fit", "--fit"}, env: "LLAMA_ARG_FIT", set: enumSetter(func(o *options) *string { return &o.fit }, "on", "off"), in: func(b build) bool { return b.hasFit }},
 	{names: []string{"--log-disable"}, setBool: func(o *options, on bool) { o.logDisable = on }},
 	{names: []string{"-v", "--verbose"}, setBool: func(o *options, on bool) { o.verbose = on }},
 	{names: []string{"--timeout"}, env: "LLAMA_ARG_TIMEOUT", set: intSetter(func(o *options) *int { return &o.timeout })},
@@ -227,8 +238,11 @@ func parseBoolEnv(v string) (bool, error) {
 	return false, fmt.Errorf("invalid boolean %q: want 1, true, on, enabled, 0, false, off or disabled", v)
 }
 
-func lookupFlag(name string) *flagDef {
+func lookupFlag(name string, b build) *flagDef {
 	for i := range flagDefs {
+		if in := flagDefs[i].in; in != nil && !in(b) {
+			continue
+		}
 		for _, n := range flagDefs[i].names {
 			if n == name {
 				return &flagDefs[i]
@@ -238,14 +252,15 @@ func lookupFlag(name string) *flagDef {
 	return nil
 }
 
-// parseOptions reads llama-server arguments and their environment forms.
-// As in llama.cpp, the environment is applied first and arguments override
-// it. Error texts copy the real server's where it has one.
-func parseOptions(args []string, env func(string) string) (options, error) {
-	o := defaultOptions()
+// parseOptions reads llama-server arguments and their environment forms
+// as build b has them. As in llama.cpp, the environment is applied first
+// and arguments override it. Error texts copy the real server's where it
+// has one.
+func parseOptions(args []string, env func(string) string, b build) (options, error) {
+	o := defaultOptions(b)
 	for i := range flagDefs {
 		d := &flagDefs[i]
-		if d.env == "" {
+		if d.env == "" || (d.in != nil && !d.in(b)) {
 			continue
 		}
 		v := env(d.env)
@@ -272,7 +287,7 @@ func parseOptions(args []string, env func(string) string) (options, error) {
 		if strings.HasPrefix(arg, "-") {
 			name, value, inline = strings.Cut(arg, "=")
 		}
-		d := lookupFlag(name)
+		d := lookupFlag(name, b)
 		if d == nil {
 			return o, fmt.Errorf("error: invalid argument: %s", arg)
 		}

@@ -93,11 +93,11 @@ var acceptedCases = []optionsCase{
 func TestParseOptionsAcceptsLlamaServerSpellings(t *testing.T) {
 	for _, tc := range acceptedCases {
 		t.Run(tc.name, func(t *testing.T) {
-			got, err := parseOptions(tc.args, envFunc(tc.env))
+			got, err := parseOptions(tc.args, envFunc(tc.env), builds[defaultBuild])
 			if err != nil {
 				t.Fatalf("parseOptions(%q) failed: %v", tc.args, err)
 			}
-			want := defaultOptions()
+			want := defaultOptions(builds[defaultBuild])
 			tc.want(&want)
 			if !reflect.DeepEqual(got, want) {
 				t.Errorf("parseOptions(%q)\n got %+v\nwant %+v", tc.args, got, want)
@@ -157,7 +157,7 @@ func TestParseOptionsRejectsBadArguments(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := parseOptions(tc.args, envFunc(tc.env))
+			_, err := parseOptions(tc.args, envFunc(tc.env), builds[defaultBuild])
 			if err == nil {
 				t.Fatalf("parseOptions(%q) succeeded, want %q", tc.args, tc.want)
 			}
