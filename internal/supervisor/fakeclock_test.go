@@ -2,7 +2,11 @@ package supervisor
 
 import (
 	"context"
+	"fmt"
+	"net"
 	"os"
+	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -18,6 +22,9 @@ type fakeSpawner struct {
 	mu    sync.Mutex
 	procs []*fakeProc
 	next  int
+	// started, when set, is called for each new engine (numbered from 1)
+	// before Start returns: it may write to the engine's log and end it.
+	started func(n int, c Cmd, p *fakeProc)
 }
 
 func (f *fakeSpawner) Start(ctx context.Context, c Cmd) (Process, error) {
@@ -26,6 +33,9 @@ func (f *fakeSpawner) Start(ctx context.Context, c Cmd) (Process, error) {
 	f.next++
 	p := &fakeProc{pid: 100000 + f.next, done: make(chan ExitStatus, 1)}
 	f.procs = append(f.procs, p)
+	if f.started != nil {
+		f.started(f.next, c, p)
+	}
 	return p, nil
 }
 
@@ -89,12 +99,15 @@ func startFakeProber(t *testing.T, policy RestartPolicy, health HealthPolicy, pr
 	t.Helper()
 	clk := clock.NewFake(fakeEpoch)
 	sp := &fakeSpawner{}
-	spec := Spec{
+	r := startRunWith(t, fakeClockSpec(t, policy, health), Deps{Spawner: sp, Prober: prober, Clock: clk, Fs: afero.NewMemMapFs()})
+	return r, clk, sp
+}
+
+func fakeClockSpec(t *testing.T, policy RestartPolicy, health HealthPolicy) Spec {
+	return Spec{
 		Addr: "pool.fake/r0", Binary: "engine", Host: "127.0.0.1", Port: freePort(t),
 		Health: health, Restart: policy, RunDir: runDir(t),
 	}
-	r := startRunWith(t, spec, Deps{Spawner: sp, Prober: prober, Clock: clk, Fs: afero.NewMemMapFs()})
-	return r, clk, sp
 }
 
 func TestBackoffFollowsThePolicyExactlyOnAFakeClock(t *testing.T) {
@@ -178,5 +191,145 @@ func TestAnotherServerAnsweringFailsTheReplicaWithoutRestarts(t *testing.T) {
 	case <-sp.last().done:
 	default:
 		t.Fatal("the engine that lost its port is still running")
+	}
+}
+
+// gateWriter stands in for the launcher's status pipe: Run treats the
+// first start as the health gate while Notify is set, and closes it when
+// the gate is decided.
+type gateWriter struct {
+	mu     sync.Mutex
+	closed chan struct{}
+}
+
+func newGateWriter() *gateWriter { return &gateWriter{closed: make(chan struct{})} }
+
+func (g *gateWriter) Write(p []byte) (int, error) { return len(p), nil }
+
+func (g *gateWriter) Close() error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	select {
+	case <-g.closed:
+	default:
+		close(g.closed)
+	}
+	return nil
+}
+
+func (g *gateWriter) isClosed() bool {
+	select {
+	case <-g.closed:
+		return true
+	default:
+		return false
+	}
+}
+
+// failBind makes engines 1..n log llama-server's bind failure and exit 1.
+func failBind(n int, port int) func(int, Cmd, *fakeProc) {
+	return func(i int, c Cmd, p *fakeProc) {
+		if i > n {
+			return
+		}
+		fmt.Fprintf(c.Log, "main: couldn't bind HTTP server socket, hostname: 127.0.0.1, port: %d\n", port)
+		p.exit(ExitStatus{Code: 1})
+	}
+}
+
+func TestEngineBindFailureAtTheGateIsRetriedUnderThePolicyOnAFakeClock(t *testing.T) {
+	clk := clock.NewFake(fakeEpoch)
+	spec := fakeClockSpec(t,
+		RestartPolicy{Policy: "always", InitialBackoff: time.Second, MaxBackoff: time.Minute, Multiplier: 2, MaxFailures: 5},
+		HealthPolicy{StartTimeout: time.Hour, LiveInterval: time.Hour})
+	sp := &fakeSpawner{started: failBind(2, spec.Port)}
+	gate := newGateWriter()
+	r := startRunWith(t, spec, Deps{Spawner: sp, Prober: fakeProber{code: 200}, Clock: clk, Fs: afero.NewMemMapFs(), Notify: gate})
+
+	st, _ := r.waitFor(t, "backoff after the first bind failure", isState(Backoff))
+	want := fmt.Sprintf("the engine could not bind port %d on 127.0.0.1, where nothing listens: connections of an engine that stopped moments ago are still closing (TIME-WAIT, up to 1m0s), and this engine does not bind over them; restarting in 1s (attempt 1)", spec.Port)
+	if !strings.HasPrefix(st.LastError, want) {
+		t.Fatalf("last_error %q\nwant it to start with %q", st.LastError, want)
+	}
+	if gate.isClosed() {
+		t.Fatal("the health gate was decided on a bind failure; want it to wait for the retry")
+	}
+	clk.Advance(time.Second)
+	r.waitFor(t, "second backoff", isState(Backoff))
+	clk.Advance(2 * time.Second)
+	st, _ = r.waitFor(t, "ready on the third engine", isState(Ready))
+	if st.Restarts != 2 || len(sp.procs) != 3 {
+		t.Fatalf("ready with restarts=%d after %d engines, want 2 and 3", st.Restarts, len(sp.procs))
+	}
+	select {
+	case <-gate.closed:
+	case <-waitCtx(t).Done():
+		t.Fatal("the health gate was not decided once the engine was ready")
+	}
+}
+
+func TestEngineBindFailureAtTheGateEndsTheGateWhenTheBreakerOpensOnAFakeClock(t *testing.T) {
+	clk := clock.NewFake(fakeEpoch)
+	spec := fakeClockSpec(t,
+		RestartPolicy{Policy: "always", InitialBackoff: time.Second, Multiplier: 1, MaxFailures: 2, Cooldown: time.Minute},
+		HealthPolicy{StartTimeout: time.Hour, LiveInterval: time.Hour})
+	sp := &fakeSpawner{started: failBind(100, spec.Port)}
+	gate := newGateWriter()
+	r := startRunWith(t, spec, Deps{Spawner: sp, Prober: fakeProber{code: 200}, Clock: clk, Fs: afero.NewMemMapFs(), Notify: gate})
+	r.waitFor(t, "backoff", isState(Backoff))
+	clk.Advance(time.Second)
+	st, _ := r.waitFor(t, "failed", isState(Failed))
+	if !strings.Contains(st.LastError, "circuit breaker open after 2 consecutive failures") || !strings.Contains(st.LastError, "could not bind port") {
+		t.Fatalf("last_error %q, want the bind failure and the open breaker", st.LastError)
+	}
+	select {
+	case <-gate.closed:
+	case <-waitCtx(t).Done():
+		t.Fatal("the health gate was not decided when the breaker opened")
+	}
+}
+
+func TestAnEngineFailingOtherwiseAtTheGateFailsAtOnceOnAFakeClock(t *testing.T) {
+	clk := clock.NewFake(fakeEpoch)
+	spec := fakeClockSpec(t, RestartPolicy{Policy: "always", MaxFailures: 5}, HealthPolicy{StartTimeout: time.Hour, LiveInterval: time.Hour})
+	sp := &fakeSpawner{started: func(_ int, c Cmd, p *fakeProc) {
+		fmt.Fprintln(c.Log, "llama_model_load: error loading model")
+		p.exit(ExitStatus{Code: -1, Signal: syscall.SIGABRT})
+	}}
+	gate := newGateWriter()
+	r := startRunWith(t, spec, Deps{Spawner: sp, Prober: fakeProber{code: 200}, Clock: clk, Fs: afero.NewMemMapFs(), Notify: gate})
+	st, _ := r.waitFor(t, "failed", isState(Failed))
+	if st.Restarts != 0 || len(sp.procs) != 1 {
+		t.Fatalf("failed after %d restarts and %d engines, want none retried", st.Restarts, len(sp.procs))
+	}
+}
+
+func TestRestartOntoAPortAnotherProcessTookIsRetriedOnAFakeClock(t *testing.T) {
+	clk := clock.NewFake(fakeEpoch)
+	spec := fakeClockSpec(t,
+		RestartPolicy{Policy: "always", InitialBackoff: 0, MaxFailures: 3, Cooldown: time.Minute},
+		HealthPolicy{StartTimeout: time.Hour, LiveInterval: time.Hour})
+	sp := &fakeSpawner{}
+	r := startRunWith(t, spec, Deps{Spawner: sp, Prober: fakeProber{code: 200}, Clock: clk, Fs: afero.NewMemMapFs()})
+	r.waitFor(t, "ready", isState(Ready))
+
+	ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(spec.Port)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sp.last().exit(ExitStatus{Code: 1})
+	// A zero backoff still waits spawnRetryFloor between refused starts.
+	st, _ := r.waitFor(t, "backoff on the taken port", isState(Backoff))
+	comm, _ := os.ReadFile("/proc/self/comm")
+	want := fmt.Sprintf("port %d on 127.0.0.1 is already in use by another process (pid %d, %s); stop that process or give the pool another port; restarting in 100ms (attempt 2)",
+		spec.Port, os.Getpid(), strings.TrimSpace(string(comm)))
+	if st.LastError != want || !st.NextRestartAt.Equal(fakeEpoch.Add(spawnRetryFloor)) {
+		t.Fatalf("backoff until %v with %q\nwant until %v with %q", st.NextRestartAt, st.LastError, fakeEpoch.Add(spawnRetryFloor), want)
+	}
+	ln.Close()
+	clk.Advance(spawnRetryFloor)
+	st, _ = r.waitFor(t, "ready once the port is free", isState(Ready))
+	if len(sp.procs) != 2 {
+		t.Fatalf("%d engines started, want 2 (none while the port was taken)", len(sp.procs))
 	}
 }

@@ -194,21 +194,23 @@ func (p procNet) comm(pid int) string {
 	return strings.TrimSpace(string(b))
 }
 
-// portOwner finds a process listening on host:port; pid 0 when none could
-// be seen.
-func (p procNet) portOwner(host string, port int) (pid int, comm string) {
+// portListener reports whether a socket listens on host:port and, when it
+// can be seen, the pid and command of a process holding one (pid 0 when
+// only another user's process could hold it). err says the listeners could
+// not be read at all.
+func (p procNet) portListener(host string, port int) (listening bool, pid int, comm string, err error) {
 	ls, err := p.listeners(host, port)
 	if err != nil || len(ls) == 0 {
-		return 0, ""
+		return false, 0, "", err
 	}
 	inodes := make(map[uint64]bool, len(ls))
 	for _, l := range ls {
 		inodes[l.inode] = true
 	}
 	for _, pid := range p.holders(inodes, 0) {
-		return pid, p.comm(pid)
+		return true, pid, p.comm(pid), nil
 	}
-	return 0, ""
+	return true, 0, "", nil
 }
 
 // foreignListener checks that every socket listening on host:port belongs

@@ -87,8 +87,8 @@ func TestSockDiagFindsTheListenerProcNetTCPFinds(t *testing.T) {
 	if pid, _ := (procNet{root: "/proc"}).foreignListener("127.0.0.1", port, os.Getpid()); pid != 0 {
 		t.Fatalf("foreignListener = %d for this process's own listener, want 0", pid)
 	}
-	if pid, _ := (procNet{root: "/proc"}).portOwner("127.0.0.1", port); pid != os.Getpid() {
-		t.Fatalf("portOwner = %d, want this process (%d)", pid, os.Getpid())
+	if _, pid, _, _ := (procNet{root: "/proc"}).portListener("127.0.0.1", port); pid != os.Getpid() {
+		t.Fatalf("portListener pid = %d, want this process (%d)", pid, os.Getpid())
 	}
 }
 

@@ -10,7 +10,9 @@ type procNet struct {
 	root string
 }
 
-func (procNet) portOwner(host string, port int) (int, string) { return 0, "" }
+func (procNet) portListener(host string, port int) (bool, int, string, error) {
+	return false, 0, "", errors.New("listing listening sockets needs Linux")
+}
 
 func (procNet) foreignListener(host string, port, pgid int) (int, string) { return 0, "" }
 

@@ -99,7 +99,12 @@ func (d Deps) withDefaults() Deps {
 //	      │  │                            ▼ (unhealthy: stop sequence)
 //	      │  └── restarting ◀── backoff ◀─┴── tracker ──▶ failed (breaker open,
 //	      │                                               half-open try after cooldown)
-//	      └─ port taken / another server answers / no binary ──▶ failed (no retry)
+//	      └─ first start onto a port another process listens on,
+//	         another server answers, no binary ──▶ failed (no retry)
+//
+// An engine that cannot bind its port (only closing connections hold it,
+// or a process took it since) is a failed start the restart policy
+// retries, even at the launcher's health gate: see ending.transient.
 func Run(ctx context.Context, spec Spec, deps Deps) error {
 	spec = spec.WithDefaults()
 	if err := spec.Validate(); err != nil {
@@ -457,9 +462,16 @@ func (s *supervisor) gateDone() {
 }
 
 // spawn checks the port, starts an engine and begins readiness polling.
+// A port another process listens on fails the first start at once (the
+// configuration names a taken port); at a restart the port was the
+// engine's a moment ago, so it is a failed start the policy retries.
 func (s *supervisor) spawn() {
 	if msg := portBusy(s.spec.Host, s.spec.Port); msg != "" {
-		s.failForGood(msg)
+		if s.seq == 0 {
+			s.failForGood(msg)
+			return
+		}
+		s.decide(ending{failed: true, cause: msg, transient: true, floor: spawnRetryFloor})
 		return
 	}
 	now := s.now
@@ -500,8 +512,9 @@ func (s *supervisor) environ() []string {
 }
 
 // failForGood marks the replica failed without consulting the restart
-// policy: retrying cannot help (port taken, another server answering, no
-// binary), or the launcher's health gate failed. The next apply decides.
+// policy: retrying cannot help (the configured port taken at the first
+// start, another server answering, no binary), or the launcher's health
+// gate failed. The next apply decides.
 func (s *supervisor) failForGood(msg string) {
 	s.st.State, s.st.PID, s.st.LastError, s.st.NextRestartAt = Failed, 0, msg, time.Time{}
 	s.publish()
@@ -697,7 +710,7 @@ func (s *supervisor) livenessAnswered(r probeResult) {
 	s.st.State, s.st.LastError = Unhealthy, cause
 	s.releaseHandoff()
 	s.publish()
-	s.stopEngine(s.spec.StopGrace, func(ExitStatus) { s.decide(true, ranFor, cause, nil) })
+	s.stopEngine(s.spec.StopGrace, func(ExitStatus) { s.decide(ending{failed: true, ranFor: ranFor, cause: cause}) })
 }
 
 func (s *supervisor) startTimedOut() {
@@ -709,7 +722,7 @@ func (s *supervisor) startTimedOut() {
 		msg += fmt.Sprintf(" (last %s answer: %s)", s.target.HealthPath, s.lastAnswer)
 	}
 	s.log.Error("engine not ready in time; killing it", "start_timeout", s.startTimeout)
-	s.stopEngine(s.spec.StopGrace, func(ExitStatus) { s.decide(true, 0, msg, s.elog.Tail()) })
+	s.stopEngine(s.spec.StopGrace, func(ExitStatus) { s.decide(ending{failed: true, cause: msg, tail: s.elog.Tail()}) })
 }
 
 // stopEngine runs the stop sequence and calls after once the engine is gone:
@@ -784,33 +797,62 @@ func (s *supervisor) exited(es ExitStatus) {
 		s.finishStopped() // it went on its own; the drain is over
 		return
 	}
+	tail := s.elog.Tail()
 	if wasStarting {
-		s.decide(true, 0, fmt.Sprintf("engine %s during start", es), s.elog.Tail())
+		if msg, ok := bindFailure(s.spec.Host, s.spec.Port, tail); ok {
+			s.decide(ending{failed: true, cause: msg, tail: tail, transient: true})
+			return
+		}
+		s.decide(ending{failed: true, cause: fmt.Sprintf("engine %s during start", es), tail: tail})
 		return
 	}
-	s.decide(es.Failed(), ranFor, "engine "+es.String(), s.elog.Tail())
+	s.decide(ending{failed: es.Failed(), ranFor: ranFor, cause: "engine " + es.String(), tail: tail})
 }
 
-// decide asks the restart tracker what follows an exit and does it. cause
-// says what happened; tail, when not nil, is the engine's last log lines.
-// The first start is the launcher's health gate: if it fails, the replica
-// is failed at once (the launcher reports why and stops the supervisor)
-// rather than retried behind the launcher's back.
-func (s *supervisor) decide(failed bool, ranFor time.Duration, cause string, tail []string) {
+// ending is what ended an engine, or a try to start one, for decide.
+type ending struct {
+	failed bool
+	ranFor time.Duration // how long it served; 0 when it never became ready
+	cause  string
+	tail   []string // the engine's last log lines; nil when there is no log to show
+	// transient: the start failed for a reason that passes (the port is
+	// held by connections still closing, or by a process that may go), so
+	// even the launcher's health gate retries it under the restart policy
+	// instead of failing at once.
+	transient bool
+	// floor is the least wait before a retry: a start that failed before
+	// any engine ran must not turn a zero backoff into a busy loop.
+	floor time.Duration
+}
+
+// spawnRetryFloor is ending.floor for a restart refused before spawning.
+const spawnRetryFloor = 100 * time.Millisecond
+
+// decide asks the restart tracker what follows an exit and does it. The
+// first start is the launcher's health gate: if it fails, the replica is
+// failed at once (the launcher reports why and stops the supervisor)
+// rather than retried behind the launcher's back, unless the failure is
+// transient; then the gate waits for the retries, and ends when the
+// policy gives up.
+func (s *supervisor) decide(e ending) {
 	if s.exiting {
 		s.finishStopped()
 		return
 	}
-	if s.notify != nil && !s.everReady {
-		s.failForGood(withTail(cause, tail))
+	gate := s.notify != nil && !s.everReady
+	if gate && !e.transient {
+		s.failForGood(withTail(e.cause, e.tail))
 		return
 	}
 	now := s.now
-	d := s.tracker.Exited(now, ranFor, failed)
+	d := s.tracker.Exited(now, e.ranFor, e.failed).AtLeast(e.floor)
 	s.st.PID, s.st.NextRestartAt = 0, time.Time{}
-	s.st.LastError = cause + "; " + d.Reason
-	if tail != nil {
-		s.st.LastError = withTail(s.st.LastError, tail)
+	s.st.LastError = e.cause + "; " + d.Reason
+	if e.tail != nil {
+		s.st.LastError = withTail(s.st.LastError, e.tail)
+	}
+	if gate && d.Action != restart.RestartAfter {
+		defer s.gateDone()
 	}
 	switch d.Action {
 	case restart.RestartAfter:
@@ -830,7 +872,7 @@ func (s *supervisor) decide(failed bool, ranFor time.Duration, cause string, tai
 		s.publish()
 	case restart.Stop:
 		s.st.State = Stopped
-		if failed {
+		if e.failed {
 			s.st.State = Failed
 		}
 		s.publish()

@@ -94,6 +94,9 @@ type Decision struct {
 	Delay  time.Duration
 	// Reason is user-facing; it becomes part of a replica's last_error.
 	Reason string
+
+	// Attempt is RestartAfter's attempt number since the last reset.
+	Attempt int
 }
 
 // Reasons, shown to users. The formatted ones take the values named in
@@ -175,7 +178,17 @@ func (t *Tracker) Exited(now time.Time, ranFor time.Duration, failed bool) Decis
 	}
 	t.attempts++
 	d := t.backoff(t.attempts)
-	return Decision{Action: RestartAfter, Delay: d, Reason: fmt.Sprintf(ReasonRestarting, d, t.attempts)}
+	return Decision{Action: RestartAfter, Delay: d, Reason: fmt.Sprintf(ReasonRestarting, d, t.attempts), Attempt: t.attempts}
+}
+
+// AtLeast returns d with a restart delayed to at least floor, its reason
+// saying so.
+func (d Decision) AtLeast(floor time.Duration) Decision {
+	if d.Action == RestartAfter && d.Delay < floor {
+		d.Delay = floor
+		d.Reason = fmt.Sprintf(ReasonRestarting, floor, d.Attempt)
+	}
+	return d
 }
 
 // SetPolicy replaces the policy in place (a settings update) and keeps

@@ -49,7 +49,7 @@ func exit(at time.Duration, failed bool, want Decision) event {
 }
 
 func restartIn(d time.Duration, attempt int) Decision {
-	return Decision{Action: RestartAfter, Delay: d, Reason: "restarting in " + d.String() + " (attempt " + strconv.Itoa(attempt) + ")"}
+	return Decision{Action: RestartAfter, Delay: d, Reason: "restarting in " + d.String() + " (attempt " + strconv.Itoa(attempt) + ")", Attempt: attempt}
 }
 
 var seedDefaults = Policy{Policy: Always, InitialBackoff: time.Second, MaxBackoff: 60 * time.Second, Multiplier: 2, ResetAfter: 5 * time.Minute, MaxFailures: 5, Cooldown: 5 * time.Minute}
@@ -391,5 +391,18 @@ func TestActionString(t *testing.T) {
 		if got := a.String(); got != want {
 			t.Errorf("Action(%d).String() = %q, want %q", int(a), got, want)
 		}
+	}
+}
+
+func TestDecisionAtLeastDelaysOnlyARestartAndSaysSo(t *testing.T) {
+	if got, want := restartIn(0, 3).AtLeast(100*time.Millisecond), restartIn(100*time.Millisecond, 3); got != want {
+		t.Errorf("AtLeast(100ms) of a 0s restart = %+v, want %+v", got, want)
+	}
+	if got, want := restartIn(2*time.Second, 1).AtLeast(time.Second), restartIn(2*time.Second, 1); got != want {
+		t.Errorf("AtLeast(1s) of a 2s restart = %+v, want it unchanged", got)
+	}
+	open := Decision{Action: OpenCircuit, Reason: "circuit breaker open"}
+	if got := open.AtLeast(time.Second); got != open {
+		t.Errorf("AtLeast changed a decision that restarts nothing: %+v", got)
 	}
 }
