@@ -92,6 +92,7 @@
 //	FAKE_VERSION_OUTPUT=S      the --version line instead of the build's own
 //	FAKE_SKIP_MODEL_CHECK=1    accept any model path, existing or not, GGUF or not
 //	FAKE_PID_FILE=PATH         write the process id here (atomically) once bound
+//	FAKE_READY_STAMP=1         log "fake: ready at NS" (wall clock, Unix ns) the moment /health turns 200
 //
 // The fault knobs are FAKE_CRASH_ON_START, FAKE_CRASH_AFTER, FAKE_HANG_LOAD
 // and FAKE_UNHEALTHY_AFTER, so "crash twice, then run" and "hang once, then

@@ -384,6 +384,9 @@ func (e *engine) becomeReady() {
 		}()
 	}
 	e.setPhase(phaseReady)
+	if e.knobs.readyStamp {
+		e.log.printf("fake: ready at %d", time.Now().UnixNano())
+	}
 	e.log.printf("main: model loaded")
 	e.log.printf("main: server is listening on %s - starting the main loop", e.url)
 	if e.knobs.inflight == 0 {

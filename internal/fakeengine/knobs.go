@@ -29,6 +29,7 @@ type knobs struct {
 	versionOutput  string // "" = the build's own
 	skipModelCheck bool
 	pidFile        string
+	readyStamp     bool
 }
 
 func parseKnobs(env func(string) string) (knobs, error) {
@@ -75,6 +76,7 @@ func parseKnobs(env func(string) string) (knobs, error) {
 		{"FAKE_CRASH_ON_START", &k.crashOnStart},
 		{"FAKE_IGNORE_SIGTERM", &k.ignoreSigterm},
 		{"FAKE_SKIP_MODEL_CHECK", &k.skipModelCheck},
+		{"FAKE_READY_STAMP", &k.readyStamp},
 	}
 	for _, b := range bools {
 		v := env(b.name)

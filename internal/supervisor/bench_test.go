@@ -2,6 +2,7 @@ package supervisor
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"io"
 	"math/rand/v2"
@@ -9,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -227,4 +229,53 @@ func benchWait(b *testing.B, c *SocketClient, cond func(Status) bool) Status {
 		b.Fatal(err)
 	}
 	return got
+}
+
+// BenchmarkReadyAfterEngine200 measures, against the fake llama-server
+// process behaving as each build (FAKE_BUILD), the time from the engine's
+// /health turning 200 (the fake stamps that moment in its log) to the
+// supervisor recording it ready, with the real spawner and prober at the
+// default 100ms readiness interval. Build 4748 answers a kept-alive request
+// only after the client's delayed ACK (~40 ms), so a prober that keeps
+// connections alive pays that on every probe after the first. Each
+// iteration kills the engine and waits for the restarted one.
+func BenchmarkReadyAfterEngine200(b *testing.B) {
+	for _, build := range engineBuilds {
+		b.Run("build="+build, func(b *testing.B) {
+			spec := fakeSpec(b, map[string]string{"FAKE_BUILD": build, "FAKE_READY_STAMP": "1", "FAKE_LOAD_DELAY": "30ms"})
+			spec.Health.Interval = 100 * time.Millisecond
+			spec.Restart = RestartPolicy{Policy: "always"}
+			r := benchRun(b, spec, Deps{})
+			var total time.Duration
+			st := benchWait(b, r, func(st Status) bool { return st.State == Ready })
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				if err := syscall.Kill(st.PID, syscall.SIGKILL); err != nil {
+					b.Fatal(err)
+				}
+				st = benchWait(b, r, func(st Status) bool { return st.State == Ready && st.Restarts == i+1 })
+				total += st.ReadyAt.Sub(lastReadyStamp(b, spec.RunDir))
+			}
+			b.ReportMetric(float64(total.Microseconds())/1000/float64(b.N), "ms/ready")
+		})
+	}
+}
+
+// lastReadyStamp is the last "fake: ready at NS" in a run's engine.log.
+func lastReadyStamp(b *testing.B, dir string) time.Time {
+	b.Helper()
+	data, err := os.ReadFile(filepath.Join(dir, EngineLogFile))
+	if err != nil {
+		b.Fatal(err)
+	}
+	i := bytes.LastIndex(data, []byte("fake: ready at "))
+	if i < 0 {
+		b.Fatal("the engine log has no ready stamp")
+	}
+	line, _, _ := bytes.Cut(data[i+len("fake: ready at "):], []byte("\n"))
+	ns, err := strconv.ParseInt(string(line), 10, 64)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return time.Unix(0, ns)
 }

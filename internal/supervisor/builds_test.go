@@ -109,3 +109,60 @@ func timeWaitOnPort(t *testing.T, port int) bool {
 	}
 	return false
 }
+
+// The prober must neither keep connections to the engine alive nor leave
+// TIME-WAIT sockets on the engine's port: either would make a build 4748
+// engine stall its answers or block its restart (ENGINE-NOTES).
+func TestProbesCloseTheirConnectionsFromTheProberSide(t *testing.T) {
+	for _, build := range engineBuilds {
+		t.Run("build="+build, func(t *testing.T) {
+			spec := fakeSpec(t, map[string]string{"FAKE_BUILD": build})
+			spec.Args = append(spec.Args, "--slots")
+			r := startRun(t, spec)
+			st, _ := r.waitFor(t, "ready", isState(Ready))
+			target := Target{
+				BaseURL: "http://127.0.0.1:" + strconv.Itoa(spec.Port), Host: "127.0.0.1", Port: spec.Port,
+				PID: st.PID, HealthPath: "/health", ModelPath: spec.ModelPath,
+			}
+			p := NewHTTPProber()
+			for range 5 {
+				if code, _, err := p.Health(waitCtx(t), target); err != nil || code != 200 {
+					t.Fatalf("Health = %d, %v", code, err)
+				}
+				if err := p.Confirm(waitCtx(t), target); err != nil {
+					t.Fatalf("Confirm: %v", err)
+				}
+				if _, err := p.Busy(waitCtx(t), target); err != nil {
+					t.Fatalf("Busy: %v", err)
+				}
+			}
+			if timeWaitOnPort(t, spec.Port) {
+				t.Error("probes left a TIME-WAIT socket on the engine's port: the engine closed first")
+			}
+			if n := establishedTo(t, spec.Port); n > 0 {
+				t.Errorf("%d connections to the engine are still open after the probes answered", n)
+			}
+		})
+	}
+}
+
+// establishedTo counts ESTABLISHED sockets of this machine whose remote
+// port is port.
+func establishedTo(t *testing.T, port int) int {
+	t.Helper()
+	want := ":" + strings.ToUpper(strconv.FormatInt(int64(port), 16))
+	n := 0
+	for _, name := range []string{"/proc/net/tcp", "/proc/net/tcp6"} {
+		b, err := os.ReadFile(name)
+		if err != nil {
+			continue
+		}
+		for line := range strings.SplitSeq(string(b), "\n") {
+			f := strings.Fields(line)
+			if len(f) > 3 && strings.HasSuffix(f[2], want) && f[3] == "01" { // TCP_ESTABLISHED
+				n++
+			}
+		}
+	}
+	return n
+}
