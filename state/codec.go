@@ -202,6 +202,9 @@ type CorruptError struct {
 	BackupPath string // the previous version, "" when there is none
 	Reason     string // what is wrong, with line and column for bad JSON
 	Err        error  // the underlying decoding error, if any
+	// Restore says how to restore the backup, where copying a file over
+	// another is not the way (etcd); empty means that.
+	Restore string
 }
 
 func (e *CorruptError) Error() string {
@@ -210,9 +213,12 @@ func (e *CorruptError) Error() string {
 		name = "state file " + e.Path
 	}
 	msg := fmt.Sprintf("%s is corrupt: %s; ", name, e.Reason)
-	if e.BackupPath != "" {
+	switch {
+	case e.BackupPath != "" && e.Restore != "":
+		msg += fmt.Sprintf("the previous version is %s: %s", e.BackupPath, e.Restore)
+	case e.BackupPath != "":
 		msg += fmt.Sprintf("the previous version is in %s: compare the two, then repair the file by hand or copy the backup over it", e.BackupPath)
-	} else {
+	default:
 		msg += "there is no backup: repair the file by hand, or move it away to start from an empty state (llorch then forgets the replicas it recorded, which keep running)"
 	}
 	return msg + "; llorch never overwrites a corrupt state file"
