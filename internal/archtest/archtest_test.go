@@ -117,6 +117,11 @@ var importRules = []importRule{
 		allowed: func(_ goFile, imp string) bool { return !underAny(imp, "providers", "plan") },
 	},
 	{
+		reason:  "internal/testgguf writes test fixtures: only _test.go files import it, and it imports no llorch package",
+		applies: func(f goFile) bool { return !f.test },
+		allowed: func(f goFile, imp string) bool { return imp != "internal/testgguf" && f.dir != "internal/testgguf" },
+	},
+	{
 		reason:  "nothing imports cmd/...",
 		applies: func(f goFile) bool { return !under(f.dir, "cmd") },
 		allowed: func(_ goFile, imp string) bool { return !under(imp, "cmd") },

@@ -18,6 +18,7 @@ import (
 	"github.com/rogpeppe/go-internal/testscript"
 
 	"github.com/llorch/llorch/internal/fakeengine"
+	"github.com/llorch/llorch/internal/testgguf"
 )
 
 // TestMain puts `llorch` (only its supervise subcommand) and the fake
@@ -57,17 +58,11 @@ func waitCtx(t *testing.T) context.Context {
 	return ctx
 }
 
-// modelPath is the real tiny GGUF from the shared test data.
+// modelPath writes a small generated GGUF model for the test and returns
+// its path; the fake engine checks the file as the real loader starts to.
 func modelPath(t testing.TB) string {
 	t.Helper()
-	p, err := filepath.Abs(filepath.Join("..", "..", "..", "shared", "testdata", "tiny-llama.gguf"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := os.Stat(p); err != nil {
-		t.Fatalf("shared test model: %v", err)
-	}
-	return p
+	return testgguf.File(t, testgguf.Small(), "tiny-llama.gguf")
 }
 
 // freePort returns a port nothing listens on right now.
@@ -98,6 +93,7 @@ func fakeSpec(t testing.TB, knobs map[string]string) Spec {
 	t.Helper()
 	port := freePort(t)
 	dir := runDir(t)
+	model := modelPath(t)
 	env := map[string]string{}
 	for k, v := range knobs {
 		env[k] = v
@@ -105,11 +101,11 @@ func fakeSpec(t testing.TB, knobs map[string]string) Spec {
 	return Spec{
 		Addr: "pool.chat/r0", PoolID: "chat", ReplicaID: "r0",
 		Binary:    "fake-llama-server",
-		Args:      []string{"-m", modelPath(t), "--host", "127.0.0.1", "--port", strconv.Itoa(port), "--metrics"},
+		Args:      []string{"-m", model, "--host", "127.0.0.1", "--port", strconv.Itoa(port), "--metrics"},
 		Env:       env,
 		Host:      "127.0.0.1",
 		Port:      port,
-		ModelPath: modelPath(t),
+		ModelPath: model,
 		Health: HealthPolicy{
 			Interval: 10 * time.Millisecond, StartTimeout: 10 * time.Second,
 			LiveInterval: 50 * time.Millisecond, Failures: 2,

@@ -16,6 +16,7 @@ import (
 	"github.com/hashicorp/hcl/v2/hclsyntax"
 	"github.com/zclconf/go-cty/cty"
 
+	"github.com/llorch/llorch/internal/testgguf"
 	"github.com/llorch/llorch/providers"
 )
 
@@ -38,25 +39,19 @@ func repoRoot(t testing.TB) string {
 	}
 }
 
-// tinyLlama is the shared 9 MB test model, beside the repository.
+// tinyLlama writes a generated 9 MB model of tiny-random-llama's shape
+// (llama, F16, trained context 256, 32000 tokens) and returns its path.
 func tinyLlama(t testing.TB) string {
 	t.Helper()
-	p := filepath.Join(repoRoot(t), "..", "shared", "testdata", "tiny-llama.gguf")
-	if _, err := os.Stat(p); err != nil {
-		t.Fatalf("the shared test model is missing: %v", err)
-	}
-	return p
+	return testgguf.File(t, testgguf.TinyLlama(), "tiny-llama.gguf")
 }
 
-func tinyLlamaBytes(t testing.TB) []byte {
-	t.Helper()
-	data, err := os.ReadFile(tinyLlama(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return data
-}
+// tinyLlamaBytes are the bytes of every file tinyLlama writes.
+func tinyLlamaBytes(testing.TB) []byte { return testgguf.TinyLlama().Bytes() }
 
+// tinyLlamaParams: token_embd and output (64x32000 each), two blocks of four
+// attention (64x64), three feed-forward (64x128) and two norms (64), and the
+// output norm.
 const tinyLlamaParams = 2*64*32000 + 2*(4*64*64+3*64*128+2*64) + 64
 
 // smallGGUF is a minimal valid GGUF file (one F32 tensor) with the given

@@ -2,8 +2,8 @@ package gguf
 
 import "testing"
 
-// BenchmarkGGUFMetadata reads tiny-llama.gguf's metadata (a 32000-entry
-// tokenizer included) with this package.
+// BenchmarkGGUFMetadata reads the metadata of a model of tiny-random-llama's
+// shape (a 32000-entry tokenizer included) with this package.
 func BenchmarkGGUFMetadata(b *testing.B) {
 	path := tinyLlama(b)
 	b.ReportAllocs()

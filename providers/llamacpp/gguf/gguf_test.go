@@ -8,31 +8,15 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/llorch/llorch/internal/testgguf"
 )
 
-// tinyLlama finds the shared test model relative to the repository root
-// (the directory holding go.mod); it lives beside the repository, not in it.
+// tinyLlama writes a generated model of tiny-random-llama's shape (a
+// 32000-token vocabulary, 21 tensors) and returns its path.
 func tinyLlama(t testing.TB) string {
 	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			break
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Fatal("go.mod not found above the test directory")
-		}
-		dir = parent
-	}
-	p := filepath.Join(dir, "..", "shared", "testdata", "tiny-llama.gguf")
-	if _, err := os.Stat(p); err != nil {
-		t.Fatalf("the shared test model is missing: %v", err)
-	}
-	return p
+	return testgguf.File(t, testgguf.TinyLlama(), "tiny-llama.gguf")
 }
 
 // builder writes synthetic GGUF files.
@@ -104,14 +88,11 @@ func TestReadFileTinyLlama(t *testing.T) {
 		Parameters:  2*64*32000 + 2*(4*64*64+3*64*128+2*64) + 64,
 		TensorCount: 21,
 		KVCount:     23,
-		HeaderSize:  md.HeaderSize,
+		// The reader stops where the tensor infos end, before the data.
+		HeaderSize: testgguf.TinyLlama().HeaderSize(),
 	}
 	if *md != want {
 		t.Errorf("ReadFile(tiny-llama.gguf) =\n %+v\nwant\n %+v", *md, want)
-	}
-	// The tensor data begins at 725152 (aligned); the metadata ends before it.
-	if md.HeaderSize <= 0 || md.HeaderSize > 725152 {
-		t.Errorf("HeaderSize = %d, want within the first 725152 bytes", md.HeaderSize)
 	}
 }
 
@@ -247,13 +228,10 @@ func TestReadRejectsBadFiles(t *testing.T) {
 	}
 }
 
-// Every prefix of the real model's metadata is reported as truncated, never
+// Every prefix of a tiny llama's metadata is reported as truncated, never
 // accepted and never a panic.
 func TestReadEveryTruncationOfTinyLlama(t *testing.T) {
-	data, err := os.ReadFile(tinyLlama(t))
-	if err != nil {
-		t.Fatal(err)
-	}
+	data := testgguf.TinyLlama().Bytes()
 	md, err := Read(bytes.NewReader(data))
 	if err != nil {
 		t.Fatal(err)
