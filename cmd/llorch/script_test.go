@@ -286,19 +286,48 @@ func cmdHoldPort(ts *testscript.TestScript, neg bool, args []string) {
 	ts.Setenv(args[0], strconv.Itoa(l.Addr().(*net.TCPAddr).Port))
 }
 
-// freeport VAR: set $VAR to a port nothing listens on.
+// freeport VAR [N]: set $VAR to a port nothing listens on, the first of N
+// (default 1) consecutive such ports, for a pool whose replica i listens on
+// port+i.
 func cmdFreePort(ts *testscript.TestScript, neg bool, args []string) {
-	if neg || len(args) != 1 {
-		ts.Fatalf("usage: freeport VAR")
+	if neg || len(args) < 1 || len(args) > 2 {
+		ts.Fatalf("usage: freeport VAR [N]")
 	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	ts.Check(err)
-	port := l.Addr().(*net.TCPAddr).Port
-	l.Close()
-	ts.Setenv(args[0], strconv.Itoa(port))
+	n := 1
+	if len(args) == 2 {
+		var err error
+		if n, err = strconv.Atoi(args[1]); err != nil || n < 1 {
+			ts.Fatalf("freeport: N must be a positive number, not %q", args[1])
+		}
+	}
+	for range 100 {
+		if port, ok := freePorts(n); ok {
+			ts.Setenv(args[0], strconv.Itoa(port))
+			return
+		}
+	}
+	ts.Fatalf("freeport: found no %d consecutive free ports in 100 tries", n)
 }
 
-// signal SIG PID: send SIGKILL, SIGTERM or SIGINT to a process.
+// freePorts listens on a kernel-chosen port and the n-1 after it, and
+// reports the first when all of them were free.
+func freePorts(n int) (int, bool) {
+	first, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, false
+	}
+	defer first.Close()
+	port := first.Addr().(*net.TCPAddr).Port
+	for i := 1; i < n; i++ {
+		l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port+i)))
+		if err != nil {
+			return 0, false
+		}
+		defer l.Close()
+	}
+	return port, true
+}
+
 func cmdSignal(ts *testscript.TestScript, neg bool, args []string) {
 	if neg || len(args) != 2 {
 		ts.Fatalf("usage: signal KILL|TERM|INT PID")
