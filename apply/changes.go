@@ -2,6 +2,7 @@ package apply
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"strings"
@@ -244,29 +245,24 @@ func (r *runner) replaceOne(d *plan.Desired, pe *providers.PreparedEngine, id st
 	return nil
 }
 
-// replaceDrainFirst drains and stops each replica, then starts its
-// successor on the configured port.
+// replaceDrainFirst replaces one replica at a time, so a pool of several
+// keeps serving: drain and stop it, then start its successor on the
+// configured port. A successor that cannot start (the supervisor has
+// already retried what can pass, such as a port still closing) is followed
+// by the previous engine, started again from the spec its supervisor ran:
+// drain_first never leaves a replica without an engine it had before. The
+// new spec is recorded once every replica was replaced.
 func (r *runner) replaceDrainFirst(d *plan.Desired, ids []string, pe *providers.PreparedEngine) error {
 	var errs *multierror.Error
-	stopped := []string{}
 	for _, id := range ids {
-		if r.replica(d.Addr, id) == nil {
-			stopped = append(stopped, id)
-			continue
-		}
-		if err := r.stopReplica(d.Addr, id, true); err != nil {
+		if err := r.drainThenStart(d, pe, id); err != nil {
 			errs = multierror.Append(errs, &Error{Addr: d.Addr + "/" + id, Err: err})
-			continue
 		}
-		stopped = append(stopped, id)
 	}
 	for _, id := range r.replicasBeyond(d) {
 		if err := r.stopReplica(d.Addr, id, true); err != nil {
 			errs = multierror.Append(errs, &Error{Addr: d.Addr + "/" + id, Err: err})
 		}
-	}
-	if err := r.startReplicas(d, pe, stopped, StepStart); err != nil {
-		errs = multierror.Append(errs, err)
 	}
 	if errs.ErrorOrNil() == nil {
 		if err := r.recordPool(d, pe); err != nil {
@@ -274,6 +270,64 @@ func (r *runner) replaceDrainFirst(d *plan.Desired, ids []string, pe *providers.
 		}
 	}
 	return flatten(errs)
+}
+
+// drainThenStart is one replica of a drain_first replacement.
+func (r *runner) drainThenStart(d *plan.Desired, pe *providers.PreparedEngine, id string) error {
+	old := r.replica(d.Addr, id)
+	var previous *supervisor.Spec
+	gen := 0
+	if old != nil {
+		gen = old.Generation + 1
+		// Read before the stop removes the run directory; the spec holds
+		// the engine's secrets and stays in memory only.
+		if sp, err := supervisor.ReadSpec(r.deps.Fs, old.RunDir); err == nil {
+			previous = &sp
+		}
+		if err := r.stopReplica(d.Addr, id, true); err != nil {
+			return err
+		}
+	}
+	res, err := r.launch(d, pe, id, configuredPort(d, id), gen, StepStart)
+	if res.client != nil {
+		_ = res.client.Close()
+	}
+	if err != nil && previous != nil && !errors.Is(err, ErrInterrupted) {
+		return r.startPrevious(d.Addr, id, *previous, old, err)
+	}
+	if serr := r.mutate(func(st *state.State) { putReplica(st.Pools[d.Addr], res.replica) }); err == nil {
+		err = serr
+	}
+	return err
+}
+
+// startPrevious starts the engine a drain_first replacement stopped,
+// because its successor failed with cause, and records which one serves.
+func (r *runner) startPrevious(poolAddr, id string, spec supervisor.Spec, old *state.Replica, cause error) error {
+	addr := poolAddr + "/" + id
+	rec := &state.Replica{ID: id, Status: state.StatusFailed, Generation: old.Generation}
+	if !r.acquire() {
+		rec.LastError = "replacement failed, and apply was interrupted before the previous engine could start again: " + cause.Error()
+		_ = r.mutate(func(st *state.State) { putReplica(st.Pools[poolAddr], rec) })
+		return fmt.Errorf("replacement failed: %w; the previous engine was not started again: %w", cause, ErrInterrupted)
+	}
+	defer r.release()
+	r.hooks.pre(addr, StepRollback)
+	res, err := r.launchSpec(spec, rec, StepRollback)
+	if res.client != nil {
+		_ = res.client.Close()
+	}
+	if err != nil {
+		res.replica.LastError = fmt.Sprintf("replacement failed: %v; starting the previous engine again failed too: %v", cause, err)
+		_ = r.mutate(func(st *state.State) { putReplica(st.Pools[poolAddr], res.replica) })
+		return fmt.Errorf("replacement failed: %w; starting the previous engine again failed too: %v", cause, err)
+	}
+	res.replica.LastError = "replacement failed, the previous engine was started again and serves: " + cause.Error()
+	res.replica.Restarts = old.Restarts
+	if err := r.mutate(func(st *state.State) { putReplica(st.Pools[poolAddr], res.replica) }); err != nil {
+		return err
+	}
+	return fmt.Errorf("replacement failed, the previous engine was started again and serves: %w", cause)
 }
 
 // restart starts a replica whose engine is gone (its supervisor was killed,

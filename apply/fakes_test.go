@@ -108,6 +108,14 @@ func connRefused(runDir string) error {
 }
 
 func (l *fakeLauncher) Launch(ctx context.Context, spec supervisor.Spec) (supervisor.Client, supervisor.Status, error) {
+	// As ExecLauncher, the spec goes to the run directory first.
+	if b, err := json.Marshal(spec); err != nil {
+		panic(err)
+	} else if err := l.fs.MkdirAll(spec.RunDir, 0o700); err != nil {
+		panic(err)
+	} else if err := afero.WriteFile(l.fs, filepath.Join(spec.RunDir, supervisor.SpecFile), b, 0o600); err != nil {
+		panic(err)
+	}
 	l.mu.Lock()
 	l.launches = append(l.launches, spec)
 	l.events = append(l.events, event{Op: "launch", Addr: spec.Addr, RunDir: spec.RunDir})

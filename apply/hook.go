@@ -15,6 +15,9 @@ const (
 	StepStop    Step = "stop"    // the engine stops without draining (nothing to drain)
 	StepUpdate  Step = "update"  // settings changed in place, nothing restarted
 	StepCleanup Step = "cleanup" // provider releases what a destroyed pool used
+	// StepRollback: the engine a drain_first replacement stopped starts
+	// again, because its successor could not.
+	StepRollback Step = "rollback"
 )
 
 // Result carries what a finished step produced, for progress output.

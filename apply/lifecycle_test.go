@@ -3,6 +3,7 @@ package apply_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -367,22 +368,86 @@ func TestReplaceDrainFirst(t *testing.T) {
 		t.Fatalf("Run: %v", err)
 	}
 	events := e.fake.Events()
-	firstNew := firstNewLaunch(events, launchedBefore)
 	st := e.stored()
+	// One replica at a time: r1 serves while r0 is replaced, and r1 is
+	// drained only once r0's successor is up.
 	for i, id := range []string{"r0", "r1"} {
 		old := replicaOf(t, before, "pool.chat", id)
-		if stop := indexOf(events, "stop", old.RunDir); stop < 0 || indexOf(events, "drain", old.RunDir) < 0 {
+		stop := indexOf(events, "stop", old.RunDir)
+		launch := firstNewLaunch(events, launchedBefore+i)
+		if stop < 0 || indexOf(events, "drain", old.RunDir) < 0 {
 			t.Errorf("%s: old supervisor not drained and stopped: %v", id, e.fake.eventsFor(old.RunDir))
-		} else if stop > firstNew {
-			t.Errorf("%s: old stopped at event %d, after the first new launch at %d", id, stop, firstNew)
+		} else if stop > launch {
+			t.Errorf("%s: old stopped at event %d, after its successor's launch at %d", id, stop, launch)
+		}
+		if i == 1 && stop < firstNewLaunch(events, launchedBefore) {
+			t.Errorf("r1 stopped at event %d, before r0's successor started: the pool had no replica", stop)
 		}
 		r := replicaOf(t, st, "pool.chat", id)
-		if r.Port != 8080+i || r.RunDir != runDirOf("chat", id, 0) || r.PID == old.PID || r.Status != "ready" {
+		if r.Port != 8080+i || r.RunDir != runDirOf("chat", id, 1) || r.PID == old.PID || r.Status != "ready" {
 			t.Errorf("%s: port %d run dir %q pid %d (old %d) status %q, want the configured port", id, r.Port, r.RunDir, r.PID, old.PID, r.Status)
 		}
 	}
 	if sp := st.Pools["pool.chat"]; sp.SpecHash != p.Desired["pool.chat"].SpecHash {
 		t.Errorf("spec hash not updated")
+	}
+}
+
+func TestReplaceDrainFirstStartsThePreviousEngineAgainWhenTheSuccessorFails(t *testing.T) {
+	e := newEnv(t)
+	before := e.converge(configOf(pool("pool.chat", replicas(2), port(8080), drainFirst)))
+	oldHash := before.Pools["pool.chat"].SpecHash
+	const cause = "pool.chat/r1 did not become ready: the engine could not bind port 8081 on 127.0.0.1"
+	e.fake.LaunchFunc = func(_ context.Context, s supervisor.Spec) error {
+		if s.RunDir == runDirOf("chat", "r1", 1) {
+			return errors.New(cause)
+		}
+		return nil
+	}
+	cfg := configOf(pool("pool.chat", replicas(2), port(8080), drainFirst, model("file:/models/chat-v2.gguf")))
+	_, err := e.run(e.ctx, cfg, e.plan(cfg, plan.Options{}), 0)
+	if err == nil {
+		t.Fatal("Run succeeded although r1's successor failed")
+	}
+	containsAll(t, "error", err.Error(), "pool.chat/r1", "replacement failed, the previous engine was started again and serves", cause)
+
+	old := replicaOf(t, before, "pool.chat", "r1")
+	launches := e.fake.Launches()
+	last := launches[len(launches)-1]
+	if last.RunDir != old.RunDir || last.Port != 8081 || last.ModelPath != "/models/chat.gguf" {
+		t.Errorf("last launch = run dir %q port %d model %q, want the previous engine again", last.RunDir, last.Port, last.ModelPath)
+	}
+	st := e.stored()
+	r := replicaOf(t, st, "pool.chat", "r1")
+	if r.Status != "ready" || r.RunDir != old.RunDir || r.Port != 8081 || !e.fake.alive(old.RunDir) {
+		t.Errorf("r1 = status %q run dir %q port %d, want the previous engine serving again", r.Status, r.RunDir, r.Port)
+	}
+	if want := "replacement failed, the previous engine was started again and serves: " + cause; r.LastError != want {
+		t.Errorf("r1 last_error = %q, want %q", r.LastError, want)
+	}
+	if sp := st.Pools["pool.chat"]; sp.SpecHash != oldHash {
+		t.Errorf("pool spec recorded as replaced although r1 was not")
+	}
+	if r0 := replicaOf(t, st, "pool.chat", "r0"); r0.Generation != 1 || r0.Status != "ready" {
+		t.Errorf("r0 = generation %d status %q, want replaced", r0.Generation, r0.Status)
+	}
+	if p := e.plan(cfg, plan.Options{}); !slices.Equal(changeActions(p), []string{"∓ pool.chat"}) {
+		t.Errorf("next plan = %v, want the replacement again", changeActions(p))
+	}
+}
+
+func TestReplaceDrainFirstSaysSoWhenThePreviousEngineFailsToo(t *testing.T) {
+	e := newEnv(t)
+	e.converge(configOf(pool("pool.chat", replicas(1), port(8080), drainFirst)))
+	e.fake.LaunchFunc = func(_ context.Context, s supervisor.Spec) error {
+		return errors.New("port 8080 on 127.0.0.1 is already in use by another process (pid 7, nc)")
+	}
+	cfg := configOf(pool("pool.chat", replicas(1), port(8080), drainFirst, model("file:/models/chat-v2.gguf")))
+	_, err := e.run(e.ctx, cfg, e.plan(cfg, plan.Options{}), 0)
+	containsAll(t, "error", fmt.Sprint(err), "replacement failed", "starting the previous engine again failed too", "already in use")
+	r := replicaOf(t, e.stored(), "pool.chat", "r0")
+	if r.Status != "failed" || !strings.Contains(r.LastError, "starting the previous engine again failed too") {
+		t.Errorf("r0 = status %q last_error %q, want failed saying both", r.Status, r.LastError)
 	}
 }
 

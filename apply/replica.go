@@ -57,15 +57,20 @@ func (r *runner) launch(d *plan.Desired, pe *providers.PreparedEngine, id string
 		}
 	}
 	rpe := pe.ForReplica(id, port)
-	spec := supervisorSpec(d.Pool, rpe, r.opts.Dirs, generation)
-	rec.Port, rec.RunDir, rec.Handoff = port, spec.RunDir, spec.HandoffPath
+	return r.launchSpec(supervisorSpec(d.Pool, rpe, r.opts.Dirs, generation), rec, step)
+}
+
+// launchSpec launches the supervisor spec describes (the hooks' pre is
+// already sent, a run slot held) and fills in rec from its first status.
+func (r *runner) launchSpec(spec supervisor.Spec, rec *state.Replica, step Step) (started, error) {
+	rec.Port, rec.RunDir, rec.Handoff = spec.Port, spec.RunDir, spec.HandoffPath
 	rec.StartedAt = r.deps.Clock.Now().UTC()
 
 	client, status, err := r.deps.Launcher.Launch(r.work, spec)
 	if err != nil {
 		rec.LastError = err.Error()
 		rec.PID, rec.SupervisorPID = 0, 0
-		r.hooks.post(addr, step, Result{Port: port}, err)
+		r.hooks.post(spec.Addr, step, Result{Port: spec.Port}, err)
 		return started{replica: rec}, err
 	}
 	rec.Status = string(status.State)
@@ -74,7 +79,7 @@ func (r *runner) launch(d *plan.Desired, pe *providers.PreparedEngine, id string
 	if !status.StartedAt.IsZero() {
 		rec.StartedAt = status.StartedAt.UTC()
 	}
-	r.hooks.post(addr, step, Result{PID: status.PID, Port: port}, nil)
+	r.hooks.post(spec.Addr, step, Result{PID: status.PID, Port: spec.Port}, nil)
 	return started{replica: rec, client: client}, nil
 }
 

@@ -17,13 +17,14 @@ const ProgressInterval = 10 * time.Second
 
 var stepWords = map[apply.Step][3]string{
 	// step: doing, still doing, done
-	apply.StepEnsure:  {"Preparing engine...", "preparing", "Prepared"},
-	apply.StepStart:   {"Starting...", "starting", "Ready"},
-	apply.StepRestart: {"Restarting...", "restarting", "Ready"},
-	apply.StepDrain:   {"Draining...", "draining", "Drained and stopped"},
-	apply.StepStop:    {"Stopping...", "stopping", "Stopped"},
-	apply.StepUpdate:  {"Updating in place...", "updating", "Updated"},
-	apply.StepCleanup: {"Cleaning up...", "cleaning up", "Cleaned up"},
+	apply.StepEnsure:   {"Preparing engine...", "preparing", "Prepared"},
+	apply.StepStart:    {"Starting...", "starting", "Ready"},
+	apply.StepRestart:  {"Restarting...", "restarting", "Ready"},
+	apply.StepDrain:    {"Draining...", "draining", "Drained and stopped"},
+	apply.StepStop:     {"Stopping...", "stopping", "Stopped"},
+	apply.StepUpdate:   {"Updating in place...", "updating", "Updated"},
+	apply.StepCleanup:  {"Cleaning up...", "cleaning up", "Cleaned up"},
+	apply.StepRollback: {"Replacement failed; starting the previous engine again...", "starting the previous engine", "Previous engine serves again"},
 }
 
 // HumanHook prints apply progress for people:
