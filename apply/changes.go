@@ -166,8 +166,11 @@ func (r *runner) replaceCreateFirst(d *plan.Desired, ids []string, pe *providers
 		go func() {
 			defer wg.Done()
 			if err := r.replaceOne(d, pe, id); err != nil {
+				var moved *notHomeError
 				mu.Lock()
-				ok = false
+				// A successor that serves off its port still runs the new
+				// configuration: the pool is replaced all the same.
+				ok = ok && errors.As(err, &moved)
 				errs = multierror.Append(errs, &Error{Addr: d.Addr + "/" + id, Err: err})
 				mu.Unlock()
 			}
@@ -199,8 +202,9 @@ func (r *runner) recordPool(d *plan.Desired, pe *providers.PreparedEngine) error
 // replaceOne brings up one replica's successor, then retires the
 // predecessor. The successor listens on the configured port when it is
 // free of the predecessor (the port changed, or there was none), else on
-// a fresh one: two engines cannot share a port, and llama-server can fail
-// to bind a just-released port for a while (ENGINE-NOTES).
+// a fresh one: two engines cannot share a port. A successor on a fresh
+// port is then moved onto the configured one the same way (moveHome), so
+// a fixed port stays fixed.
 func (r *runner) replaceOne(d *plan.Desired, pe *providers.PreparedEngine, id string) error {
 	old := r.replica(d.Addr, id)
 	gen, port := 0, configuredPort(d, id)
@@ -226,6 +230,18 @@ func (r *runner) replaceOne(d *plan.Desired, pe *providers.PreparedEngine, id st
 		})
 		return fmt.Errorf("replacement failed, the old engine keeps serving: %w", err)
 	}
+	if err := r.retire(d, id, old, res.replica); err != nil {
+		return err
+	}
+	if port == 0 && configuredPort(d, id) > 0 {
+		return r.moveHome(d, pe, id, res.replica)
+	}
+	return nil
+}
+
+// retire drains and stops the predecessor old (when there is one) of the
+// successor now serving, and records the successor.
+func (r *runner) retire(d *plan.Desired, id string, old, successor *state.Replica) error {
 	var stopErr error
 	if old != nil {
 		if stopErr = r.stopRecorded(d.Addr+"/"+id, old, true, keepHandoff); stopErr != nil {
@@ -233,17 +249,50 @@ func (r *runner) replaceOne(d *plan.Desired, pe *providers.PreparedEngine, id st
 			// directory no longer is, so the next apply stops it as an
 			// orphan.
 			stopErr = fmt.Errorf("the replacement serves, but the previous engine did not stop cleanly (the next apply stops it): %w", stopErr)
-			res.replica.LastError = stopErr.Error()
+			successor.LastError = stopErr.Error()
 		}
 	}
-	if err := r.mutate(func(st *state.State) { putReplica(st.Pools[d.Addr], res.replica) }); err != nil {
+	if err := r.mutate(func(st *state.State) { putReplica(st.Pools[d.Addr], successor) }); err != nil {
 		return err
 	}
-	if stopErr != nil {
-		return stopErr
-	}
-	return nil
+	return stopErr
 }
+
+// moveHome moves a replica that serves on a temporary port (its
+// predecessor held the configured one while it started) onto the
+// configured port, now free: one more create-before-destroy step, so some
+// engine serves throughout. If the move fails, the replica keeps serving
+// where it is and says why; the next plan shows the move again.
+func (r *runner) moveHome(d *plan.Desired, pe *providers.PreparedEngine, id string, temp *state.Replica) error {
+	home := configuredPort(d, id)
+	res, err := r.launch(d, pe, id, home, temp.Generation+1, StepStart)
+	if res.client != nil {
+		_ = res.client.Close()
+	}
+	if err != nil {
+		nh := &notHomeError{port: temp.Port, home: home, err: err}
+		_ = r.mutate(func(st *state.State) {
+			if rep := st.Pools[d.Addr].Replica(id); rep != nil {
+				rep.LastError = nh.Error()
+			}
+		})
+		return nh
+	}
+	return r.retire(d, id, temp, res.replica)
+}
+
+// notHomeError is a replacement that serves, but not on its configured
+// port.
+type notHomeError struct {
+	port, home int
+	err        error
+}
+
+func (e *notHomeError) Error() string {
+	return fmt.Sprintf("serves on temporary port %d; moving it to its configured port %d failed (the next apply tries again): %v", e.port, e.home, e.err)
+}
+
+func (e *notHomeError) Unwrap() error { return e.err }
 
 // replaceDrainFirst replaces one replica at a time, so a pool of several
 // keeps serving: drain and stop it, then start its successor on the

@@ -261,22 +261,38 @@ func TestReplaceCreateBeforeDestroy(t *testing.T) {
 			for i, id := range tt.wantReplaced {
 				old := replicaOf(t, before, "pool.chat", id)
 				r := replicaOf(t, st, "pool.chat", id)
-				newDir := runDirOf("chat", id, 1)
-				if r.RunDir != newDir || r.Generation != 1 {
-					t.Errorf("%s: run dir %q generation %d, want %q generation 1", id, r.RunDir, r.Generation, newDir)
+				// The successor starts on a fresh port while the old engine
+				// holds the configured one, then moves onto it.
+				tempDir, homeDir := runDirOf("chat", id, 1), runDirOf("chat", id, 2)
+				if r.RunDir != homeDir || r.Generation != 2 {
+					t.Errorf("%s: run dir %q generation %d, want %q generation 2", id, r.RunDir, r.Generation, homeDir)
 				}
-				if r.Port == 8080+i || r.Port <= 0 {
-					t.Errorf("%s: successor on port %d, want a fresh port (the old engine still holds %d)", id, r.Port, 8080+i)
+				if r.Port != 8080+i {
+					t.Errorf("%s: ends on port %d, want its configured port %d", id, r.Port, 8080+i)
+				}
+				var temp supervisor.Spec
+				for _, l := range e.fake.Launches() {
+					if l.RunDir == tempDir {
+						temp = l
+					}
+				}
+				if temp.Port == 8080+i || temp.Port <= 0 {
+					t.Errorf("%s: first successor on port %d, want a fresh port (the old engine still holds %d)", id, temp.Port, 8080+i)
 				}
 				if r.PID == old.PID || r.Status != "ready" || r.LastError != "" {
 					t.Errorf("%s: pid %d (old %d) status %q last_error %q", id, r.PID, old.PID, r.Status, r.LastError)
 				}
-				launch, drain, stop := indexOf(events, "launch", newDir), indexOf(events, "drain", old.RunDir), indexOf(events, "stop", old.RunDir)
-				if launch < 0 || drain < 0 || stop < 0 || !(launch < drain && drain < stop) {
-					t.Errorf("%s: launch new at %d, drain old at %d, stop old at %d; want launch < drain < stop", id, launch, drain, stop)
+				steps := []int{
+					indexOf(events, "launch", tempDir), indexOf(events, "drain", old.RunDir), indexOf(events, "stop", old.RunDir),
+					indexOf(events, "launch", homeDir), indexOf(events, "drain", tempDir), indexOf(events, "stop", tempDir),
 				}
-				if exists(t, e.fs, old.RunDir) {
-					t.Errorf("%s: old run dir %s left behind", id, old.RunDir)
+				if slices.Contains(steps, -1) || !slices.IsSorted(steps) {
+					t.Errorf("%s: launch temp, drain old, stop old, launch home, drain temp, stop temp at %v; want them in this order", id, steps)
+				}
+				for _, dir := range []string{old.RunDir, tempDir} {
+					if exists(t, e.fs, dir) {
+						t.Errorf("%s: run dir %s left behind", id, dir)
+					}
 				}
 				f, err := handoff.Read(e.fs, r.Handoff)
 				if err != nil {
@@ -347,8 +363,8 @@ func TestReplaceCreateBeforeDestroyKeepsOldWhenSuccessorFails(t *testing.T) {
 	if sp.SpecHash != oldHash || sp.Prepared.ModelPath != "/models/chat.gguf" {
 		t.Errorf("pool spec changed to hash %q model %q although the replacement failed", sp.SpecHash, sp.Prepared.ModelPath)
 	}
-	if r0 := replicaOf(t, st, "pool.chat", "r0"); r0.Generation != 1 || r0.Status != "ready" {
-		t.Errorf("r0 = generation %d status %q, want replaced", r0.Generation, r0.Status)
+	if r0 := replicaOf(t, st, "pool.chat", "r0"); r0.Generation != 2 || r0.Status != "ready" || r0.Port != 8080 {
+		t.Errorf("r0 = generation %d status %q port %d, want replaced and back on 8080", r0.Generation, r0.Status, r0.Port)
 	}
 	if p := e.plan(cfg, plan.Options{}); !slices.Equal(changeActions(p), []string{"± pool.chat"}) {
 		t.Errorf("next plan = %v, want the replacement again", changeActions(p))
@@ -448,6 +464,43 @@ func TestReplaceDrainFirstSaysSoWhenThePreviousEngineFailsToo(t *testing.T) {
 	r := replicaOf(t, e.stored(), "pool.chat", "r0")
 	if r.Status != "failed" || !strings.Contains(r.LastError, "starting the previous engine again failed too") {
 		t.Errorf("r0 = status %q last_error %q, want failed saying both", r.Status, r.LastError)
+	}
+}
+
+func TestReplacementLeftOffItsFixedPortIsMovedBackByTheNextApply(t *testing.T) {
+	e := newEnv(t)
+	e.converge(configOf(pool("pool.chat", replicas(1), port(8080))))
+	home := runDirOf("chat", "r0", 2)
+	e.fake.LaunchFunc = func(_ context.Context, s supervisor.Spec) error {
+		if s.RunDir == home {
+			return errors.New("pool.chat/r0 did not become ready: the engine could not bind port 8080")
+		}
+		return nil
+	}
+	cfg := configOf(pool("pool.chat", replicas(1), port(8080), model("file:/models/chat-v2.gguf")))
+	_, err := e.run(e.ctx, cfg, e.plan(cfg, plan.Options{}), 0)
+	containsAll(t, "error", fmt.Sprint(err), "serves on temporary port", "moving it to its configured port 8080 failed", "could not bind port 8080")
+	r := replicaOf(t, e.stored(), "pool.chat", "r0")
+	if r.Port == 8080 || r.Status != "ready" || r.Generation != 1 || !strings.Contains(r.LastError, "serves on temporary port") {
+		t.Fatalf("r0 = port %d status %q generation %d last_error %q, want serving on its temporary port and saying so", r.Port, r.Status, r.Generation, r.LastError)
+	}
+
+	e.fake.LaunchFunc = nil
+	p := e.plan(cfg, plan.Options{})
+	if got := changeActions(p); !slices.Equal(got, []string{"± pool.chat/r0"}) {
+		t.Fatalf("next plan = %v, want r0 moved", got)
+	}
+	if c := p.Changes[0]; c.Reason != plan.ReplaceBecausePortMoved || c.Detail != fmt.Sprintf("it listens on port %d; the configuration says 8080", r.Port) {
+		t.Errorf("change reason %q detail %q", c.Reason, c.Detail)
+	}
+	if _, err := e.run(e.ctx, cfg, p, 0); err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	if r := replicaOf(t, e.stored(), "pool.chat", "r0"); r.Port != 8080 || r.Status != "ready" || r.LastError != "" {
+		t.Errorf("r0 = port %d status %q last_error %q, want ready on 8080", r.Port, r.Status, r.LastError)
+	}
+	if p := e.plan(cfg, plan.Options{}); len(p.Changes) != 0 {
+		t.Errorf("plan after the move = %v, want no changes", changeActions(p))
 	}
 }
 
@@ -830,10 +883,12 @@ func TestSecondReplacementUsesTheNextGeneration(t *testing.T) {
 	e.converge(configOf(pool("pool.chat", port(8080), model("file:/models/v2.gguf"))))
 	st := e.converge(configOf(pool("pool.chat", port(8080), model("file:/models/v3.gguf"))))
 	r := replicaOf(t, st, "pool.chat", "r0")
-	if r.Generation != 2 || r.RunDir != runDirOf("chat", "r0", 2) || r.Status != "ready" {
-		t.Errorf("r0 = generation %d run dir %q status %q, want generation 2 in %q", r.Generation, r.RunDir, r.Status, runDirOf("chat", "r0", 2))
+	// Each replacement takes two generations on a fixed port: one on a
+	// fresh port, one back on the configured port.
+	if r.Generation != 4 || r.RunDir != runDirOf("chat", "r0", 4) || r.Status != "ready" || r.Port != 8080 {
+		t.Errorf("r0 = generation %d run dir %q status %q port %d, want generation 4 in %q on 8080", r.Generation, r.RunDir, r.Status, r.Port, runDirOf("chat", "r0", 4))
 	}
-	for _, gen := range []int{0, 1} {
+	for _, gen := range []int{0, 1, 2, 3} {
 		if d := runDirOf("chat", "r0", gen); exists(t, e.fs, d) || e.fake.alive(d) {
 			t.Errorf("generation %d (%s) still there", gen, d)
 		}

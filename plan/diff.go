@@ -226,6 +226,21 @@ func diffPool(d *Desired, sp *state.Pool, observed Observations, sel *selected) 
 			}
 		}
 	}
+	isDead := func(id string) bool { return slices.ContainsFunc(dead, func(x deadInfo) bool { return x.id == id }) }
+	if base := d.Spec.Port; base > 0 {
+		// A fixed port stays fixed: a replica found elsewhere (its move back
+		// after a replacement failed) is moved onto its configured port.
+		// A dead one restarts there anyway.
+		for _, r := range replicas {
+			i, ok := replicaIndex(r.ID)
+			if !ok || i >= d.Spec.Replicas || r.Port == 0 || r.Port == base+i || isDead(r.ID) || sel.replaceReplica(d.Addr, r.ID) {
+				continue
+			}
+			changes = append(changes, &Change{Addr: ReplicaAddr(d.Addr, r.ID), Action: strategy, Reason: ReplaceBecausePortMoved,
+				Detail: fmt.Sprintf("it listens on port %d; the configuration says %d", r.Port, base+i),
+				Before: sp, After: d, Replicas: []string{r.ID}})
+		}
+	}
 	for _, x := range dead {
 		if slices.Contains(deleted, x.id) || sel.replaceReplica(d.Addr, x.id) {
 			continue

@@ -38,6 +38,7 @@ const (
 	ReplaceBecauseChanged   Reason = "replace_because_cannot_update" // an attribute that forces replacement changed
 	ReplaceByRequest        Reason = "replace_by_request"            // -replace=ADDR
 	ReplaceBecauseDrift     Reason = "replace_because_drift"         // binary or model changed on disk
+	ReplaceBecausePortMoved Reason = "replace_because_port_moved"    // a replica listens off its configured port
 	RestartBecauseExited    Reason = "restart_because_exited"        // engine or supervisor gone
 	RestartBecauseFailed    Reason = "restart_because_failed"        // circuit breaker open, start failed
 	RestartBecauseDrained   Reason = "restart_because_drained"       // stopped by `llorch drain`

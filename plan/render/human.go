@@ -157,7 +157,12 @@ func renderChange(pr *printer, c *plan.Change) {
 		}
 		return
 	case replica != "" && c.Action.IsReplace():
-		head("will be replaced, as requested")
+		if c.Reason == plan.ReplaceBecausePortMoved {
+			head("must be moved to its configured port")
+			note(c.Detail)
+		} else {
+			head("will be replaced, as requested")
+		}
 		if c.Action == plan.CreateThenDelete {
 			note(fmt.Sprintf("a new %s starts and must be ready before the old one is drained and stopped", replica))
 		} else {

@@ -186,6 +186,13 @@ func scenarios(t *testing.T) map[string]*plan.Plan {
 	mk("replace_requested", plantest.Config("h", chatPool(t)), applyAll(t, chatPool(t)), nil,
 		plan.Options{Replace: []string{"pool.chat/r1"}})
 
+	// r1 serves off its fixed port (its move back after a replacement
+	// failed): it is moved onto 8081.
+	moved := applyAll(t, chatPool(t))
+	moved.Pools["pool.chat"].Replicas[0].Port = 8080
+	moved.Pools["pool.chat"].Replicas[1].Port = 41234
+	mk("port_moved", plantest.Config("h", chatPool(t)), moved, nil, plan.Options{})
+
 	mk("no_changes", plantest.Config("h", chatPool(t)), applyAll(t, chatPool(t)), nil, plan.Options{Refresh: true})
 
 	mk("destroy", plantest.Config("h", chatPool(t)), applyAll(t, chatPool(t), plantest.Pool("pool.legacy")), nil, plan.Options{Destroy: true})
