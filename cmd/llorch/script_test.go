@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -286,9 +287,9 @@ func cmdHoldPort(ts *testscript.TestScript, neg bool, args []string) {
 	ts.Setenv(args[0], strconv.Itoa(l.Addr().(*net.TCPAddr).Port))
 }
 
-// freeport VAR [N]: set $VAR to a port nothing listens on, the first of N
-// (default 1) consecutive such ports, for a pool whose replica i listens on
-// port+i.
+// freeport VAR [N]: set $VAR to a port such that it and the N-1 ports
+// after it (a pool's replicas listen on port+i) are free now and were not
+// handed to another script of this test process.
 func cmdFreePort(ts *testscript.TestScript, neg bool, args []string) {
 	if neg || len(args) < 1 || len(args) > 2 {
 		ts.Fatalf("usage: freeport VAR [N]")
@@ -300,34 +301,54 @@ func cmdFreePort(ts *testscript.TestScript, neg bool, args []string) {
 			ts.Fatalf("freeport: N must be a positive number, not %q", args[1])
 		}
 	}
-	for range 100 {
-		if port, ok := freePorts(n); ok {
-			ts.Setenv(args[0], strconv.Itoa(port))
-			return
-		}
-	}
-	ts.Fatalf("freeport: found no %d consecutive free ports in 100 tries", n)
+	port, err := freePorts(n)
+	ts.Check(err)
+	ts.Setenv(args[0], strconv.Itoa(port))
 }
 
-// freePorts listens on a kernel-chosen port and the n-1 after it, and
-// reports the first when all of them were free.
-func freePorts(n int) (int, bool) {
-	first, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, false
-	}
-	defer first.Close()
-	port := first.Addr().(*net.TCPAddr).Port
-	for i := 1; i < n; i++ {
-		l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port+i)))
+var (
+	portsMu     sync.Mutex
+	portsHanded = map[int]bool{}
+)
+
+// freePorts finds n consecutive free loopback ports, starting from ports
+// the kernel picks, that no script of this process was given before.
+func freePorts(n int) (int, error) {
+	portsMu.Lock()
+	defer portsMu.Unlock()
+	for try := 0; try < 100; try++ {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
-			return 0, false
+			return 0, err
 		}
-		defer l.Close()
+		base := l.Addr().(*net.TCPAddr).Port
+		l.Close()
+		ok := base+n-1 <= 65535
+		for p := base; ok && p < base+n; p++ {
+			if portsHanded[p] {
+				ok = false
+				break
+			}
+			if p > base {
+				pl, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(p))
+				if err != nil {
+					ok = false
+					break
+				}
+				pl.Close()
+			}
+		}
+		if ok {
+			for p := base; p < base+n; p++ {
+				portsHanded[p] = true
+			}
+			return base, nil
+		}
 	}
-	return port, true
+	return 0, fmt.Errorf("no %d consecutive free ports found", n)
 }
 
+// signal SIG PID: send SIGKILL, SIGTERM or SIGINT to a process.
 func cmdSignal(ts *testscript.TestScript, neg bool, args []string) {
 	if neg || len(args) != 2 {
 		ts.Fatalf("usage: signal KILL|TERM|INT PID")
