@@ -155,6 +155,19 @@ func (l *fakeLauncher) Launch(ctx context.Context, spec supervisor.Spec) (superv
 	return &fakeClient{l: l, runDir: spec.RunDir}, st, nil
 }
 
+// restartEngine stands for the supervisor restarting its engine after a
+// crash: the engine gets a new pid that the state does not know.
+func (l *fakeLauncher) restartEngine(runDir string) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	s := l.sups[runDir]
+	l.pids += 2
+	s.status.PID = firstPID + l.pids
+	s.status.Restarts++
+	l.writeStatus(runDir, s.status)
+	return s.status.PID
+}
+
 func (l *fakeLauncher) writeStatus(runDir string, st supervisor.Status) {
 	b, err := json.Marshal(st)
 	if err != nil {
@@ -413,8 +426,9 @@ func (s *recordingStore) Writes() []*state.State {
 
 // recordingHook keeps every hook call as a line.
 type recordingHook struct {
-	mu    sync.Mutex
-	lines []string
+	mu      sync.Mutex
+	lines   []string
+	results map[string]apply.Result // last PostStep result by "ADDR STEP"
 }
 
 func (h *recordingHook) add(s string) {
@@ -431,12 +445,24 @@ func (h *recordingHook) Progress(addr string, ev providers.Event) {
 	h.add("progress " + addr + " " + ev.Stage + " " + ev.Message)
 }
 
-func (h *recordingHook) PostStep(addr string, step apply.Step, _ apply.Result, err error) {
+func (h *recordingHook) PostStep(addr string, step apply.Step, res apply.Result, err error) {
 	s := "post " + addr + " " + string(step)
 	if err != nil {
 		s += " error"
 	}
 	h.add(s)
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.results == nil {
+		h.results = map[string]apply.Result{}
+	}
+	h.results[addr+" "+string(step)] = res
+}
+
+func (h *recordingHook) Result(addr string, step apply.Step) apply.Result {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.results[addr+" "+string(step)]
 }
 
 func (h *recordingHook) Lines() []string {

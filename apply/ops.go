@@ -107,7 +107,7 @@ func Drain(ctx context.Context, l supervisor.Launcher, fs afero.Fs, st *state.St
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			err := stopGeneration(ctx, ctx.Done(), l, fs, r, true, deadline, stopTimingOf(p))
+			_, err := stopGeneration(ctx, ctx.Done(), l, fs, r, true, deadline, stopTimingOf(p))
 			if err == nil {
 				err = removeHandoffFile(fs, r)
 			}

@@ -49,11 +49,11 @@ func (r *runner) sweepOrphans() error {
 			return nil // interrupted: the next apply sweeps
 		default:
 		}
-		err := stopGeneration(r.work, r.stop, r.deps.Launcher, r.deps.Fs, rep, false, 0, stopTimingOf(nil))
+		pid, err := stopGeneration(r.work, r.stop, r.deps.Launcher, r.deps.Fs, rep, false, 0, stopTimingOf(nil))
 		if err == nil {
 			err = removeRunDir(r.deps.Fs, rep)
 		}
-		r.hooks.post(addr, StepStop, Result{PID: rep.PID}, err)
+		r.hooks.post(addr, StepStop, Result{PID: pid}, err)
 		if err != nil {
 			errs = append(errs, &Error{Addr: addr, Err: err})
 		}

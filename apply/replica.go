@@ -176,7 +176,7 @@ func (r *runner) stopRecorded(addr string, rep *state.Replica, drain bool, rule 
 	r.mu.Lock()
 	timing := stopTimingOf(r.st.Pools[poolAddr])
 	r.mu.Unlock()
-	err := stopGeneration(r.work, r.stop, r.deps.Launcher, r.deps.Fs, rep, step == StepDrain, 0, timing)
+	pid, err := stopGeneration(r.work, r.stop, r.deps.Launcher, r.deps.Fs, rep, step == StepDrain, 0, timing)
 	if err == nil {
 		if rule == removeHandoff {
 			err = removeHandoffFile(r.deps.Fs, rep)
@@ -185,7 +185,7 @@ func (r *runner) stopRecorded(addr string, rep *state.Replica, drain bool, rule 
 			err = removeRunDir(r.deps.Fs, rep)
 		}
 	}
-	r.hooks.post(addr, step, Result{PID: rep.PID, Port: rep.Port}, err)
+	r.hooks.post(addr, step, Result{PID: pid, Port: rep.Port}, err)
 	return err
 }
 
@@ -214,11 +214,14 @@ func stopTimingOf(sp *state.Pool) stopTiming {
 //
 // Reaching the supervisor is abandoned when interrupt closes (Ctrl-C): the
 // replica stays recorded as it is, and ErrInterrupted is returned. Once it
-// answers, the stop runs to its end.
-func stopGeneration(ctx context.Context, interrupt <-chan struct{}, l supervisor.Launcher, fs afero.Fs, rep *state.Replica, drain bool, deadline time.Duration, t stopTiming) error {
+// answers, the stop runs to its end. The pid returned is the engine that
+// was stopped: the one the supervisor ran at the time (a restart since
+// apply gave it a pid the state does not have), 0 when none ran.
+func stopGeneration(ctx context.Context, interrupt <-chan struct{}, l supervisor.Launcher, fs afero.Fs, rep *state.Replica, drain bool, deadline time.Duration, t stopTiming) (int, error) {
 	if rep.RunDir == "" {
-		return nil
+		return 0, nil
 	}
+	pid := rep.PID
 	actx, cancel := context.WithTimeout(ctx, attachTimeout)
 	go func() {
 		select {
@@ -231,9 +234,12 @@ func stopGeneration(ctx context.Context, interrupt <-chan struct{}, l supervisor
 	interrupted := err != nil && isClosed(interrupt)
 	cancel()
 	if interrupted {
-		return ErrInterrupted
+		return pid, ErrInterrupted
 	}
 	if err == nil {
+		if st, serr := client.Status(ctx); serr == nil {
+			pid = st.PID
+		}
 		budget := t.grace + stopMargin
 		if drain {
 			budget += max(deadline, t.deadline)
@@ -255,12 +261,12 @@ func stopGeneration(ctx context.Context, interrupt <-chan struct{}, l supervisor
 		killed, kerr := supervisor.KillSupervisor(fs, rep.RunDir, 10*time.Second)
 		switch {
 		case kerr != nil:
-			return fmt.Errorf("stopping %s: %w; killing its supervisor failed too: %v", rep.ID, err, kerr)
+			return pid, fmt.Errorf("stopping %s: %w; killing its supervisor failed too: %v", rep.ID, err, kerr)
 		case !killed:
-			return fmt.Errorf("stopping %s: %w", rep.ID, err)
+			return pid, fmt.Errorf("stopping %s: %w", rep.ID, err)
 		}
 	}
-	return killLeftover(fs, rep.RunDir, rep.PID)
+	return pid, killLeftover(fs, rep.RunDir, rep.PID)
 }
 
 func isClosed(ch <-chan struct{}) bool {

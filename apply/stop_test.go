@@ -16,6 +16,7 @@ import (
 
 	"github.com/llorch/llorch/apply"
 	"github.com/llorch/llorch/internal/supervisor"
+	"github.com/llorch/llorch/plan"
 	"github.com/llorch/llorch/state"
 )
 
@@ -112,5 +113,19 @@ func TestLeftoverEngineOfAVanishedSupervisor(t *testing.T) {
 				t.Errorf("process %d killed = %v, want %v", pid, got, tt.wantKilled)
 			}
 		})
+	}
+}
+
+func TestDestroyReportsTheEngineItStoppedNotTheOneApplyStarted(t *testing.T) {
+	e := newEnv(t)
+	st := e.converge(configOf(pool("pool.chat", port(8080))))
+	r0 := replicaOf(t, st, "pool.chat", "r0")
+	live := e.fake.restartEngine(r0.RunDir)
+	cfg := configOf(pool("pool.chat", port(8080)))
+	if _, err := e.run(e.ctx, cfg, e.plan(cfg, plan.Options{Destroy: true}), 0); err != nil {
+		t.Fatalf("destroy: %v", err)
+	}
+	if got := e.hook.Result("pool.chat/r0", apply.StepDrain); got.PID != live {
+		t.Errorf("destroy reported pid %d, want %d, the engine the supervisor ran after its restart (apply started %d)", got.PID, live, r0.PID)
 	}
 }
