@@ -261,6 +261,65 @@ func BenchmarkReadyAfterEngine200(b *testing.B) {
 	}
 }
 
+// BenchmarkReadyAfterRealEngine200 is BenchmarkReadyAfterEngine200 for a
+// real llama-server, when LLORCH_TEST_LLAMA_SERVER names one (and
+// LLORCH_TEST_MODEL a GGUF it loads, or ../shared has the test model). A
+// real engine stamps nothing, so a poller asks /health on a fresh
+// connection every millisecond from the kill on, and its first 200 stands
+// for the engine's; the figure is then within about a millisecond.
+func BenchmarkReadyAfterRealEngine200(b *testing.B) {
+	bin := os.Getenv("LLORCH_TEST_LLAMA_SERVER")
+	if bin == "" {
+		b.Skip("LLORCH_TEST_LLAMA_SERVER does not name a llama-server binary")
+	}
+	model := os.Getenv("LLORCH_TEST_MODEL")
+	if model == "" {
+		model, _ = filepath.Abs(filepath.Join("..", "..", "..", "shared", "testdata", "tiny-llama.gguf"))
+	}
+	spec := fakeSpec(b, nil)
+	spec.Binary = bin
+	spec.ModelPath = model
+	spec.Args = []string{"-m", model, "--host", "127.0.0.1", "--port", strconv.Itoa(spec.Port), "-c", "256"}
+	spec.Health.Interval = 100 * time.Millisecond
+	spec.Health.StartTimeout = time.Minute
+	spec.Restart = RestartPolicy{Policy: "always"}
+	r := benchRun(b, spec, Deps{})
+	st := benchWait(b, r, func(st Status) bool { return st.State == Ready })
+	url := "http://127.0.0.1:" + strconv.Itoa(spec.Port) + "/health"
+	var total time.Duration
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if err := syscall.Kill(st.PID, syscall.SIGKILL); err != nil {
+			b.Fatal(err)
+		}
+		first := make(chan time.Time, 1)
+		go func() { first <- firstOK(url) }()
+		st = benchWait(b, r, func(st Status) bool { return st.State == Ready && st.Restarts == i+1 })
+		total += st.ReadyAt.Sub(<-first)
+	}
+	b.ReportMetric(float64(total.Microseconds())/1000/float64(b.N), "ms/ready")
+}
+
+// firstOK polls url every millisecond on fresh connections until it
+// answers 200, and returns when (within testTimeout).
+func firstOK(url string) time.Time {
+	tr := &http.Transport{DisableKeepAlives: true}
+	defer tr.CloseIdleConnections()
+	c := &http.Client{Transport: tr, Timeout: time.Second}
+	deadline := time.Now().Add(testTimeout)
+	for time.Now().Before(deadline) {
+		if resp, err := c.Get(url); err == nil {
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return time.Now()
+			}
+		}
+		time.Sleep(time.Millisecond)
+	}
+	return time.Now()
+}
+
 // lastReadyStamp is the last "fake: ready at NS" in a run's engine.log.
 func lastReadyStamp(b *testing.B, dir string) time.Time {
 	b.Helper()
