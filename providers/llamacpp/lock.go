@@ -24,26 +24,14 @@ func lockFile(ctx context.Context, path string, onWait func()) (func(), error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return nil, fmt.Errorf("creating the directory for lock %s: %w", path, err)
 	}
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
-	if err != nil {
-		return nil, fmt.Errorf("opening lock %s: %w", path, err)
-	}
-	unlock := func() {
-		_ = unix.Flock(int(f.Fd()), unix.LOCK_UN)
-		_ = f.Close()
-	}
 	var ticker *time.Ticker
 	for {
-		err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
-		if err == nil {
+		unlock, ok, err := tryLockFile(path)
+		if err != nil || ok {
 			if ticker != nil {
 				ticker.Stop()
 			}
-			return unlock, nil
-		}
-		if !errors.Is(err, unix.EWOULDBLOCK) && !errors.Is(err, unix.EINTR) {
-			_ = f.Close()
-			return nil, fmt.Errorf("locking %s: %w", path, err)
+			return unlock, err
 		}
 		if ticker == nil {
 			ticker = time.NewTicker(lockRetry)
@@ -54,9 +42,28 @@ func lockFile(ctx context.Context, path string, onWait func()) (func(), error) {
 		select {
 		case <-ctx.Done():
 			ticker.Stop()
-			_ = f.Close()
 			return nil, fmt.Errorf("waiting for lock %s, held by another llorch process: %w", path, ctx.Err())
 		case <-ticker.C:
 		}
 	}
+}
+
+// tryLockFile takes the exclusive flock on path without waiting: ok is
+// false when another process holds it.
+func tryLockFile(path string) (unlock func(), ok bool, err error) {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		return nil, false, fmt.Errorf("opening lock %s: %w", path, err)
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		_ = f.Close()
+		if errors.Is(err, unix.EWOULDBLOCK) || errors.Is(err, unix.EINTR) {
+			return nil, false, nil
+		}
+		return nil, false, fmt.Errorf("locking %s: %w", path, err)
+	}
+	return func() {
+		_ = unix.Flock(int(f.Fd()), unix.LOCK_UN)
+		_ = f.Close()
+	}, true, nil
 }

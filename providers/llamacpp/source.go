@@ -359,18 +359,12 @@ func (p *Provider) build(ctx context.Context, cfg *providerConfig, eng sourceEng
 	if err := os.MkdirAll(buildRoot, 0o755); err != nil {
 		return fmt.Errorf("creating the build directory: %w", err)
 	}
-	// A failed build keeps its directory for inspection (cmake's logs are
-	// there); the next build of the same engine removes it. The engine lock
-	// is held, so no other build of this key is running.
-	stale, _ := filepath.Glob(filepath.Join(buildRoot, eng.Key+"-*"))
-	for _, dir := range stale {
-		os.RemoveAll(dir)
-	}
-	buildDir, err := os.MkdirTemp(buildRoot, eng.Key+"-")
+	buildDir, unlockBuild, err := newBuildDir(ctx, buildRoot, eng.Key)
 	if err != nil {
-		return fmt.Errorf("creating the build directory: %w", err)
+		return err
 	}
-	kept := fmt.Sprintf("(the build directory %s is kept for inspection until the next build)", buildDir)
+	defer unlockBuild()
+	kept := fmt.Sprintf("(the build directory %s is kept for inspection until the next build of any engine)", buildDir)
 
 	configure := append([]string{"-S", src, "-B", buildDir}, p.configureArgs(sc, eng.CUDA)...)
 	progress(providers.Event{Stage: "configure", Message: "cmake " + strings.Join(configure, " ")})
@@ -406,6 +400,51 @@ func (p *Provider) build(ctx context.Context, cfg *providerConfig, eng sourceEng
 		return err
 	}
 	return os.RemoveAll(buildDir)
+}
+
+// buildLockName is the lock file inside a build directory, held for as
+// long as its build runs.
+const buildLockName = ".llorch-build.lock"
+
+// newBuildDir creates a build directory for key under root and locks it.
+// A failed build keeps its directory for inspection (cmake's logs are
+// there); the next build of any engine removes every directory whose build
+// no longer runs, whatever key it was for, so a ref that failed and was
+// then changed does not leave a cmake tree behind for good. The root lock
+// makes sweeping and creating one step, so a sweep never removes a
+// directory whose build has not taken its lock yet.
+func newBuildDir(ctx context.Context, root, key string) (string, func(), error) {
+	unlockRoot, err := lockFile(ctx, root+".lock", nil)
+	if err != nil {
+		return "", nil, err
+	}
+	defer unlockRoot()
+	entries, err := os.ReadDir(root)
+	if err != nil {
+		return "", nil, fmt.Errorf("reading the build directory %s: %w", root, err)
+	}
+	for _, e := range entries {
+		if !e.IsDir() {
+			continue
+		}
+		dir := filepath.Join(root, e.Name())
+		unlock, ok, err := tryLockFile(filepath.Join(dir, buildLockName))
+		if err != nil || !ok {
+			continue // a build that still runs, or a directory we cannot lock: leave it
+		}
+		os.RemoveAll(dir)
+		unlock()
+	}
+	dir, err := os.MkdirTemp(root, key+"-")
+	if err != nil {
+		return "", nil, fmt.Errorf("creating the build directory: %w", err)
+	}
+	unlock, ok, err := tryLockFile(filepath.Join(dir, buildLockName))
+	if err != nil || !ok {
+		os.RemoveAll(dir)
+		return "", nil, fmt.Errorf("locking the build directory %s: %v", dir, err)
+	}
+	return dir, unlock, nil
 }
 
 // engineRecord is written beside a built binary: what it was built from.

@@ -238,7 +238,7 @@ func TestSourceBuildErrors(t *testing.T) {
 			want: []string{"git not found on PATH", "apt-get install git"}},
 		{name: "a build failure shows the compiler's last lines", env: testEnv(t, systemPath()), git: repo.dir, ref: "b1236-broken",
 			want: []string{"building llama-server at " + repo.broken + ` (ref "b1236-broken") failed: exit status`,
-				"last lines of the build output:", "main.c", "error", "is kept for inspection until the next build"}},
+				"last lines of the build output:", "main.c", "error", "is kept for inspection until the next build of any engine"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -277,6 +277,41 @@ func TestAFailedBuildDirectoryIsKeptUntilTheNextBuild(t *testing.T) {
 		if _, err := os.Stat(filepath.Join(dirs[0], "CMakeCache.txt")); err != nil {
 			t.Errorf("the kept build directory has no CMakeCache.txt: %v", err)
 		}
+	}
+}
+
+func TestTheNextBuildOfAnotherEngineRemovesAFailedBuildDirectory(t *testing.T) {
+	repo := newFakeRepo(t)
+	cache := filepath.Join(t.TempDir(), "cache")
+	pool := testPool("file:" + tinyLlama(t))
+	if _, diags := ensure(t, sourceProvider(t, testEnv(t, systemPath()), cache, repo.dir, "b1236-broken"), pool, nil); !diags.HasErrors() {
+		t.Fatal("the broken ref built")
+	}
+	failed, _ := filepath.Glob(filepath.Join(cache, "build", "*"))
+	if len(failed) != 1 {
+		t.Fatalf("build directories after the failure: %v", failed)
+	}
+	// Another llorch process is building some engine right now: its
+	// directory holds its lock and must survive the sweep.
+	running := filepath.Join(cache, "build", "othercommit-cpu-0000-123")
+	if err := os.MkdirAll(running, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	unlock, ok, err := tryLockFile(filepath.Join(running, buildLockName))
+	if err != nil || !ok {
+		t.Fatalf("locking the running build: %v %v", ok, err)
+	}
+	defer unlock()
+
+	// The operator fixes the ref: the build of another engine key.
+	if _, diags := ensure(t, sourceProvider(t, testEnv(t, systemPath()), cache, repo.dir, "b1234"), pool, nil); diags.HasErrors() {
+		t.Fatalf("b1234 did not build: %v", diags)
+	}
+	if _, err := os.Stat(failed[0]); !os.IsNotExist(err) {
+		t.Errorf("the failed build directory %s of another engine is still there (stat: %v)", failed[0], err)
+	}
+	if _, err := os.Stat(running); err != nil {
+		t.Errorf("the sweep removed a build that still runs: %v", err)
 	}
 }
 
