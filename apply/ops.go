@@ -3,6 +3,7 @@ package apply
 import (
 	"context"
 	"fmt"
+	"path/filepath"
 	"strings"
 	"sync"
 	"time"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/llorch/llorch/internal/parallel"
 	"github.com/llorch/llorch/internal/supervisor"
+	"github.com/llorch/llorch/plan"
 	"github.com/llorch/llorch/state"
 )
 
@@ -27,6 +29,33 @@ type ReplicaStatus struct {
 	Restarts      int       `json:"restarts"`
 	LastError     string    `json:"last_error"`
 	Handoff       string    `json:"handoff,omitempty"`
+	// NotInState marks a supervisor running in a run directory that no
+	// replica of the state names; apply and destroy stop it.
+	NotInState bool   `json:"not_in_state,omitempty"`
+	RunDir     string `json:"run_dir,omitempty"`
+}
+
+// UnknownStatuses reports the supervisors running under runRoot that st
+// does not know, so that status shows every process llorch started.
+func UnknownStatuses(ctx context.Context, fs afero.Fs, runRoot string, st *state.State) []ReplicaStatus {
+	unknown, err := (&Refresher{Fs: fs, RunRoot: runRoot}).Unknown(ctx, st)
+	if err != nil {
+		return nil
+	}
+	out := make([]ReplicaStatus, 0, len(unknown))
+	for _, u := range unknown {
+		addr := u.Addr
+		if addr == "" {
+			addr = filepath.Base(u.RunDir)
+		}
+		_, id := plan.SplitReplicaAddr(addr)
+		out = append(out, ReplicaStatus{
+			Addr: addr, Replica: id, State: u.Status, PID: u.PID, SupervisorPID: u.SupervisorPID, Port: u.Port,
+			LastError:  "not in the state; \"llorch apply\" or \"llorch destroy\" stops it",
+			NotInState: true, RunDir: u.RunDir,
+		})
+	}
+	return out
 }
 
 // Statuses asks every recorded replica's supervisor for its live status,

@@ -1,11 +1,16 @@
 package apply
 
 import (
+	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"sort"
 
+	"github.com/spf13/afero"
+
 	"github.com/llorch/llorch/internal/supervisor"
+	"github.com/llorch/llorch/plan"
 	"github.com/llorch/llorch/state"
 )
 
@@ -14,28 +19,15 @@ import (
 // before saving them, leaves behind. The plan then starts those replicas
 // again, so nothing runs twice and nothing runs unmanaged.
 func (r *runner) sweepOrphans() error {
-	root := filepath.Join(r.opts.Dirs.State, "run")
-	entries, err := readDirNames(r, root)
-	if err != nil || len(entries) == 0 {
+	r.mu.Lock()
+	dirs, err := unknownRunDirs(r.deps.Fs, filepath.Join(r.opts.Dirs.State, "run"), r.st)
+	r.mu.Unlock()
+	if err != nil || len(dirs) == 0 {
 		return nil // no run directory yet: nothing can be orphaned
 	}
-	known := map[string]bool{}
-	r.mu.Lock()
-	for _, p := range r.st.Pools {
-		for _, rep := range p.Replicas {
-			if rep.RunDir != "" {
-				known[filepath.Clean(rep.RunDir)] = true
-			}
-		}
-	}
-	r.mu.Unlock()
 	var errs []error
-	for _, name := range entries {
-		dir := filepath.Join(root, name)
-		if known[dir] {
-			continue
-		}
-		addr := name + " (not in the state)"
+	for _, dir := range dirs {
+		addr := filepath.Base(dir) + " (not in the state)"
 		if spec, err := supervisor.ReadSpec(r.deps.Fs, dir); err == nil && spec.Addr != "" {
 			addr = spec.Addr + " (not in the state)"
 		}
@@ -64,8 +56,64 @@ func (r *runner) sweepOrphans() error {
 	return nil
 }
 
-func readDirNames(r *runner, dir string) ([]string, error) {
-	f, err := r.deps.Fs.Open(dir)
+// unknownRunDirs lists the run directories under root that no replica of
+// st names.
+func unknownRunDirs(fs afero.Fs, root string, st *state.State) ([]string, error) {
+	names, err := readDirNames(fs, root)
+	if err != nil || len(names) == 0 {
+		return nil, err
+	}
+	known := map[string]bool{}
+	for _, p := range st.Pools {
+		for _, rep := range p.Replicas {
+			if rep.RunDir != "" {
+				known[filepath.Clean(rep.RunDir)] = true
+			}
+		}
+	}
+	var out []string
+	for _, name := range names {
+		if dir := filepath.Join(root, name); !known[dir] {
+			out = append(out, dir)
+		}
+	}
+	return out, nil
+}
+
+// Unknown finds the supervisors running in run directories under RunRoot
+// that no replica of prior names (plan.UnknownFinder). A run directory
+// whose supervisor has ended is left out: nothing runs there, and the
+// next apply removes it.
+func (rf *Refresher) Unknown(ctx context.Context, prior *state.State) ([]plan.Unknown, error) {
+	if rf.RunRoot == "" {
+		return nil, nil
+	}
+	dirs, err := unknownRunDirs(rf.Fs, rf.RunRoot, prior)
+	if err != nil {
+		return nil, fmt.Errorf("reading %s: %w", rf.RunRoot, err)
+	}
+	var out []plan.Unknown
+	for _, dir := range dirs {
+		if ctx.Err() != nil {
+			return out, ctx.Err()
+		}
+		st, ok := supervisor.RunningIn(rf.Fs, dir, rf.controlSockets())
+		if !ok {
+			continue
+		}
+		u := plan.Unknown{RunDir: dir, Addr: st.Addr, SupervisorPID: st.SupervisorPID, PID: st.PID, Status: string(st.State), Port: st.Port}
+		if u.Addr == "" {
+			if spec, err := supervisor.ReadSpec(rf.Fs, dir); err == nil {
+				u.Addr = spec.Addr
+			}
+		}
+		out = append(out, u)
+	}
+	return out, nil
+}
+
+func readDirNames(fs afero.Fs, dir string) ([]string, error) {
+	f, err := fs.Open(dir)
 	if err != nil {
 		if os.IsNotExist(err) {
 			return nil, nil

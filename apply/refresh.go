@@ -22,6 +22,9 @@ import (
 type Refresher struct {
 	Launcher supervisor.Launcher
 	Fs       afero.Fs
+	// RunRoot is <state_dir>/run, where Unknown looks for supervisors the
+	// state does not know; "" looks nowhere.
+	RunRoot string
 	// Timeout bounds one supervisor's answer (default 2s): a hung
 	// supervisor must not hang the plan.
 	Timeout time.Duration

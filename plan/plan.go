@@ -2,6 +2,7 @@ package plan
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	"github.com/zclconf/go-cty/cty"
@@ -127,6 +128,27 @@ type Plan struct {
 	// Desired's Planned) so that applying it replays exactly this plan.
 	Options      Options
 	Observations Observations
+	// Unknown lists the supervisors running in run directories that no
+	// replica of the state names (the state file was lost, or an apply was
+	// killed before it recorded them). Apply stops them before anything
+	// else. A saved plan does not keep them: apply looks again.
+	Unknown []Unknown `json:"-"`
+}
+
+// Unknown is a running supervisor that the state does not know.
+type Unknown struct {
+	RunDir        string
+	Addr          string // the replica address its spec names; "" when unreadable
+	SupervisorPID int
+	PID           int // engine pid, 0 when not running
+	Status        string
+	Port          int
+}
+
+// UnknownFinder is implemented by a Refresher that can also find running
+// supervisors the state does not know.
+type UnknownFinder interface {
+	Unknown(ctx context.Context, prior *state.State) ([]Unknown, error)
 }
 
 // Summary counts the plan's changes: Add = creates + replaces, Change =
@@ -148,11 +170,12 @@ func (p *Plan) Summary() Summary {
 			s.Restart++
 		}
 	}
+	s.Unknown = len(p.Unknown)
 	return s
 }
 
 // Empty reports whether the plan changes nothing.
-func (p *Plan) Empty() bool { return len(p.Changes) == 0 }
+func (p *Plan) Empty() bool { return len(p.Changes) == 0 && len(p.Unknown) == 0 }
 
 // Planned returns each configured pool's PlanPool result by address, as a
 // saved plan records it.
@@ -169,6 +192,22 @@ func (p *Plan) Planned() map[string]*providers.PlannedPool {
 // Summary counts changes the way the human output's last line does.
 type Summary struct {
 	Add, Change, Destroy, Restart int
+	Unknown                       int // running supervisors the state does not know, to stop
+}
+
+// String is the summary as the plan's last line says it, without "Plan: ".
+func (s Summary) String() string {
+	line := fmt.Sprintf("%d to add, %d to change, %d to destroy", s.Add, s.Change, s.Destroy)
+	if s.Restart > 0 {
+		line += fmt.Sprintf(", %d to restart", s.Restart)
+	}
+	switch {
+	case s.Unknown == 1:
+		line += ", 1 supervisor the state does not know to stop"
+	case s.Unknown > 1:
+		line += fmt.Sprintf(", %d supervisors the state does not know to stop", s.Unknown)
+	}
+	return line
 }
 
 // Options select what a plan covers.

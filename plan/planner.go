@@ -507,6 +507,22 @@ func (pl *Planner) Plan(ctx context.Context, cfg *config.Config, prior *state.St
 			}
 		})
 	}
+	var (
+		unknown     []Unknown
+		unknownDiag hcl.Diagnostics
+	)
+	if finder, ok := pl.Refresher.(UnknownFinder); ok && opts.Refresh {
+		refreshWG.Go(func() {
+			var err error
+			if unknown, err = finder.Unknown(refreshCtx, prior); err != nil {
+				unknownDiag = hcl.Diagnostics{{
+					Severity: hcl.DiagWarning,
+					Summary:  "Failed to look for supervisors the state does not know",
+					Detail:   err.Error() + ". Apply looks again before it changes anything.",
+				}}
+			}
+		})
+	}
 
 	var (
 		desired []*Desired
@@ -527,6 +543,7 @@ func (pl *Planner) Plan(ctx context.Context, cfg *config.Config, prior *state.St
 	}
 	refreshWG.Wait()
 	diags = append(diags, refreshed...)
+	diags = append(diags, unknownDiag...)
 	if refreshed.HasErrors() {
 		return nil, diags
 	}
@@ -535,6 +552,7 @@ func (pl *Planner) Plan(ctx context.Context, cfg *config.Config, prior *state.St
 	if dd.HasErrors() {
 		return nil, diags
 	}
+	p.Unknown = unknown
 	pl.finish(p, cfg, diags)
 	return p, diags
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"path/filepath"
 	"strings"
 	"sync"
 
@@ -120,7 +121,7 @@ func (m *meta) openSession(vars []config.VarArg, lf lockFlags, op string) (*sess
 		m.fail("Cannot reach supervisors", err)
 		return nil, false
 	}
-	pl, err := m.planner(&apply.Refresher{Launcher: l, Fs: m.fs})
+	pl, err := m.planner(&apply.Refresher{Launcher: l, Fs: m.fs, RunRoot: filepath.Join(s.dirs.State, "run")})
 	if err != nil {
 		s.unlock()
 		m.fail("Cannot find providers", err)
@@ -370,6 +371,9 @@ func emitPlan(s *views.Stream, p *plan.Plan) {
 	for _, c := range doc.ResourceChanges {
 		s.Emit("info", "planned_change", c.Address+": Plan to "+strings.Join(c.Change.Actions, " and "), map[string]any{"change": c})
 	}
+	for _, u := range doc.UnknownSupervisors {
+		s.Emit("info", "unknown_supervisor", u.RunDir+": running but not in the state; apply stops it", map[string]any{"supervisor": u})
+	}
 	sum := p.Summary()
 	s.Emit("info", "change_summary", summaryLine("Plan", sum), map[string]any{"changes": map[string]any{
 		"add": sum.Add, "change": sum.Change, "remove": sum.Destroy, "restart": sum.Restart, "operation": "plan",
@@ -377,11 +381,7 @@ func emitPlan(s *views.Stream, p *plan.Plan) {
 }
 
 func summaryLine(prefix string, sum plan.Summary) string {
-	line := fmt.Sprintf("%s: %d to add, %d to change, %d to destroy", prefix, sum.Add, sum.Change, sum.Destroy)
-	if sum.Restart > 0 {
-		line += fmt.Sprintf(", %d to restart", sum.Restart)
-	}
-	return line + "."
+	return prefix + ": " + sum.String() + "."
 }
 
 // reportApply prints the outcome: every failure, then the summary line.
@@ -403,6 +403,9 @@ func (m *meta) reportApply(name string, p *plan.Plan, runErr error, stream *view
 	msg := fmt.Sprintf("%s Pools: %d added, %d changed, %d destroyed", done, sum.Add, sum.Change, sum.Destroy)
 	if sum.Restart > 0 {
 		msg += fmt.Sprintf(", %d restarted", sum.Restart)
+	}
+	if sum.Unknown > 0 {
+		msg += fmt.Sprintf(", %d supervisor(s) the state did not know stopped", sum.Unknown)
 	}
 	msg += "."
 	if stream != nil {

@@ -32,6 +32,7 @@ func cmdStatus(m *meta, args []string) int {
 		return 1
 	}
 	rows := apply.Statuses(m.ctx, l, m.fs, st, time.Now())
+	rows = append(rows, apply.UnknownStatuses(m.ctx, m.fs, filepath.Join(m.dirsOf(m.settings).State, "run"), st)...)
 	if v.json {
 		if rows == nil {
 			rows = []apply.ReplicaStatus{}
@@ -53,7 +54,11 @@ func cmdStatus(m *meta, args []string) int {
 		if uptime == "" {
 			uptime = "-"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%d\t%s\n", r.Addr, r.State, pid, r.Port, uptime, r.Restarts, oneLine(r.LastError, 60))
+		addr := r.Addr
+		if r.NotInState {
+			addr += " (not in the state)"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%d\t%s\n", addr, r.State, pid, r.Port, uptime, r.Restarts, oneLine(r.LastError, 60))
 	}
 	_ = tw.Flush()
 	return 0

@@ -62,6 +62,7 @@ type meta struct {
 	resolver *discovery.Resolver
 	released chan struct{} // closed once releaseProviders has stopped them
 	files    map[string]*hcl.File
+	settings config.Settings // the llorch {} block, once loadSettings read it
 }
 
 func newMeta(stdin io.Reader, stdout, stderr io.Writer) *meta {
@@ -390,6 +391,7 @@ func (m *meta) loadSettings() (*config.Config, bool) {
 	cfg, diags := config.LoadSettings(m.fs, m.dir)
 	if cfg != nil {
 		m.files = cfg.Files
+		m.settings = cfg.Settings
 	}
 	if m.diagnostics(diags) {
 		return nil, false

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -107,12 +108,11 @@ func Human(w io.Writer, p *plan.Plan, opts Options) error {
 			renderChange(pr, c)
 			pr.printf("\n")
 		}
-		s := p.Summary()
-		line := fmt.Sprintf("%d to add, %d to change, %d to destroy", s.Add, s.Change, s.Destroy)
-		if s.Restart > 0 {
-			line += fmt.Sprintf(", %d to restart", s.Restart)
+		for _, u := range p.Unknown {
+			renderUnknown(pr, u)
+			pr.printf("\n")
 		}
-		pr.printf("%s %s.\n", pr.bold("Plan:"), line)
+		pr.printf("%s %s.\n", pr.bold("Plan:"), p.Summary())
 	}
 	for _, warn := range p.Warnings {
 		summary, rest, _ := strings.Cut(warn, "\n")
@@ -139,6 +139,24 @@ func driftPhrase(d *plan.Drift) string {
 		return "is not running"
 	}
 	return "has changed"
+}
+
+// renderUnknown writes a running supervisor the state does not know,
+// which apply stops.
+func renderUnknown(pr *printer, u plan.Unknown) {
+	addr := u.Addr
+	if addr == "" {
+		addr = filepath.Base(u.RunDir)
+	}
+	pr.printf("  %s\n", pr.bold("# "+addr+" is running but not in the state, so it will be stopped"))
+	engine := "no engine running"
+	if u.PID > 0 {
+		engine = fmt.Sprintf("engine pid %d", u.PID)
+		if u.Port > 0 {
+			engine += fmt.Sprintf(" on port %d", u.Port)
+		}
+	}
+	pr.printf("  # (supervisor pid %d, %s, %s; run directory %s)\n", u.SupervisorPID, engine, u.Status, u.RunDir)
 }
 
 // renderChange writes one change: its header comments, then the pool block

@@ -26,6 +26,20 @@ type Document struct {
 	ResourceDrift   []ResourceDrift  `json:"resource_drift"`
 	Warnings        []string         `json:"warnings"`
 	Summary         Summary          `json:"summary"`
+	// UnknownSupervisors are running supervisors the state does not know;
+	// apply stops them.
+	UnknownSupervisors []UnknownSupervisor `json:"unknown_supervisors,omitempty"`
+}
+
+// UnknownSupervisor is a supervisor running in a run directory that no
+// replica of the state names.
+type UnknownSupervisor struct {
+	Address       string `json:"address,omitempty"` // as its spec names it
+	RunDir        string `json:"run_dir"`
+	SupervisorPID int    `json:"supervisor_pid"`
+	PID           int    `json:"pid"`
+	Port          int    `json:"port,omitempty"`
+	Status        string `json:"status"`
 }
 
 // ResourceChange is one pool or replica and what the plan does to it.
@@ -80,6 +94,7 @@ type Summary struct {
 	Change  int `json:"change"`
 	Destroy int `json:"destroy"`
 	Restart int `json:"restart"`
+	Unknown int `json:"unknown_to_stop,omitempty"`
 }
 
 // JSON writes p as one JSON document followed by a newline.
@@ -105,7 +120,12 @@ func NewDocument(p *plan.Plan) *Document {
 		ResourceChanges: []ResourceChange{},
 		ResourceDrift:   []ResourceDrift{},
 		Warnings:        append([]string{}, p.Warnings...),
-		Summary:         Summary{Add: s.Add, Change: s.Change, Destroy: s.Destroy, Restart: s.Restart},
+		Summary:         Summary{Add: s.Add, Change: s.Change, Destroy: s.Destroy, Restart: s.Restart, Unknown: s.Unknown},
+	}
+	for _, u := range p.Unknown {
+		doc.UnknownSupervisors = append(doc.UnknownSupervisors, UnknownSupervisor{
+			Address: u.Addr, RunDir: u.RunDir, SupervisorPID: u.SupervisorPID, PID: u.PID, Port: u.Port, Status: u.Status,
+		})
 	}
 	changed := map[string]bool{}
 	for _, c := range p.Changes {
