@@ -32,6 +32,7 @@ func recordPrepared(fs afero.Fs, pe *providers.PreparedEngine) *state.Prepared {
 		Port:             pe.Port,
 		ModelPath:        pe.ModelPath,
 		ModelSHA256:      pe.ModelSHA256,
+		BinarySHA256:     pe.BinarySHA256,
 		EngineVersion:    pe.EngineVersion,
 		ProvisioningMode: pe.ProvisioningMode,
 		DeviceMask:       pe.DeviceMask,

@@ -137,6 +137,49 @@ func sameAttrs(d *Desired) []AttrDiff {
 	return out
 }
 
+// contentDrift says why a replica is drift when refresh saw its engine
+// binary or model file change on disk (size or mtime): "" when the file
+// holds the same bytes as when the replica started (a touch, a `git
+// checkout`, an identical rebuild), as the provider's digest now and the
+// recorded one show. Without both digests the change on disk is all there
+// is to go by.
+func contentDrift(d *Desired, sp *state.Pool) (binary, model string) {
+	var pr state.Prepared
+	if sp.Prepared != nil {
+		pr = *sp.Prepared
+	}
+	var nowBinary, nowModel string
+	if d.Planned != nil {
+		nowBinary = d.Planned.BinarySHA256
+		if d.Planned.Model != nil && d.Planned.Model.Path == pr.ModelPath {
+			nowModel = d.Planned.Model.SHA256
+		}
+	}
+	return fileDrift("engine binary", pr.BinaryPath, pr.BinarySHA256, nowBinary),
+		fileDrift("model file", pr.ModelPath, pr.ModelSHA256, nowModel)
+}
+
+func fileDrift(what, path, before, now string) string {
+	switch {
+	case before == "" || now == "":
+		return "the " + what + " changed on disk after the replica started"
+	case before == now:
+		return ""
+	}
+	return fmt.Sprintf("the %s %s changed on disk after the replica started (sha256 %s → %s)",
+		what, path, ShortDigest(before), ShortDigest(now))
+}
+
+// ShortDigest is the form of a sha256 digest the plan shows: its first 12
+// hex digits, as `docker images` shortens image ids.
+func ShortDigest(sum string) string {
+	sum = strings.TrimPrefix(sum, "sha256:")
+	if len(sum) > 12 {
+		return sum[:12]
+	}
+	return sum
+}
+
 // diffPool compares one pool that is both configured and recorded.
 func diffPool(d *Desired, sp *state.Pool, observed Observations, sel *selected) ([]*Change, []*Drift) {
 	var attrs, unchanged []AttrDiff
@@ -156,22 +199,30 @@ func diffPool(d *Desired, sp *state.Pool, observed Observations, sel *selected) 
 	var driftForced []string
 	var dead []deadInfo
 	replicas := sortedReplicas(sp)
+	var binaryDrift, modelDrift string
+	hashed := false
 	if len(observed) > 0 {
 		var buf [128]byte // keys are short; the lookup below then allocates nothing
 		key := buf[:0]
 		for _, r := range replicas {
 			key = append(append(append(key[:0], d.Addr...), '/'), r.ID...)
 			o, ok := observed[string(key)]
-			if !ok || o.Alive && !o.BinaryChanged && !o.ModelChanged && o.Status != state.StatusFailed && o.Status != state.StatusStopped {
+			if (o.BinaryChanged || o.ModelChanged) && !hashed {
+				binaryDrift, modelDrift = contentDrift(d, sp)
+				hashed = true
+			}
+			binaryChanged := o.BinaryChanged && binaryDrift != ""
+			modelChanged := o.ModelChanged && modelDrift != ""
+			if !ok || o.Alive && !binaryChanged && !modelChanged && o.Status != state.StatusFailed && o.Status != state.StatusStopped {
 				continue // the common case: running as recorded
 			}
 			addr := string(key)
-			if o.BinaryChanged {
-				drift = append(drift, &Drift{Addr: addr, Status: o.Status, Reason: "the engine binary changed on disk after the replica started"})
+			if binaryChanged {
+				drift = append(drift, &Drift{Addr: addr, Status: o.Status, Reason: binaryDrift})
 				driftForced = appendUnique(driftForced, "binary")
 			}
-			if o.ModelChanged {
-				drift = append(drift, &Drift{Addr: addr, Status: o.Status, Reason: "the model file changed on disk after the replica started"})
+			if modelChanged {
+				drift = append(drift, &Drift{Addr: addr, Status: o.Status, Reason: modelDrift})
 				driftForced = appendUnique(driftForced, "model file")
 			}
 			if reason, detail, isDead := deadReplica(o, r); isDead {

@@ -224,8 +224,10 @@ type Observed struct {
 	Alive  bool   // engine process running
 	PID    int
 	Reason string // why it is not ready ("process 4242 exited", "circuit breaker open: …")
-	// BinaryChanged and ModelChanged report that the file on disk is not the
-	// one the replica was started from (size or mtime differ from Prepared).
+	// BinaryChanged and ModelChanged report that the file on disk may not be
+	// the one the replica was started from (size or mtime differ from
+	// Prepared, or it is gone). Diff then compares the digest the provider
+	// planned with the recorded one: only other bytes are drift.
 	BinaryChanged bool
 	ModelChanged  bool
 	Restarts      int

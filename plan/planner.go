@@ -401,7 +401,7 @@ func (pl *Planner) desiredPool(ctx context.Context, p *config.Pool, e *providerE
 		prior := priorEngine(p.ID, sp)
 		priorVersion := ""
 		if prior != nil {
-			priorVersion = prior.EngineVersion + "\x00" + prior.BinaryPath + "\x00" + prior.ModelPath + "\x00" + prior.ModelSHA256
+			priorVersion = prior.EngineVersion + "\x00" + prior.BinaryPath + "\x00" + prior.BinarySHA256 + "\x00" + prior.ModelPath + "\x00" + prior.ModelSHA256
 		}
 		pp, pd := e.planned.do(shapeKey(p.Engine, ps, bs.spec.Provider, priorVersion), func() (*providers.PlannedPool, providers.Diagnostics) {
 			return e.prov.PlanPool(ctx, providers.PlanPoolRequest{Pool: ps, Config: val, Prior: prior})

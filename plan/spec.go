@@ -885,6 +885,7 @@ func priorEngine(id string, sp *state.Pool) *providers.PreparedEngine {
 		Port:             pr.Port,
 		ModelPath:        pr.ModelPath,
 		ModelSHA256:      pr.ModelSHA256,
+		BinarySHA256:     pr.BinarySHA256,
 		EngineVersion:    pr.EngineVersion,
 		ProvisioningMode: pr.ProvisioningMode,
 		PoolID:           id,

@@ -120,6 +120,11 @@ type PlannedPool struct {
 	RequiresReplace []cty.Path
 	// Model is the model's metadata when the provider could read it.
 	Model *ModelInfo
+	// BinarySHA256 is the digest of the engine binary Ensure will use, ""
+	// when it is not known without hashing. A provider hashes a binary
+	// that changed on disk since Prior was prepared (new size or mtime), so
+	// that the plan replaces engines only when the bytes differ.
+	BinarySHA256 string
 }
 
 // ModelInfo is GGUF metadata shown in the plan.
@@ -173,6 +178,7 @@ type PreparedEngine struct {
 	Port             int
 	ModelPath        string
 	ModelSHA256      string
+	BinarySHA256     string // "" when the provider does not hash its binary
 	EngineVersion    string
 	ProvisioningMode string // "binary" | "source" | provider-defined
 	PoolID           string

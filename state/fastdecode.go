@@ -326,6 +326,9 @@ func (d *scanner) prepared() *Prepared {
 		case "model_mtime":
 			d.Once(&seen, 15)
 			p.ModelMtime = d.Time()
+		case "binary_sha256":
+			d.Once(&seen, 16)
+			p.BinarySHA256 = d.Str()
 		default:
 			d.Fail()
 		}

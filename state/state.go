@@ -240,8 +240,10 @@ type Prepared struct {
 	ProvisioningMode string            `json:"provisioning_mode,omitempty"`
 	DeviceMask       string            `json:"device_mask"`
 	HealthPath       string            `json:"health_path,omitempty"`
-	// BinarySHA256 / ModelSize / ModelMtime let refresh notice a binary or
-	// model that changed on disk after apply without rehashing gigabytes.
+	BinarySHA256     string            `json:"binary_sha256,omitempty"`
+	// The sizes and mtimes let refresh notice a binary or model that may
+	// have changed on disk after apply without rehashing gigabytes; the
+	// digests then tell whether the bytes did.
 	BinarySize  int64     `json:"binary_size,omitempty"`
 	BinaryMtime time.Time `json:"binary_mtime,omitzero"`
 	ModelSize   int64     `json:"model_size,omitempty"`

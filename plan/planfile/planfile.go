@@ -90,6 +90,7 @@ type Planned struct {
 	EngineVersion   string       `json:"engine_version"`
 	RequiresReplace [][]PathStep `json:"requires_replace,omitempty"`
 	Model           *ModelInfo   `json:"model,omitempty"`
+	BinarySHA256    string       `json:"binary_sha256,omitempty"`
 }
 
 // PathStep is one step of a cty.Path: an attribute name, or an index (a
@@ -188,7 +189,7 @@ func saveVariable(v cty.Value) (Variable, error) {
 }
 
 func savePlanned(pp *providers.PlannedPool) Planned {
-	out := Planned{EngineVersion: pp.EngineVersion}
+	out := Planned{EngineVersion: pp.EngineVersion, BinarySHA256: pp.BinarySHA256}
 	for _, p := range pp.RequiresReplace {
 		out.RequiresReplace = append(out.RequiresReplace, savePath(p))
 	}
@@ -323,7 +324,7 @@ func (f *File) Saved() plan.Saved {
 		s.Observations[addr] = plan.Observed(o)
 	}
 	for addr, pp := range f.Planned {
-		out := &providers.PlannedPool{EngineVersion: pp.EngineVersion}
+		out := &providers.PlannedPool{EngineVersion: pp.EngineVersion, BinarySHA256: pp.BinarySHA256}
 		for _, steps := range pp.RequiresReplace {
 			out.RequiresReplace = append(out.RequiresReplace, loadPath(steps))
 		}

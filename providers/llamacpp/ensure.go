@@ -53,6 +53,9 @@ func (p *Provider) Ensure(ctx context.Context, req providers.EnsureRequest) (*pr
 		pe.BinaryPath, pe.EngineVersion, pe.ProvisioningMode = path, version, "binary"
 	}
 	progress(providers.Event{Stage: "engine", Message: fmt.Sprintf("using %s (%s)", pe.BinaryPath, pe.EngineVersion)})
+	if pe.BinarySHA256, err = p.fileDigest(ctx, pe.BinaryPath, progress); err != nil {
+		return nil, append(diags, providers.FromError("Engine Binary Unreadable", err)...)
+	}
 
 	m, err := p.stageModel(ctx, cfg, ref, wantSHA256(req.Pool), progress)
 	if err != nil {

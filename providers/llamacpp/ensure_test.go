@@ -48,6 +48,7 @@ func TestEnsureBinaryModePreparesTheEngine(t *testing.T) {
 		Port:             8080,
 		ModelPath:        model,
 		ModelSHA256:      sha256Hex(tinyLlamaBytes(t)),
+		BinarySHA256:     sha256Hex(readFile(t, server)),
 		EngineVersion:    "llamacpp-b10573-d775b8967",
 		ProvisioningMode: "binary",
 		PoolID:           "chat",
@@ -214,4 +215,13 @@ func TestEnsureWarnsAboutAContextAboveTheTrainedLength(t *testing.T) {
 	if pathString(d.Attribute) != "ctx" || pe == nil {
 		t.Errorf("warning at %q, engine %v", pathString(d.Attribute), pe)
 	}
+}
+
+func readFile(t testing.TB, path string) []byte {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return data
 }

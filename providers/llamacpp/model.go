@@ -150,12 +150,39 @@ func readMeta(path string) (*gguf.Metadata, error) {
 }
 
 // digest returns path's sha256, from the digest cache when its size and
-// mtime are unchanged, else by hashing it once (with progress events).
+// mtime are unchanged, else by hashing it (with progress events ending at
+// 100 %). Concurrent callers asking about one version of a file share one
+// hashing: a thousand pools usually share one binary and a few models.
 func (p *Provider) digest(ctx context.Context, path string, fi fs.FileInfo, progress func(providers.Event)) (string, error) {
 	_, digests := p.caches()
 	if sum, ok := digests.get(path, fi); ok {
 		return sum, nil
 	}
+	key := fileKey{path: path, size: fi.Size(), mtime: fi.ModTime().UnixNano()}
+	return p.digestRuns.do(ctx, key, func(ctx context.Context) (string, bool, error) {
+		sum, err := hashFile(ctx, path, fi, progress)
+		if err != nil {
+			return "", false, err
+		}
+		if err := digests.put(ctx, path, fi, sum); err != nil {
+			return "", false, fmt.Errorf("recording the digest of %s: %w", path, err)
+		}
+		return sum, false, nil // the digest cache remembers it
+	})
+}
+
+// fileDigest is digest for a path not stat'ed yet.
+func (p *Provider) fileDigest(ctx context.Context, path string, progress func(providers.Event)) (string, error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return "", fmt.Errorf("hashing %s: %w", path, err)
+	}
+	return p.digest(ctx, path, fi, progress)
+}
+
+// hashFile computes path's sha256, reporting progress every 5 % (at least
+// every 64 MiB) from 0 to 100 %.
+func hashFile(ctx context.Context, path string, fi fs.FileInfo, progress func(providers.Event)) (string, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return "", fmt.Errorf("hashing %s: %w", path, err)
@@ -165,18 +192,22 @@ func (p *Provider) digest(ctx context.Context, path string, fi fs.FileInfo, prog
 	total := fi.Size()
 	step := max(total/20, 64<<20)
 	last := int64(0)
-	progress(providers.Event{Stage: "verify", Message: "computing the sha256 of " + path, Total: total})
-	if _, err := copyCtx(ctx, h, f, func(n int64) {
+	msg := "computing the sha256 of " + path
+	progress(providers.Event{Stage: "verify", Message: msg, Total: total})
+	n, err := copyCtx(ctx, h, f, func(n int64) {
 		if n-last >= step {
 			last = n
-			progress(providers.Event{Stage: "verify", Message: "computing the sha256 of " + path, Current: n, Total: total})
+			progress(providers.Event{Stage: "verify", Message: msg, Current: n, Total: total})
 		}
-	}); err != nil {
+	})
+	if err != nil {
 		return "", fmt.Errorf("hashing %s: %w", path, err)
 	}
-	sum := hex.EncodeToString(h.Sum(nil))
-	if err := digests.put(ctx, path, fi, sum); err != nil {
-		return "", fmt.Errorf("recording the digest of %s: %w", path, err)
+	if n != total {
+		return "", fmt.Errorf("hashing %s: it changed while being read (%d bytes, expected %d); try again once nothing writes it", path, n, total)
 	}
-	return sum, nil
+	if last != total && total > 0 {
+		progress(providers.Event{Stage: "verify", Message: msg, Current: total, Total: total})
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
 }

@@ -19,10 +19,13 @@ import (
 // PlanPool reports the engine version Ensure will produce, whether it
 // forces a replacement, the model's metadata when the model is already
 // local, and warnings (a context above the trained length, a model larger
-// than the free GPU memory). It never builds, downloads or hashes: the
-// version comes from the version cache or one `--version` run (binary
-// mode) or `git ls-remote` (source mode, none for a commit id), and the
-// digest only from the digest cache.
+// than the free GPU memory). It never builds or downloads: the version
+// comes from the version cache or one `--version` run (binary mode) or
+// `git ls-remote` (source mode, none for a commit id), and the digests of
+// the binary and the model from the digest cache. The one file it hashes
+// is one that Prior was prepared from and whose size or mtime changed since
+// it was last hashed: only its bytes tell a touch, a `git checkout` or an
+// identical rebuild (no change) from new contents (a replacement).
 //
 // A configuration may hold a thousand pools sharing one engine and a few
 // models, so what they share is learnt once per command (see memo.go):
@@ -48,7 +51,15 @@ func (p *Provider) PlanPool(ctx context.Context, req providers.PlanPoolRequest) 
 		planned.RequiresReplace = append(planned.RequiresReplace, cty.GetAttrPath("engine_version"))
 	}
 
-	info, err := p.plannedModel(ctx, ref, cfg, wantSHA256(req.Pool))
+	if cfg.Source == nil && version != "" {
+		sum, err := p.plannedBinaryDigest(ctx, cfg, req.Prior)
+		if err != nil {
+			return planned, append(diags, providers.FromError("Engine Binary Unreadable", err)...)
+		}
+		planned.BinarySHA256 = sum
+	}
+
+	info, err := p.plannedModel(ctx, ref, cfg, wantSHA256(req.Pool), req.Prior)
 	if err != nil {
 		return planned, append(diags, toDiags("Model Unavailable", err)...)
 	}
@@ -118,9 +129,38 @@ func (p *Provider) plannedSourceVersion(ctx context.Context, cfg *providerConfig
 	return sourceVersion(cfg.Source.Ref, commit, kind), nil
 }
 
+// plannedBinaryDigest is the digest of the binary Ensure will use, "" when
+// it is not known without hashing a binary no replica runs.
+func (p *Provider) plannedBinaryDigest(ctx context.Context, cfg *providerConfig, prior *providers.PreparedEngine) (string, error) {
+	path, err := p.binaries.do(ctx, cfg.Binary, func(context.Context) (string, bool, error) {
+		path, err := p.resolveBinary(cfg.Binary)
+		return path, true, err
+	})
+	if err != nil {
+		return "", nil // plannedVersion reported it
+	}
+	fi, err := os.Stat(path)
+	if err != nil {
+		return "", fmt.Errorf("checking llama-server binary %q: %w", path, err)
+	}
+	return p.plannedDigest(ctx, path, fi, prior != nil && prior.BinaryPath == path && prior.BinarySHA256 != "")
+}
+
+// plannedDigest is path's digest from the digest cache, or, when the
+// cache does not know this version of the file and rehash is set (a
+// replica runs it), by hashing it now.
+func (p *Provider) plannedDigest(ctx context.Context, path string, fi fs.FileInfo, rehash bool) (string, error) {
+	_, digests := p.caches()
+	if sum, ok := digests.get(path, fi); ok || !rehash {
+		return sum, nil
+	}
+	return p.digest(ctx, path, fi, func(providers.Event) {})
+}
+
 // plannedModel reads the metadata of a local or already downloaded model;
 // nil, nil when the model is still to be downloaded.
-func (p *Provider) plannedModel(ctx context.Context, ref modelRef, cfg *providerConfig, want string) (*providers.ModelInfo, error) {
+func (p *Provider) plannedModel(ctx context.Context, ref modelRef, cfg *providerConfig, want string,
+	prior *providers.PreparedEngine) (*providers.ModelInfo, error) {
 	path := ref.downloadPath(cfg.CacheDir)
 	fi, err := os.Stat(path)
 	switch {
@@ -146,8 +186,10 @@ func (p *Provider) plannedModel(ctx context.Context, ref modelRef, cfg *provider
 		}
 		return nil, err
 	}
-	_, digests := p.caches()
-	sum, _ := digests.get(path, fi)
+	sum, err := p.plannedDigest(ctx, path, fi, prior != nil && prior.ModelPath == path && prior.ModelSHA256 != "")
+	if err != nil {
+		return nil, withDiag("Model File Unreadable", modelRefPath, err)
+	}
 	if ref.Kind == modelFile && want != "" && sum != "" && sum != want {
 		return nil, withDiag("Model Checksum Mismatch", modelSHA256Path, fmt.Errorf(
 			"sha256 mismatch for model file %s: expected %s, got %s; fix sha256 in the pool's model block, or point the ref at the intended file",

@@ -41,6 +41,7 @@ type Provider struct {
 	sourcePlans flight[*providerConfig, plannedEngine]    // source mode: the planned engine version
 	refs        flight[gitRef, string]                    // repository and ref → commit from git ls-remote
 	versionRuns flight[fileKey, string]                   // llama-server --version by path, size and mtime
+	digestRuns  flight[fileKey, string]                   // sha256 runs in progress (results live in digests)
 	gpus        flight[struct{}, gpuQuery]                // nvidia-smi's answer
 	metas       flight[fileKey, *gguf.Metadata]           // GGUF metadata by path, size and mtime
 	metaReader  func(path string) (*gguf.Metadata, error) // readMeta; tests count the reads

@@ -388,6 +388,7 @@ func encodePrepared(pe *providers.PreparedEngine) *proto.PreparedEngine {
 		ReplicaId:        pe.ReplicaID,
 		DeviceMask:       pe.DeviceMask,
 		HealthPath:       pe.HealthPath,
+		BinarySha256:     pe.BinarySHA256,
 	}
 }
 
@@ -411,6 +412,7 @@ func decodePrepared(pe *proto.PreparedEngine) *providers.PreparedEngine {
 		ReplicaID:        pe.GetReplicaId(),
 		DeviceMask:       pe.GetDeviceMask(),
 		HealthPath:       pe.GetHealthPath(),
+		BinarySHA256:     pe.GetBinarySha256(),
 	}
 }
 
@@ -421,6 +423,7 @@ func encodePlanned(pp *providers.PlannedPool) *proto.PlannedPool {
 	out := &proto.PlannedPool{
 		EngineVersion:   pp.EngineVersion,
 		RequiresReplace: encodePaths(pp.RequiresReplace),
+		BinarySha256:    pp.BinarySHA256,
 	}
 	if m := pp.Model; m != nil {
 		out.Model = &proto.ModelInfo{
@@ -443,6 +446,7 @@ func decodePlanned(pp *proto.PlannedPool) *providers.PlannedPool {
 	out := &providers.PlannedPool{
 		EngineVersion:   pp.GetEngineVersion(),
 		RequiresReplace: decodePaths(pp.GetRequiresReplace()),
+		BinarySHA256:    pp.GetBinarySha256(),
 	}
 	if m := pp.GetModel(); m != nil {
 		out.Model = &providers.ModelInfo{

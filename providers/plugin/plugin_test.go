@@ -137,6 +137,7 @@ func fullPrepared() *providers.PreparedEngine {
 		Port:             8080,
 		ModelPath:        "/models/q.gguf",
 		ModelSHA256:      "ab12",
+		BinarySHA256:     "cd34",
 		EngineVersion:    "llamacpp-b6600-cuda",
 		ProvisioningMode: "source",
 		PoolID:           "embed-bge",
@@ -154,6 +155,7 @@ func TestFixturesSetEveryField(t *testing.T) {
 		EngineVersion:   "v",
 		RequiresReplace: []cty.Path{cty.GetAttrPath("a")},
 		Model:           fullModelInfo(),
+		BinarySHA256:    "cd34",
 	}
 	attr := providers.Attribute{Type: cty.String, Required: true, Optional: true, Sensitive: true,
 		ForcesReplacement: true, Description: "d"}

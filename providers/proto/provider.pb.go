@@ -552,6 +552,7 @@ type PreparedEngine struct {
 	ReplicaId        string                 `protobuf:"bytes,13,opt,name=replica_id,json=replicaId,proto3" json:"replica_id,omitempty"`
 	DeviceMask       string                 `protobuf:"bytes,14,opt,name=device_mask,json=deviceMask,proto3" json:"device_mask,omitempty"`
 	HealthPath       string                 `protobuf:"bytes,15,opt,name=health_path,json=healthPath,proto3" json:"health_path,omitempty"`
+	BinarySha256     string                 `protobuf:"bytes,16,opt,name=binary_sha256,json=binarySha256,proto3" json:"binary_sha256,omitempty"`
 	unknownFields    protoimpl.UnknownFields
 	sizeCache        protoimpl.SizeCache
 }
@@ -691,6 +692,13 @@ func (x *PreparedEngine) GetHealthPath() string {
 	return ""
 }
 
+func (x *PreparedEngine) GetBinarySha256() string {
+	if x != nil {
+		return x.BinarySha256
+	}
+	return ""
+}
+
 type ModelInfo struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Path          string                 `protobuf:"bytes,1,opt,name=path,proto3" json:"path,omitempty"`
@@ -788,6 +796,7 @@ type PlannedPool struct {
 	EngineVersion   string                 `protobuf:"bytes,1,opt,name=engine_version,json=engineVersion,proto3" json:"engine_version,omitempty"`
 	RequiresReplace []*AttributePath       `protobuf:"bytes,2,rep,name=requires_replace,json=requiresReplace,proto3" json:"requires_replace,omitempty"`
 	Model           *ModelInfo             `protobuf:"bytes,3,opt,name=model,proto3" json:"model,omitempty"`
+	BinarySha256    string                 `protobuf:"bytes,4,opt,name=binary_sha256,json=binarySha256,proto3" json:"binary_sha256,omitempty"`
 	unknownFields   protoimpl.UnknownFields
 	sizeCache       protoimpl.SizeCache
 }
@@ -841,6 +850,13 @@ func (x *PlannedPool) GetModel() *ModelInfo {
 		return x.Model
 	}
 	return nil
+}
+
+func (x *PlannedPool) GetBinarySha256() string {
+	if x != nil {
+		return x.BinarySha256
+	}
+	return ""
 }
 
 type Event struct {
@@ -2215,7 +2231,7 @@ const file_provider_proto_rawDesc = "" +
 	"\breplicas\x18\v \x01(\x03R\breplicas\x1a6\n" +
 	"\bEnvEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xa5\x05\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xca\x05\n" +
 	"\x0ePreparedEngine\x12\x1f\n" +
 	"\vbinary_path\x18\x01 \x01(\tR\n" +
 	"binaryPath\x12\x12\n" +
@@ -2239,7 +2255,8 @@ const file_provider_proto_rawDesc = "" +
 	"\vdevice_mask\x18\x0e \x01(\tR\n" +
 	"deviceMask\x12\x1f\n" +
 	"\vhealth_path\x18\x0f \x01(\tR\n" +
-	"healthPath\x1a6\n" +
+	"healthPath\x12#\n" +
+	"\rbinary_sha256\x18\x10 \x01(\tR\fbinarySha256\x1a6\n" +
 	"\bEnvEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\x1a<\n" +
@@ -2256,11 +2273,12 @@ const file_provider_proto_rawDesc = "" +
 	"parameters\x12\"\n" +
 	"\fquantization\x18\x05 \x01(\tR\fquantization\x12%\n" +
 	"\x0econtext_length\x18\x06 \x01(\x03R\rcontextLength\x12\x16\n" +
-	"\x06sha256\x18\a \x01(\tR\x06sha256\"\xb7\x01\n" +
+	"\x06sha256\x18\a \x01(\tR\x06sha256\"\xdc\x01\n" +
 	"\vPlannedPool\x12%\n" +
 	"\x0eengine_version\x18\x01 \x01(\tR\rengineVersion\x12L\n" +
 	"\x10requires_replace\x18\x02 \x03(\v2!.llorch.provider.v1.AttributePathR\x0frequiresReplace\x123\n" +
-	"\x05model\x18\x03 \x01(\v2\x1d.llorch.provider.v1.ModelInfoR\x05model\"g\n" +
+	"\x05model\x18\x03 \x01(\v2\x1d.llorch.provider.v1.ModelInfoR\x05model\x12#\n" +
+	"\rbinary_sha256\x18\x04 \x01(\tR\fbinarySha256\"g\n" +
 	"\x05Event\x12\x14\n" +
 	"\x05stage\x18\x01 \x01(\tR\x05stage\x12\x18\n" +
 	"\amessage\x18\x02 \x01(\tR\amessage\x12\x18\n" +
