@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"maps"
 	"strings"
 	"sync"
 
@@ -25,7 +24,7 @@ func (r *runner) create(c *plan.Change) error {
 	if err := r.mutate(func(st *state.State) {
 		st.Pools[d.Addr] = &state.Pool{
 			Engine: d.Pool.Engine, SpecHash: d.SpecHash, Spec: d.Spec,
-			Prepared: recordPrepared(r.deps.Fs, pe), Replicas: []*state.Replica{},
+			Prepared: recordPrepared(r.deps.Fs, d, pe), Replicas: []*state.Replica{},
 		}
 	}); err != nil {
 		return err
@@ -125,9 +124,9 @@ func (r *runner) pushSettings(d *plan.Desired, rep *state.Replica) error {
 		pe.HealthPath = sp.Prepared.HealthPath
 	}
 	r.mu.Unlock()
-	s := supervisorSpec(d.Pool, pe, Dirs{}, 0)
+	s := supervisorSpec(d, pe, Dirs{}, 0)
 	if err := client.Update(ctx, supervisor.Settings{
-		Health: s.Health, Restart: s.Restart, Drain: s.Drain, Labels: maps.Clone(d.Pool.Labels),
+		Health: s.Health, Restart: s.Restart, Drain: s.Drain, Labels: s.Handoff.Labels,
 	}); err != nil && !supervisorGone(err) {
 		return fmt.Errorf("updating settings: %w", err)
 	}
@@ -195,7 +194,7 @@ func (r *runner) replaceCreateFirst(d *plan.Desired, ids []string, pe *providers
 func (r *runner) recordPool(d *plan.Desired, pe *providers.PreparedEngine) error {
 	return r.mutate(func(st *state.State) {
 		sp := st.Pools[d.Addr]
-		sp.Engine, sp.Spec, sp.SpecHash, sp.Prepared = d.Pool.Engine, d.Spec, d.SpecHash, recordPrepared(r.deps.Fs, pe)
+		sp.Engine, sp.Spec, sp.SpecHash, sp.Prepared = d.Pool.Engine, d.Spec, d.SpecHash, recordPrepared(r.deps.Fs, d, pe)
 	})
 }
 

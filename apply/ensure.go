@@ -1,6 +1,7 @@
 package apply
 
 import (
+	"errors"
 	"fmt"
 
 	"github.com/llorch/llorch/plan"
@@ -22,10 +23,16 @@ func (r *runner) ensure(d *plan.Desired) (*providers.PreparedEngine, error) {
 		r.hooks.post(addr, StepEnsure, Result{}, err)
 		return nil, err
 	}
+	progress := r.hooks.progress(addr)
 	req := providers.EnsureRequest{
-		Pool:     plan.PoolSpec(d.Pool),
-		Config:   d.ProviderConfig,
-		Progress: r.hooks.progress(addr),
+		Pool:   plan.PoolSpec(d.Pool),
+		Config: d.ProviderConfig,
+		// A provider does not know which values are sensitive (a token in a
+		// model URL): what it says is scrubbed before anyone sees it.
+		Progress: func(ev providers.Event) {
+			ev.Message = d.Scrub(ev.Message)
+			progress(ev)
+		},
 	}
 	pe, pdiags := prov.Ensure(r.work, req)
 	if pdiags.ProviderGone() {
@@ -35,7 +42,7 @@ func (r *runner) ensure(d *plan.Desired) (*providers.PreparedEngine, error) {
 		pe, pdiags = r.retryEnsure(d, req)
 	}
 	if err := pdiags.Err(); err != nil {
-		err = fmt.Errorf("preparing engine: %w", err)
+		err = scrubbed(d, fmt.Errorf("preparing engine: %w", err))
 		r.hooks.post(addr, StepEnsure, Result{}, err)
 		return nil, err
 	}
@@ -47,6 +54,15 @@ func (r *runner) ensure(d *plan.Desired) (*providers.PreparedEngine, error) {
 	pe.PoolID = d.Pool.ID
 	r.hooks.post(addr, StepEnsure, Result{EngineVersion: pe.EngineVersion}, nil)
 	return pe, nil
+}
+
+// scrubbed is err with d's sensitive values hidden; it keeps err (and
+// what it wraps) when it holds none.
+func scrubbed(d *plan.Desired, err error) error {
+	if msg := d.Scrub(err.Error()); msg != err.Error() {
+		return errors.New(msg)
+	}
+	return err
 }
 
 // retryEnsure calls Ensure again on a freshly started provider process,

@@ -57,7 +57,7 @@ func (r *runner) launch(d *plan.Desired, pe *providers.PreparedEngine, id string
 		}
 	}
 	rpe := pe.ForReplica(id, port)
-	return r.launchSpec(supervisorSpec(d.Pool, rpe, r.opts.Dirs, generation), rec, step)
+	return r.launchSpec(supervisorSpec(d, rpe, r.opts.Dirs, generation), rec, step)
 }
 
 // launchSpec launches the supervisor spec describes (the hooks' pre is

@@ -15,6 +15,7 @@ import (
 
 	"github.com/llorch/llorch/config"
 	"github.com/llorch/llorch/internal/supervisor"
+	"github.com/llorch/llorch/plan"
 	"github.com/llorch/llorch/providers"
 	"github.com/llorch/llorch/state"
 	"github.com/llorch/llorch/state/handoff"
@@ -22,11 +23,13 @@ import (
 
 // recordPrepared maps the provider API's PreparedEngine to the persisted
 // state.Prepared: the one place the two formats meet. Secret environment
-// values are recorded only as digests.
-func recordPrepared(fs afero.Fs, pe *providers.PreparedEngine) *state.Prepared {
+// values, and values of env that came from sensitive variables, are
+// recorded only as digests (as d.Spec records them); nothing else holds a
+// sensitive value, which Scrub makes sure of.
+func recordPrepared(fs afero.Fs, d *plan.Desired, pe *providers.PreparedEngine) *state.Prepared {
 	out := &state.Prepared{
 		BinaryPath:       pe.BinaryPath,
-		Args:             append([]string(nil), pe.Args...),
+		Args:             make([]string, len(pe.Args)),
 		Env:              maps.Clone(pe.Env),
 		Host:             pe.Host,
 		Port:             pe.Port,
@@ -37,6 +40,16 @@ func recordPrepared(fs afero.Fs, pe *providers.PreparedEngine) *state.Prepared {
 		ProvisioningMode: pe.ProvisioningMode,
 		DeviceMask:       pe.DeviceMask,
 		HealthPath:       pe.HealthPath,
+	}
+	for i, a := range pe.Args {
+		out.Args[i] = d.Scrub(a)
+	}
+	for k, v := range out.Env {
+		if h := d.Spec.Env[k]; plan.IsRedacted(h) && h != v {
+			out.Env[k] = h
+		} else {
+			out.Env[k] = d.Scrub(v)
+		}
 	}
 	if len(pe.SecretEnv) > 0 {
 		out.SecretEnvHashes = make(map[string]string, len(pe.SecretEnv))
@@ -91,8 +104,13 @@ func handoffPath(handoffDir, poolID, replicaID string) string {
 }
 
 // supervisorSpec is what one replica's supervisor runs: the prepared engine
-// for this replica plus the pool's health, restart and drain settings.
-func supervisorSpec(p *config.Pool, pe providers.PreparedEngine, dirs Dirs, generation int) supervisor.Spec {
+// for this replica plus the pool's health, restart and drain settings. The
+// engine's environment holds what the engine needs, secrets included (the
+// spec file is the supervisor's alone, mode 0600); the handoff template,
+// which every router reads, is built from the redacted spec, so a value
+// from a sensitive variable is there only as its "sha256:…".
+func supervisorSpec(d *plan.Desired, pe providers.PreparedEngine, dirs Dirs, generation int) supervisor.Spec {
+	p := d.Pool
 	env := maps.Clone(pe.Env)
 	if env == nil {
 		env = map[string]string{}
@@ -142,10 +160,10 @@ func supervisorSpec(p *config.Pool, pe providers.PreparedEngine, dirs Dirs, gene
 			ProvisioningMode: pe.ProvisioningMode,
 			PoolID:           p.ID,
 			ReplicaID:        pe.ReplicaID,
-			Model:            handoff.Model{Ref: p.Model.Ref, Path: pe.ModelPath, SHA256: pe.ModelSHA256},
-			Flags:            append([]string{}, p.Flags...),
+			Model:            handoff.Model{Ref: d.Spec.Model.Ref, Path: d.Scrub(pe.ModelPath), SHA256: pe.ModelSHA256},
+			Flags:            append([]string{}, d.Spec.Flags...),
 			DeviceMask:       pe.DeviceMask,
-			Labels:           maps.Clone(p.Labels),
+			Labels:           maps.Clone(d.Spec.Labels),
 		},
 	}
 }

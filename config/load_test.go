@@ -656,11 +656,6 @@ variable "hf_token" {
   default   = "hf_secret"
   sensitive = true
 }
-variable "secret_flags" {
-  type      = list(string)
-  default   = ["--api-key", "k"]
-  sensitive = true
-}
 variable "plain" { default = "visible" }
 locals {
   team = upper(var.hf_token)
@@ -668,7 +663,6 @@ locals {
 pool "chat" {
   engine = "llamacpp"
   model { ref = "hf:org/repo/${var.hf_token}.gguf" }
-  flags  = concat(["--parallel", "2"], var.secret_flags)
   env = {
     HF_TOKEN = var.hf_token
     PLAIN    = var.plain
@@ -680,7 +674,7 @@ pool "chat" {
 }
 `}, LoadOptions{})
 	p := cfg.Pools[0]
-	want := []string{"env.HF_TOKEN", "flags", "labels.team", "model.ref"}
+	want := []string{"env.HF_TOKEN", "labels.team", "model.ref"}
 	if diff := cmp.Diff(want, p.SensitivePaths); diff != "" {
 		t.Errorf("SensitivePaths (-want +got):\n%s", diff)
 	}

@@ -531,8 +531,17 @@ func (d *poolDecoder) decode(pb *poolBlock) {
 			p.Ctx = n
 		}
 	}
-	if v, _, ok := d.value(attrs["flags"], "flags", cty.List(cty.String)); ok {
+	if v, a, ok := d.value(attrs["flags"], "flags", cty.List(cty.String)); ok {
 		p.Flags = stringSlice(v)
+		if d.sensitive["flags"] {
+			// Engine arguments are world-readable (ps, /proc/PID/cmdline);
+			// the engine's environment is its owner's alone.
+			d.errorf(a.Expr.Range(), "Sensitive value in flags",
+				"flags holds a value from a sensitive variable, and engine arguments are visible to every user of "+
+					"this machine (ps, /proc/PID/cmdline). Pass it through env instead, which only the engine's owner "+
+					"can read: llama-server reads its options from LLAMA_ARG_* variables too (for example "+
+					"env = { LLAMA_ARG_ALIAS = var.alias } for --alias), and llamacpp { api_key = ... } sets LLAMA_API_KEY.")
+		}
 	}
 	if v, a, ok := d.value(attrs["env"], "env", cty.Map(cty.String)); ok {
 		p.Env = stringMap(v)

@@ -144,6 +144,19 @@ pool "x" {
 			want: []string{`main.llorch.hcl:6:12: Invalid count argument: The "count" value comes from a sensitive value, which would show in pool addresses. Use a value that is not sensitive.`},
 		},
 		{
+			name: "flags from a sensitive variable",
+			src: `variable "alias" {
+  default   = "s3cret-alias"
+  sensitive = true
+}
+pool "x" {
+  engine = "llamacpp"
+  flags  = ["--parallel", "2", "--alias", var.alias]
+  ` + okModel + `
+}`,
+			want: []string{`main.llorch.hcl:7:12: Sensitive value in flags: flags holds a value from a sensitive variable, and engine arguments are visible to every user of this machine (ps, /proc/PID/cmdline). Pass it through env instead, which only the engine's owner can read: llama-server reads its options from LLAMA_ARG_* variables too (for example env = { LLAMA_ARG_ALIAS = var.alias } for --alias), and llamacpp { api_key = ... } sets LLAMA_API_KEY.`},
+		},
+		{
 			name: "null count",
 			src: `pool "x" {
   count  = null

@@ -204,6 +204,32 @@ func scrub(s string, secrets []string) string {
 	return s
 }
 
+// sensitiveValues returns the string values of cfg's sensitive variables
+// (each element of a collection), to scrub from what providers say.
+func sensitiveValues(cfg *config.Config) []string {
+	var out []string
+	var walk func(v cty.Value)
+	walk = func(v cty.Value) {
+		v, _ = v.UnmarkDeep()
+		switch {
+		case v == cty.NilVal || v.IsNull() || !v.IsKnown():
+		case v.Type() == cty.String:
+			out = append(out, v.AsString())
+		case v.CanIterateElements():
+			for it := v.ElementIterator(); it.Next(); {
+				_, ev := it.Element()
+				walk(ev)
+			}
+		}
+	}
+	for _, name := range sortedKeys(cfg.Variables) {
+		if v := cfg.Variables[name]; v.Sensitive {
+			walk(v.Value)
+		}
+	}
+	return out
+}
+
 // warningText is how a warning diagnostic is kept in Plan.Warnings: the
 // summary, where it is (as Terraform prints it), then the detail, separated
 // by blank lines.

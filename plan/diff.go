@@ -155,8 +155,8 @@ func contentDrift(d *Desired, sp *state.Pool) (binary, model string) {
 			nowModel = d.Planned.Model.SHA256
 		}
 	}
-	return fileDrift("engine binary", pr.BinaryPath, pr.BinarySHA256, nowBinary),
-		fileDrift("model file", pr.ModelPath, pr.ModelSHA256, nowModel)
+	return fileDrift("engine binary", d.Scrub(pr.BinaryPath), pr.BinarySHA256, nowBinary),
+		fileDrift("model file", d.Scrub(pr.ModelPath), pr.ModelSHA256, nowModel)
 }
 
 func fileDrift(what, path, before, now string) string {

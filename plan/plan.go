@@ -64,7 +64,15 @@ type Desired struct {
 	// "llamacpp.api_key") whose values Spec holds only as "sha256:…" and
 	// that output shows as (sensitive value). Sorted.
 	Sensitive []string
+	// secrets are the raw values Spec holds hashed, and the values of the
+	// configuration's sensitive variables: what Scrub hides.
+	secrets []string
 }
+
+// Scrub replaces every sensitive value of the pool in s (a provider's
+// progress message or error, an engine argument) by "(sensitive value)",
+// so that what apply prints or records never holds one.
+func (d *Desired) Scrub(s string) string { return scrub(s, d.secrets) }
 
 // AttrDiff is one attribute's change, for rendering.
 type AttrDiff struct {

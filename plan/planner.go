@@ -296,8 +296,12 @@ func (pl *Planner) desired(ctx context.Context, cfg *config.Config, prior *state
 		return nil, append(diags, cancelled(err))
 	}
 	out := make([]*Desired, 0, len(results))
+	vars := sensitiveValues(cfg)
 	for _, d := range results {
 		if d != nil {
+			if len(vars) > 0 {
+				d.secrets = append(slices.Clip(d.secrets), vars...)
+			}
 			out = append(out, d)
 		}
 	}
@@ -430,6 +434,7 @@ func (pl *Planner) desiredPool(ctx context.Context, p *config.Pool, e *providerE
 		ProviderSchema: e.schema.Pool,
 		Planned:        planned,
 		Sensitive:      bs.sensitive,
+		secrets:        bs.secrets,
 	}, diags
 }
 
