@@ -64,6 +64,9 @@ func (m *meta) stateFromConfig() (state.Store, *state.State, bool) {
 	}
 	s := m.store(m.dirs(cfg))
 	st, ok := m.readState(s)
+	if ok {
+		m.removeStaleHandoffs(m.dirs(cfg))
+	}
 	return s, st, ok
 }
 
@@ -84,6 +87,7 @@ func (m *meta) lockedState(lf lockFlags, op string) (state.Store, *state.State, 
 		unlock()
 		return nil, nil, nil, false
 	}
+	m.removeStaleHandoffs(m.dirs(cfg))
 	return s, st, unlock, true
 }
 

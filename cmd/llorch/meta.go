@@ -399,6 +399,16 @@ func (m *meta) loadSettings() (*config.Config, bool) {
 	return cfg, true
 }
 
+// removeStaleHandoffs removes the handoff files whose engine is gone (a
+// supervisor killed with -9, a reboot). Every command that reads the state
+// does it, so a router is sent to a dead engine only until the next llorch
+// command, whatever it is.
+func (m *meta) removeStaleHandoffs(d apply.Dirs) {
+	if _, err := supervisor.RemoveStaleHandoffs(m.fs, d.Handoff); err != nil {
+		m.logger.Warn("removing stale handoff files", "err", err)
+	}
+}
+
 // dirs resolves the llorch {} block's directories against the working
 // directory.
 func (m *meta) dirs(cfg *config.Config) apply.Dirs { return m.dirsOf(cfg.Settings) }

@@ -21,6 +21,15 @@ type File struct {
 	ReadyAt          time.Time         `json:"ready_at"`
 	Draining         bool              `json:"draining"`
 	Labels           map[string]string `json:"labels"`
+
+	// What a router needs to check for itself that the engine still runs:
+	// the file is current only while /proc/sys/kernel/random/boot_id reads
+	// BootID and process PID exists with PIDStartTicks as field 22 of
+	// /proc/PID/stat (a pid reused by another process starts later).
+	// Files written before these fields existed lack them.
+	SupervisorPID int    `json:"supervisor_pid,omitempty"`
+	PIDStartTicks uint64 `json:"pid_start_ticks,omitempty"`
+	BootID        string `json:"boot_id,omitempty"`
 }
 
 // Model names the model a replica serves.
