@@ -85,19 +85,43 @@ func Statuses(ctx context.Context, l supervisor.Launcher, fs afero.Fs, st *state
 		if live != nil {
 			rs.PID, rs.Restarts = live.PID, r.Restarts+live.Restarts
 			rs.SupervisorPID, rs.ReadyAt = live.SupervisorPID, live.ReadyAt
-			rs.LastError = live.LastError
+			// What the last apply recorded (a replacement that failed while
+			// this engine kept serving) comes first: the supervisor does not
+			// know it.
+			rs.LastError = joinErrors(r.LastError, live.LastError)
 			if live.Port > 0 {
 				rs.Port = live.Port
 			}
 		} else {
 			rs.PID = 0
 			rs.LastError = obs.Reason
+			if !obs.Alive {
+				rs.LastError = joinErrors(obs.Reason, r.LastError)
+			}
+		}
+		// The supervisor's word is not enough: one that is paused or hung
+		// cannot record that its engine died.
+		if live != nil && rs.PID > 0 && !supervisor.Alive(rs.PID) {
+			rs.LastError = joinErrors(fmt.Sprintf("engine pid %d is not running, and its supervisor (pid %d) has not recorded why", rs.PID, rs.SupervisorPID), rs.LastError)
+			rs.State, rs.PID = state.StatusExited, 0
 		}
 		if rs.State == string(supervisor.Ready) && !rs.ReadyAt.IsZero() {
 			rs.Uptime = now.Sub(rs.ReadyAt).Round(time.Second).String()
 		}
 	})
 	return out
+}
+
+// joinErrors joins two error texts with "; ", leaving out an empty or
+// repeated one.
+func joinErrors(a, b string) string {
+	switch {
+	case a == "" || a == b:
+		return b
+	case b == "" || strings.Contains(a, b):
+		return a
+	}
+	return a + "; " + b
 }
 
 // DrainResult says what Drain did to one replica.

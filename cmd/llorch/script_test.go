@@ -351,9 +351,9 @@ func freePorts(n int) (int, error) {
 // signal SIG PID: send SIGKILL, SIGTERM or SIGINT to a process.
 func cmdSignal(ts *testscript.TestScript, neg bool, args []string) {
 	if neg || len(args) != 2 {
-		ts.Fatalf("usage: signal KILL|TERM|INT PID")
+		ts.Fatalf("usage: signal KILL|TERM|INT|STOP|CONT PID")
 	}
-	sig := map[string]syscall.Signal{"KILL": syscall.SIGKILL, "TERM": syscall.SIGTERM, "INT": syscall.SIGINT}[args[0]]
+	sig := map[string]syscall.Signal{"KILL": syscall.SIGKILL, "TERM": syscall.SIGTERM, "INT": syscall.SIGINT, "STOP": syscall.SIGSTOP, "CONT": syscall.SIGCONT}[args[0]]
 	if sig == 0 {
 		ts.Fatalf("unknown signal %q", args[0])
 	}
