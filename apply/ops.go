@@ -100,8 +100,9 @@ func Statuses(ctx context.Context, l supervisor.Launcher, fs afero.Fs, st *state
 			}
 		}
 		// The supervisor's word is not enough: one that is paused or hung
-		// cannot record that its engine died.
-		if live != nil && rs.PID > 0 && !supervisor.Alive(rs.PID) {
+		// cannot record that its engine died. (Only real run directories
+		// have real processes behind them.)
+		if _, osFs := fs.(*afero.OsFs); osFs && live != nil && rs.PID > 0 && !supervisor.Alive(rs.PID) {
 			rs.LastError = joinErrors(fmt.Sprintf("engine pid %d is not running, and its supervisor (pid %d) has not recorded why", rs.PID, rs.SupervisorPID), rs.LastError)
 			rs.State, rs.PID = state.StatusExited, 0
 		}
