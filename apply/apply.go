@@ -132,7 +132,7 @@ func (r *runner) observe(obs plan.Observations) {
 	r.observed = obs
 	for addr, p := range r.st.Pools {
 		for _, rep := range p.Replicas {
-			o, ok := obs[addr+"/"+rep.ID]
+			o, ok := obs[plan.ReplicaAddr(addr, rep.ID)]
 			if !ok || o.Status == "" || rep.Status == state.StatusStopped {
 				continue
 			}

@@ -61,7 +61,7 @@ func (r *runner) update(c *plan.Change) error {
 	var errs *multierror.Error
 	for _, id := range remove {
 		if err := r.stopReplica(d.Addr, id, true); err != nil {
-			errs = multierror.Append(errs, &Error{Addr: d.Addr + "/" + id, Err: err})
+			errs = multierror.Append(errs, &Error{Addr: plan.ReplicaAddr(d.Addr, id), Err: err})
 		}
 	}
 	pushed := true
@@ -71,7 +71,7 @@ func (r *runner) update(c *plan.Change) error {
 		}
 		if err := r.pushSettings(d, rep); err != nil {
 			pushed = false
-			errs = multierror.Append(errs, &Error{Addr: d.Addr + "/" + rep.ID, Err: err})
+			errs = multierror.Append(errs, &Error{Addr: plan.ReplicaAddr(d.Addr, rep.ID), Err: err})
 		}
 	}
 	if pushed {
@@ -170,7 +170,7 @@ func (r *runner) replaceCreateFirst(d *plan.Desired, ids []string, pe *providers
 				// A successor that serves off its port still runs the new
 				// configuration: the pool is replaced all the same.
 				ok = ok && errors.As(err, &moved)
-				errs = multierror.Append(errs, &Error{Addr: d.Addr + "/" + id, Err: err})
+				errs = multierror.Append(errs, &Error{Addr: plan.ReplicaAddr(d.Addr, id), Err: err})
 				mu.Unlock()
 			}
 		}()
@@ -179,7 +179,7 @@ func (r *runner) replaceCreateFirst(d *plan.Desired, ids []string, pe *providers
 	for _, id := range r.replicasBeyond(d) {
 		if err := r.stopReplica(d.Addr, id, true); err != nil {
 			ok = false
-			errs = multierror.Append(errs, &Error{Addr: d.Addr + "/" + id, Err: err})
+			errs = multierror.Append(errs, &Error{Addr: plan.ReplicaAddr(d.Addr, id), Err: err})
 		}
 	}
 	if ok {
@@ -243,7 +243,7 @@ func (r *runner) replaceOne(d *plan.Desired, pe *providers.PreparedEngine, id st
 func (r *runner) retire(d *plan.Desired, id string, old, successor *state.Replica) error {
 	var stopErr error
 	if old != nil {
-		if stopErr = r.stopRecorded(d.Addr+"/"+id, old, true, keepHandoff); stopErr != nil {
+		if stopErr = r.stopRecorded(plan.ReplicaAddr(d.Addr, id), old, true, keepHandoff); stopErr != nil {
 			// The successor serves and is recorded; the predecessor's run
 			// directory no longer is, so the next apply stops it as an
 			// orphan.
@@ -304,12 +304,12 @@ func (r *runner) replaceDrainFirst(d *plan.Desired, ids []string, pe *providers.
 	var errs *multierror.Error
 	for _, id := range ids {
 		if err := r.drainThenStart(d, pe, id); err != nil {
-			errs = multierror.Append(errs, &Error{Addr: d.Addr + "/" + id, Err: err})
+			errs = multierror.Append(errs, &Error{Addr: plan.ReplicaAddr(d.Addr, id), Err: err})
 		}
 	}
 	for _, id := range r.replicasBeyond(d) {
 		if err := r.stopReplica(d.Addr, id, true); err != nil {
-			errs = multierror.Append(errs, &Error{Addr: d.Addr + "/" + id, Err: err})
+			errs = multierror.Append(errs, &Error{Addr: plan.ReplicaAddr(d.Addr, id), Err: err})
 		}
 	}
 	if errs.ErrorOrNil() == nil {
@@ -352,7 +352,7 @@ func (r *runner) drainThenStart(d *plan.Desired, pe *providers.PreparedEngine, i
 // startPrevious starts the engine a drain_first replacement stopped,
 // because its successor failed with cause, and records which one serves.
 func (r *runner) startPrevious(poolAddr, id string, spec supervisor.Spec, old *state.Replica, cause error) error {
-	addr := poolAddr + "/" + id
+	addr := plan.ReplicaAddr(poolAddr, id)
 	rec := &state.Replica{ID: id, Status: state.StatusFailed, Generation: old.Generation}
 	if !r.acquire() {
 		rec.LastError = "replacement failed, and apply was interrupted before the previous engine could start again: " + cause.Error()
@@ -382,8 +382,8 @@ func (r *runner) startPrevious(poolAddr, id string, spec supervisor.Spec, old *s
 // gave up with an open circuit breaker, or it was drained) on its recorded
 // port when the pool has no fixed one, so its URL stays the same.
 func (r *runner) restart(c *plan.Change) error {
-	poolAddr, id, ok := strings.Cut(c.Addr, "/")
-	if !ok {
+	poolAddr, id := plan.SplitReplicaAddr(c.Addr)
+	if id == "" {
 		return fmt.Errorf("restart of %s: not a replica address", c.Addr)
 	}
 	d := c.After
@@ -442,7 +442,7 @@ func (r *runner) deletePool(c *plan.Change) error {
 			defer wg.Done()
 			if err := r.stopReplica(c.Addr, rep.ID, true); err != nil {
 				mu.Lock()
-				errs = multierror.Append(errs, &Error{Addr: c.Addr + "/" + rep.ID, Err: err})
+				errs = multierror.Append(errs, &Error{Addr: plan.ReplicaAddr(c.Addr, rep.ID), Err: err})
 				mu.Unlock()
 			}
 		}()
@@ -471,7 +471,7 @@ func (r *runner) cleanup(c *plan.Change) {
 }
 
 func (r *runner) deleteReplica(c *plan.Change) error {
-	poolAddr, id, _ := strings.Cut(c.Addr, "/")
+	poolAddr, id := plan.SplitReplicaAddr(c.Addr)
 	return r.stopReplica(poolAddr, id, true)
 }
 

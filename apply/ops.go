@@ -67,7 +67,7 @@ func Statuses(ctx context.Context, l supervisor.Launcher, fs afero.Fs, st *state
 	for _, addr := range st.Addrs() {
 		for _, r := range st.Pools[addr].Replicas {
 			out = append(out, ReplicaStatus{
-				Addr: addr + "/" + r.ID, Replica: r.ID, State: r.Status, PID: r.PID,
+				Addr: plan.ReplicaAddr(addr, r.ID), Replica: r.ID, State: r.Status, PID: r.PID,
 				SupervisorPID: r.SupervisorPID, Port: r.Port, ReadyAt: r.ReadyAt,
 				Restarts: r.Restarts, LastError: r.LastError, Handoff: r.Handoff,
 			})
@@ -77,7 +77,7 @@ func Statuses(ctx context.Context, l supervisor.Launcher, fs afero.Fs, st *state
 	// each supervisor's answer is bounded by ctx.
 	_ = parallel.For(context.WithoutCancel(ctx), len(out), 16, func(i int) {
 		rs := &out[i]
-		poolAddr, id, _ := strings.Cut(rs.Addr, "/")
+		poolAddr, id := plan.SplitReplicaAddr(rs.Addr)
 		p := st.Pools[poolAddr]
 		r := p.Replica(id)
 		obs, live := rf.observe(ctx, p, r)
@@ -131,14 +131,19 @@ type DrainResult struct {
 	Err  error
 }
 
-// Drain drains and stops the replicas at addr (a pool or "pool/rN"): the
+// Drain drains and stops the replicas at addr (a pool or "pool.x/rN", as
+// plan.ParseAddr reads it): the
 // handoff file says draining, in-flight requests finish (or the deadline
 // passes), then the engine stops. Drained replicas stay in state as
 // "stopped", so the next plan shows them as needing a start. st is updated
 // in place; the caller saves it. deadline overrides the pool's
 // drain.deadline when positive.
 func Drain(ctx context.Context, l supervisor.Launcher, fs afero.Fs, st *state.State, addr string, deadline time.Duration, now func() time.Time) ([]DrainResult, error) {
-	poolAddr, id, isReplica := strings.Cut(addr, "/")
+	a, err := plan.ParseAddr(addr)
+	if err != nil {
+		return nil, err
+	}
+	poolAddr, id, isReplica := a.PoolAddr(), a.Replica, a.IsReplica()
 	p := st.Pools[poolAddr]
 	if p == nil {
 		return nil, fmt.Errorf("%s is not in the state; run \"llorch state list\" to see what is", poolAddr)
@@ -165,7 +170,7 @@ func Drain(ctx context.Context, l supervisor.Launcher, fs afero.Fs, st *state.St
 			if err == nil {
 				err = removeHandoffFile(fs, r)
 			}
-			results[i] = DrainResult{Addr: poolAddr + "/" + r.ID, Err: err}
+			results[i] = DrainResult{Addr: plan.ReplicaAddr(poolAddr, r.ID), Err: err}
 		}()
 	}
 	wg.Wait()

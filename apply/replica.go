@@ -5,8 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"sort"
-	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/hashicorp/go-multierror"
@@ -39,7 +39,7 @@ type started struct {
 // last_error says why (nothing is left running; the launcher guarantees it).
 // port is the port to listen on, 0 to pick a free one.
 func (r *runner) launch(d *plan.Desired, pe *providers.PreparedEngine, id string, port, generation int, step Step) (started, error) {
-	addr := d.Addr + "/" + id
+	addr := plan.ReplicaAddr(d.Addr, id)
 	rec := &state.Replica{ID: id, Status: state.StatusFailed, Generation: generation}
 	if !r.acquire() {
 		rec.LastError = "not started: apply was interrupted"
@@ -87,7 +87,8 @@ func (r *runner) launchSpec(spec supervisor.Spec, rec *state.Replica, step Step)
 // port + index, or 0 (pick one) when the pool has no fixed port.
 func configuredPort(d *plan.Desired, id string) int {
 	if d.Pool.Port > 0 {
-		return d.Pool.Port + replicaIndex(id)
+		i, _ := plan.ReplicaIndex(id)
+		return d.Pool.Port + i
 	}
 	return 0
 }
@@ -114,7 +115,7 @@ func (r *runner) startReplicas(d *plan.Desired, pe *providers.PreparedEngine, id
 			}
 			if err != nil {
 				mu.Lock()
-				errs = multierror.Append(errs, &Error{Addr: d.Addr + "/" + id, Err: err})
+				errs = multierror.Append(errs, &Error{Addr: plan.ReplicaAddr(d.Addr, id), Err: err})
 				mu.Unlock()
 			}
 		}()
@@ -142,7 +143,7 @@ func (r *runner) stopReplica(poolAddr, id string, drain bool) error {
 	if rep == nil {
 		return nil
 	}
-	if err := r.stopRecorded(poolAddr+"/"+id, rep, drain, removeHandoff); err != nil {
+	if err := r.stopRecorded(plan.ReplicaAddr(poolAddr, id), rep, drain, removeHandoff); err != nil {
 		if !errors.Is(err, ErrInterrupted) {
 			_ = r.mutate(func(st *state.State) {
 				if cur := st.Pools[poolAddr].Replica(id); cur != nil {
@@ -172,7 +173,7 @@ func (r *runner) stopRecorded(addr string, rep *state.Replica, drain bool, rule 
 		step = StepDrain
 	}
 	r.hooks.pre(addr, step)
-	poolAddr, _, _ := strings.Cut(addr, "/")
+	poolAddr, _ := plan.SplitReplicaAddr(addr)
 	r.mu.Lock()
 	timing := stopTimingOf(r.st.Pools[poolAddr])
 	r.mu.Unlock()
@@ -283,7 +284,7 @@ func removeRunDir(fs afero.Fs, rep *state.Replica) error {
 	if rep.RunDir == "" {
 		return nil
 	}
-	if err := fs.RemoveAll(rep.RunDir); err != nil {
+	if err := fs.RemoveAll(rep.RunDir); err != nil && !errors.Is(err, syscall.ENAMETOOLONG) {
 		return fmt.Errorf("removing run directory %s: %w", rep.RunDir, err)
 	}
 	return nil
@@ -295,7 +296,8 @@ func removeHandoffFile(fs afero.Fs, rep *state.Replica) error {
 	if rep.Handoff == "" {
 		return nil
 	}
-	if err := handoff.Remove(fs, rep.Handoff); err != nil {
+	// A name too long to exist was never written.
+	if err := handoff.Remove(fs, rep.Handoff); err != nil && !errors.Is(err, syscall.ENAMETOOLONG) {
 		return fmt.Errorf("removing handoff file: %w", err)
 	}
 	return nil
@@ -333,21 +335,12 @@ func (r *runner) replicas(poolAddr string) []*state.Replica {
 func (r *runner) replicasBeyond(d *plan.Desired) []string {
 	var out []string
 	for _, rep := range r.replicas(d.Addr) {
-		if replicaIndex(rep.ID) >= d.Pool.Replicas {
+		// An id that is not rN (never written by llorch) is beyond too.
+		if i, ok := plan.ReplicaIndex(rep.ID); !ok || i >= d.Pool.Replicas {
 			out = append(out, rep.ID)
 		}
 	}
 	return out
-}
-
-func replicaID(i int) string { return plan.ReplicaID(i) }
-
-func replicaIndex(id string) int {
-	var i int
-	if _, err := fmt.Sscanf(id, "r%d", &i); err != nil {
-		return 0
-	}
-	return i
 }
 
 // replicaIDs are the replicas a create or replace covers: the change's own
@@ -377,7 +370,7 @@ func replicaIDs(c *plan.Change, d *plan.Desired) []string {
 func allReplicaIDs(d *plan.Desired) []string {
 	out := make([]string, d.Pool.Replicas)
 	for i := range out {
-		out[i] = replicaID(i)
+		out[i] = plan.ReplicaID(i)
 	}
 	return out
 }
@@ -394,7 +387,9 @@ func putReplica(sp *state.Pool, rep *state.Replica) {
 	}
 	sp.Replicas = append(sp.Replicas, rep)
 	sort.Slice(sp.Replicas, func(i, j int) bool {
-		return replicaIndex(sp.Replicas[i].ID) < replicaIndex(sp.Replicas[j].ID)
+		a, _ := plan.ReplicaIndex(sp.Replicas[i].ID)
+		b, _ := plan.ReplicaIndex(sp.Replicas[j].ID)
+		return a < b
 	})
 }
 
@@ -408,7 +403,12 @@ func removeReplica(sp *state.Pool, id string) {
 	sp.Replicas = out
 }
 
-func isReplicaAddr(addr string) bool { return strings.Contains(addr, "/") }
+// isReplicaAddr tells a replica's change (pool.embed["a/b"]/r1) from its
+// pool's (pool.embed["a/b"]): a "/" inside a key does not count.
+func isReplicaAddr(addr string) bool {
+	_, id := plan.SplitReplicaAddr(addr)
+	return id != ""
+}
 
 // flatten turns a possibly-nil *multierror.Error into an error without the
 // typed-nil trap.

@@ -13,11 +13,13 @@ import (
 )
 
 // supervisorGone reports whether err means nobody answers on the
-// supervisor's socket (it was killed, or already stopped).
+// supervisor's socket (it was killed, or already stopped). A run directory
+// whose name is too long to exist (recorded for a pool whose name was
+// not bounded yet) never held a supervisor either.
 func supervisorGone(err error) bool {
 	var ne *net.OpError
 	return errors.Is(err, supervisor.ErrNotRunning) || errors.As(err, &ne) || errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ECONNREFUSED) ||
-		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
+		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) || errors.Is(err, syscall.ENAMETOOLONG)
 }
 
 // killLeftover makes sure no engine of a stopped or vanished supervisor is

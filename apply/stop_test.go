@@ -129,3 +129,25 @@ func TestDestroyReportsTheEngineItStoppedNotTheOneApplyStarted(t *testing.T) {
 		t.Errorf("destroy reported pid %d, want %d, the engine the supervisor ran after its restart (apply started %d)", got.PID, live, r0.PID)
 	}
 }
+
+// A replica recorded with a run directory and handoff file whose names are
+// too long to exist (an older llorch did not bound pool ids) has nothing
+// running: draining it succeeds instead of failing on the name.
+func TestDrainOfARunDirTooLongToExist(t *testing.T) {
+	dir := t.TempDir()
+	for _, sub := range []string{"run", "handoff"} {
+		if err := os.Mkdir(filepath.Join(dir, sub), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	long := strings.Repeat("p", 300)
+	st := state.New("lineage")
+	st.Pools["pool."+long] = &state.Pool{Engine: "llamacpp", Replicas: []*state.Replica{{
+		ID: "r0", Status: "failed", RunDir: filepath.Join(dir, "run", long+"-r0"), Handoff: filepath.Join(dir, "handoff", long+"-r0.json"),
+	}}}
+	fs := afero.NewOsFs()
+	results, err := apply.Drain(t.Context(), &supervisor.ExecLauncher{Fs: fs}, fs, st, "pool."+long, 0, func() time.Time { return t0 })
+	if err != nil || len(results) != 1 || results[0].Err != nil {
+		t.Fatalf("Drain = %+v, %v; want the replica stopped", results, err)
+	}
+}

@@ -2,6 +2,8 @@ package config
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"math/big"
 	"net"
@@ -920,13 +922,30 @@ func poolAddr(name string, key cty.Value) string {
 	case key.Type() == cty.Number:
 		return fmt.Sprintf("pool.%s[%s]", name, key.AsBigFloat().Text('f', -1))
 	default:
-		return fmt.Sprintf("pool.%s[%s]", name, hclQuote(key.AsString()))
+		return fmt.Sprintf("pool.%s[%s]", name, QuoteKey(key.AsString()))
 	}
 }
 
+// maxIDLen bounds a pool's file-safe ID, so its run directories and handoff
+// files (the ID plus "-r12.3" or "-r12.json") stay well inside a file
+// name's 255 bytes.
+const maxIDLen = 64
+
 // poolID is the file-safe ID: the name, then "-" and the key, with every
-// character outside [A-Za-z0-9_.-] replaced by "-".
+// character outside [A-Za-z0-9_.-] replaced by "-". An ID longer than
+// maxIDLen keeps its first characters and ends in "-" and a hash of the
+// whole address, so it stays bounded and distinct.
 func poolID(name string, key cty.Value) string {
+	id := sanitizedID(name, key)
+	if len(id) <= maxIDLen {
+		return id
+	}
+	sum := sha256.Sum256([]byte(poolAddr(name, key)))
+	h := hex.EncodeToString(sum[:6])
+	return id[:maxIDLen-len(h)-1] + "-" + h
+}
+
+func sanitizedID(name string, key cty.Value) string {
 	id := name
 	switch {
 	case key == cty.NilVal:
@@ -943,9 +962,10 @@ func poolID(name string, key cty.Value) string {
 	}, id)
 }
 
-// hclQuote quotes s as an HCL string literal, as Terraform prints instance
-// keys: `"a\"b"`, with template sequences escaped.
-func hclQuote(s string) string {
+// QuoteKey quotes a for_each key as an HCL string literal, as Terraform
+// prints instance keys: `"a\"b"`, with template sequences escaped. It is
+// the one quoting of pool addresses; plan.ParseAddr reads it back.
+func QuoteKey(s string) string {
 	var b strings.Builder
 	b.WriteByte('"')
 	for i, r := range s {

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/hashicorp/hcl/v2"
@@ -36,6 +37,29 @@ func TestPoolAddrAndID(t *testing.T) {
 				t.Errorf("poolID = %s, want %s", got, tc.wantID)
 			}
 		})
+	}
+}
+
+// TestPoolIDIsBounded: a name or key too long for a file name gets an ID
+// of at most maxIDLen bytes, ending in a hash of the address, so two long
+// names that share their start still differ.
+func TestPoolIDIsBounded(t *testing.T) {
+	long := strings.Repeat("p", 300)
+	a, b := poolID(long, cty.NilVal), poolID(long+"q", cty.NilVal)
+	k := poolID("embed", cty.StringVal(strings.Repeat("ü", 200)))
+	for _, id := range []string{a, b, k} {
+		if len(id) > maxIDLen {
+			t.Errorf("poolID is %d bytes (%s), want at most %d", len(id), id, maxIDLen)
+		}
+	}
+	if a == b {
+		t.Errorf("two long names share the ID %s", a)
+	}
+	if want := strings.Repeat("p", maxIDLen-13) + "-"; !strings.HasPrefix(a, want) || len(a) != maxIDLen {
+		t.Errorf("poolID = %s, want the name's start, a dash and 12 hex digits", a)
+	}
+	if id := poolID(strings.Repeat("p", maxIDLen), cty.NilVal); id != strings.Repeat("p", maxIDLen) {
+		t.Errorf("an ID of exactly maxIDLen bytes changed to %s", id)
 	}
 }
 

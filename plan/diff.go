@@ -283,7 +283,7 @@ func diffPool(d *Desired, sp *state.Pool, observed Observations, sel *selected) 
 		// after a replacement failed) is moved onto its configured port.
 		// A dead one restarts there anyway.
 		for _, r := range replicas {
-			i, ok := replicaIndex(r.ID)
+			i, ok := ReplicaIndex(r.ID)
 			if !ok || i >= d.Spec.Replicas || r.Port == 0 || r.Port == base+i || isDead(r.ID) || sel.replaceReplica(d.Addr, r.ID) {
 				continue
 			}
@@ -315,7 +315,7 @@ type deadInfo struct {
 func replicaSetChanges(n int, recorded []*state.Replica) (created, deleted []string) {
 	have := 0
 	for _, r := range recorded {
-		if i, ok := replicaIndex(r.ID); ok && i < n {
+		if i, ok := ReplicaIndex(r.ID); ok && i < n {
 			have++
 		} else {
 			deleted = append(deleted, r.ID)

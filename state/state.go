@@ -2,7 +2,6 @@ package state
 
 import (
 	"encoding/json"
-	"iter"
 	"maps"
 	"slices"
 	"sort"
@@ -45,32 +44,6 @@ func (s *State) RemovePool(addr string) bool {
 	delete(s.Pools, addr)
 	return true
 }
-
-// Replicas yields every recorded replica with its address ("pool.chat/r0"):
-// pools in address order, replicas in recorded order. It is safe to change
-// a yielded replica; adding or removing pools while iterating is not.
-func (s *State) Replicas() iter.Seq2[string, *Replica] {
-	return func(yield func(string, *Replica) bool) {
-		for _, addr := range s.Addrs() {
-			p := s.Pools[addr]
-			if p == nil {
-				continue
-			}
-			for _, r := range p.Replicas {
-				if r == nil {
-					continue
-				}
-				if !yield(ReplicaAddr(addr, r.ID), r) {
-					return
-				}
-			}
-		}
-	}
-}
-
-// ReplicaAddr is the address of replica id of the pool at poolAddr:
-// ReplicaAddr("pool.chat", "r1") is "pool.chat/r1".
-func ReplicaAddr(poolAddr, id string) string { return poolAddr + "/" + id }
 
 // DeepCopy returns a copy that shares nothing with s. Nil and empty
 // slices and maps stay as they were (an empty Devices means CPU only).

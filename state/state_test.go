@@ -41,41 +41,6 @@ func TestRemovePool(t *testing.T) {
 	}
 }
 
-func TestReplicasYieldsEveryReplicaInAddressOrder(t *testing.T) {
-	st := testState()
-	var got []string
-	for addr, r := range st.Replicas() {
-		got = append(got, addr)
-		r.Restarts = 7 // yielded replicas are the recorded ones
-	}
-	want := []string{"pool.chat/r0", "pool.chat/r1", "pool.chat/r2", `pool.embed["bge"]/r0`}
-	if !slices.Equal(got, want) {
-		t.Errorf("Replicas() = %q, want %q", got, want)
-	}
-	if st.Pools["pool.chat"].Replicas[1].Restarts != 7 {
-		t.Error("changing a yielded replica did not change the state")
-	}
-}
-
-func TestReplicasStopsWhenTheLoopBreaks(t *testing.T) {
-	n := 0
-	for range testState().Replicas() {
-		n++
-		if n == 2 {
-			break
-		}
-	}
-	if n != 2 {
-		t.Errorf("loop ran %d times, want 2", n)
-	}
-}
-
-func TestReplicasOfEmptyState(t *testing.T) {
-	for addr := range New(testLineage).Replicas() {
-		t.Errorf("yielded %q from an empty state", addr)
-	}
-}
-
 func TestRemoveReplica(t *testing.T) {
 	tests := []struct {
 		name        string
@@ -106,12 +71,6 @@ func TestRemoveReplica(t *testing.T) {
 				t.Error("RemoveReplica rewrote the slice a caller may still hold")
 			}
 		})
-	}
-}
-
-func TestReplicaAddr(t *testing.T) {
-	if got := ReplicaAddr(`pool.embed["bge"]`, "r1"); got != `pool.embed["bge"]/r1` {
-		t.Errorf("ReplicaAddr = %q", got)
 	}
 }
 

@@ -6,7 +6,6 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/llorch/llorch/plan"
 	"github.com/llorch/llorch/state"
 )
 
@@ -146,11 +145,12 @@ func stateShow(m *meta, args []string) int {
 	if !ok {
 		return 1
 	}
-	addr := fs.Arg(0)
-	// A for_each key may hold "/" (pool.embed["a/b"]): only a trailing
-	// /rN names a replica.
-	poolAddr, replicaID := plan.SplitReplicaAddr(addr)
-	p := st.Pools[poolAddr]
+	a, ok := m.argAddr("state show", fs.Arg(0), false)
+	if !ok {
+		return 1
+	}
+	addr, replicaID := a.String(), a.Replica
+	p := st.Pools[a.PoolAddr()]
 	var v any = p
 	if p != nil && replicaID != "" {
 		if r := p.Replica(replicaID); r != nil {

@@ -11,7 +11,6 @@ import (
 
 	"github.com/llorch/llorch/apply"
 	"github.com/llorch/llorch/internal/tail"
-	"github.com/llorch/llorch/plan"
 )
 
 func cmdStatus(m *meta, args []string) int {
@@ -69,8 +68,8 @@ func oneLine(s string, max int) string {
 	if i := strings.IndexByte(s, '\n'); i >= 0 {
 		s = s[:i] + " …"
 	}
-	if len(s) > max {
-		s = s[:max-1] + "…"
+	if r := []rune(s); len(r) > max { // runes: an address may hold non-ASCII keys
+		s = string(r[:max-1]) + "…"
 	}
 	return s
 }
@@ -82,17 +81,20 @@ func cmdLogs(m *meta, args []string) int {
 	if !m.parseFlags(fs, args) {
 		return 1
 	}
-	if fs.NArg() != 1 || !strings.Contains(fs.Arg(0), "/") {
+	if fs.NArg() != 1 {
 		m.errorf("Missing replica address", "llorch logs takes one replica address, like pool.chat/r0. Run \"llorch state list\" to see them.")
+		return 1
+	}
+	a, ok := m.argAddr("logs", fs.Arg(0), true)
+	if !ok {
 		return 1
 	}
 	_, st, ok := m.stateFromConfig()
 	if !ok {
 		return 1
 	}
-	addr := fs.Arg(0)
-	poolAddr, id := plan.SplitReplicaAddr(addr)
-	p := st.Pools[poolAddr]
+	addr, id := a.String(), a.Replica
+	p := st.Pools[a.PoolAddr()]
 	if p == nil || p.Replica(id) == nil {
 		m.errorf("No such replica in the state", "%s is not in the state. Run \"llorch state list\" to see the replicas.", addr)
 		return 1
@@ -130,6 +132,9 @@ func cmdDrain(m *meta, args []string) int {
 	}
 	if fs.NArg() != 1 {
 		m.errorf("Missing address", "llorch drain takes one pool or replica address, like pool.chat or pool.chat/r0.")
+		return 1
+	}
+	if _, ok := m.argAddr("drain", fs.Arg(0), false); !ok {
 		return 1
 	}
 	s, st, unlock, ok := m.lockedState(lf, "drain")

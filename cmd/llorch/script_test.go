@@ -11,7 +11,6 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -23,6 +22,7 @@ import (
 	"github.com/llorch/llorch/examples/provider-vllm/vllm"
 	"github.com/llorch/llorch/internal/fakeengine"
 	"github.com/llorch/llorch/internal/supervisor"
+	"github.com/llorch/llorch/plan"
 	"github.com/llorch/llorch/providers/sdk"
 	"github.com/llorch/llorch/state"
 )
@@ -157,8 +157,8 @@ func readState(ts *testscript.TestScript) *state.State {
 }
 
 func replicaOf(ts *testscript.TestScript, st *state.State, addr string) *state.Replica {
-	poolAddr, id, ok := strings.Cut(addr, "/")
-	if !ok {
+	poolAddr, id := plan.SplitReplicaAddr(addr)
+	if id == "" {
 		ts.Fatalf("%s is not a replica address", addr)
 	}
 	p := st.Pools[poolAddr]
