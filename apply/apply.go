@@ -99,7 +99,8 @@ func Run(ctx context.Context, p *plan.Plan, deps Deps, opts Options) (*state.Sta
 		work:  context.WithoutCancel(ctx),
 	}
 
-	r.observe(p.Observations)
+	settled := r.adoptSuccessors()
+	r.observe(p.Observations, settled)
 	if err := r.sweepOrphans(); err != nil {
 		r.fail("run", err)
 	}
@@ -128,12 +129,13 @@ func Run(ctx context.Context, p *plan.Plan, deps Deps, opts Options) (*state.Sta
 // working state, so the state written by this run is current. Restart
 // counts stay as recorded: refresh reports the recorded count plus the
 // live supervisor's own, and a relaunch folds that total in.
-func (r *runner) observe(obs plan.Observations) {
+func (r *runner) observe(obs plan.Observations, settled map[string]bool) {
 	r.observed = obs
 	for addr, p := range r.st.Pools {
 		for _, rep := range p.Replicas {
-			o, ok := obs[plan.ReplicaAddr(addr, rep.ID)]
-			if !ok || o.Status == "" || rep.Status == state.StatusStopped {
+			raddr := plan.ReplicaAddr(addr, rep.ID)
+			o, ok := obs[raddr]
+			if !ok || o.Status == "" || rep.Status == state.StatusStopped || settled[raddr] {
 				continue
 			}
 			rep.Status = o.Status

@@ -213,7 +213,15 @@ func (r *runner) replaceOne(d *plan.Desired, pe *providers.PreparedEngine, id st
 			port = 0
 		}
 	}
-	res, err := r.launch(d, pe, id, port, gen, StepStart)
+	var (
+		res started
+		err error
+	)
+	if old != nil {
+		res, err = r.launchSuccessor(d, pe, id, port, gen)
+	} else {
+		res, err = r.launch(d, pe, id, port, gen, StepStart)
+	}
 	if res.client != nil {
 		_ = res.client.Close()
 	}
@@ -225,6 +233,7 @@ func (r *runner) replaceOne(d *plan.Desired, pe *providers.PreparedEngine, id st
 		_ = r.mutate(func(st *state.State) {
 			if rep := st.Pools[d.Addr].Replica(id); rep != nil {
 				rep.LastError = "replacement failed, old engine kept serving: " + err.Error()
+				rep.ClearSuccessor() // the launcher leaves nothing running
 			}
 		})
 		return fmt.Errorf("replacement failed, the old engine keeps serving: %w", err)
@@ -264,7 +273,7 @@ func (r *runner) retire(d *plan.Desired, id string, old, successor *state.Replic
 // where it is and says why; the next plan shows the move again.
 func (r *runner) moveHome(d *plan.Desired, pe *providers.PreparedEngine, id string, temp *state.Replica) error {
 	home := configuredPort(d, id)
-	res, err := r.launch(d, pe, id, home, temp.Generation+1, StepStart)
+	res, err := r.launchSuccessor(d, pe, id, home, temp.Generation+1)
 	if res.client != nil {
 		_ = res.client.Close()
 	}
@@ -273,6 +282,7 @@ func (r *runner) moveHome(d *plan.Desired, pe *providers.PreparedEngine, id stri
 		_ = r.mutate(func(st *state.State) {
 			if rep := st.Pools[d.Addr].Replica(id); rep != nil {
 				rep.LastError = nh.Error()
+				rep.ClearSuccessor()
 			}
 		})
 		return nh
@@ -336,7 +346,17 @@ func (r *runner) drainThenStart(d *plan.Desired, pe *providers.PreparedEngine, i
 			return err
 		}
 	}
-	res, err := r.launch(d, pe, id, configuredPort(d, id), gen, StepStart)
+	// The stopped predecessor's record is gone: the successor is recorded
+	// as starting before it is spawned, so an apply killed now leaves
+	// nothing the next run does not know.
+	res, err := r.launchWith(d, pe, id, configuredPort(d, id), gen, StepStart, func(spec supervisor.Spec) error {
+		return r.mutate(func(st *state.State) {
+			putReplica(st.Pools[d.Addr], &state.Replica{
+				ID: id, Status: state.StatusStarting, Port: spec.Port, RunDir: spec.RunDir, Handoff: spec.HandoffPath,
+				Generation: gen, StartedAt: r.deps.Clock.Now().UTC(),
+			})
+		})
+	})
 	if res.client != nil {
 		_ = res.client.Close()
 	}

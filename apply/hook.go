@@ -18,6 +18,10 @@ const (
 	// StepRollback: the engine a drain_first replacement stopped starts
 	// again, because its successor could not.
 	StepRollback Step = "rollback"
+	// StepAdopt: a successor that an apply killed mid-replace left serving
+	// is recorded in place of its predecessor (a predecessor still running
+	// is stopped first), or, when it does not serve, is stopped.
+	StepAdopt Step = "adopt"
 )
 
 // Result carries what a finished step produced, for progress output.

@@ -69,6 +69,9 @@ func unknownRunDirs(fs afero.Fs, root string, st *state.State) ([]string, error)
 			if rep.RunDir != "" {
 				known[filepath.Clean(rep.RunDir)] = true
 			}
+			if rep.HasSuccessor() { // adoptSuccessors settles it
+				known[filepath.Clean(rep.SuccessorRunDir)] = true
+			}
 		}
 	}
 	var out []string

@@ -79,23 +79,15 @@ func (rf *Refresher) observe(ctx context.Context, pool *state.Pool, r *state.Rep
 		}
 		return obs, &st
 	}
-	// The supervisor mirrors its status to status.json atomically on every
-	// change: while it runs, reading that file is as good as asking it.
-	if st, ok := supervisor.RunningIn(rf.Fs, r.RunDir, rf.controlSockets()); ok {
-		return live(st)
-	}
-	timeout := rf.Timeout
-	if timeout <= 0 {
-		timeout = 2 * time.Second
-	}
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	client, err := rf.Launcher.Attach(ctx, r.RunDir)
-	if err == nil {
-		defer client.Close()
-		if st, err := client.Status(ctx); err == nil {
+	// A successor that an interrupted apply started and left serving is
+	// what serves: the next apply adopts it (adoptSuccessors).
+	if r.HasSuccessor() {
+		if st, ok := rf.liveAt(ctx, r.SuccessorRunDir); ok && st.State == supervisor.Ready {
 			return live(st)
 		}
+	}
+	if st, ok := rf.liveAt(ctx, r.RunDir); ok {
+		return live(st)
 	}
 	// Nobody answers. Either it was drained on purpose (`llorch drain`
 	// recorded so), or the supervisor was killed (its engine died with it)
@@ -115,6 +107,28 @@ func (rf *Refresher) observe(ctx context.Context, pool *state.Pool, r *state.Rep
 		obs.Reason = fmt.Sprintf("supervisor (pid %d) is not running", r.SupervisorPID)
 	}
 	return obs, nil
+}
+
+// liveAt is the status of the supervisor running in runDir, if one runs.
+// The supervisor mirrors its status to status.json atomically on every
+// change: while it runs, reading that file is as good as asking it.
+func (rf *Refresher) liveAt(ctx context.Context, runDir string) (supervisor.Status, bool) {
+	if st, ok := supervisor.RunningIn(rf.Fs, runDir, rf.controlSockets()); ok {
+		return st, true
+	}
+	timeout := rf.Timeout
+	if timeout <= 0 {
+		timeout = 2 * time.Second
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	client, err := rf.Launcher.Attach(ctx, runDir)
+	if err != nil {
+		return supervisor.Status{}, false
+	}
+	defer client.Close()
+	st, err := client.Status(ctx)
+	return st, err == nil
 }
 
 // controlSockets returns the listening unix sockets, asked of the kernel

@@ -39,6 +39,24 @@ type started struct {
 // last_error says why (nothing is left running; the launcher guarantees it).
 // port is the port to listen on, 0 to pick a free one.
 func (r *runner) launch(d *plan.Desired, pe *providers.PreparedEngine, id string, port, generation int, step Step) (started, error) {
+	return r.launchWith(d, pe, id, port, generation, step, nil)
+}
+
+// launchSuccessor is launch for the successor of the recorded replica id:
+// the state records the successor's run directory before it is spawned,
+// so an apply killed before it records the outcome leaves nothing the next
+// run does not know (see adoptSuccessors).
+func (r *runner) launchSuccessor(d *plan.Desired, pe *providers.PreparedEngine, id string, port, generation int) (started, error) {
+	return r.launchWith(d, pe, id, port, generation, StepStart, func(spec supervisor.Spec) error {
+		return r.mutate(func(st *state.State) {
+			if rep := st.Pools[d.Addr].Replica(id); rep != nil {
+				rep.SuccessorRunDir, rep.SuccessorPort, rep.SuccessorGeneration = spec.RunDir, spec.Port, generation
+			}
+		})
+	})
+}
+
+func (r *runner) launchWith(d *plan.Desired, pe *providers.PreparedEngine, id string, port, generation int, step Step, intent func(supervisor.Spec) error) (started, error) {
 	addr := plan.ReplicaAddr(d.Addr, id)
 	rec := &state.Replica{ID: id, Status: state.StatusFailed, Generation: generation}
 	if !r.acquire() {
@@ -57,7 +75,16 @@ func (r *runner) launch(d *plan.Desired, pe *providers.PreparedEngine, id string
 		}
 	}
 	rpe := pe.ForReplica(id, port)
-	return r.launchSpec(supervisorSpec(d, rpe, r.opts.Dirs, generation), rec, step)
+	spec := supervisorSpec(d, rpe, r.opts.Dirs, generation)
+	if intent != nil {
+		if err := intent(spec); err != nil {
+			err = fmt.Errorf("recording the successor before starting it: %w", err)
+			rec.LastError = err.Error()
+			r.hooks.post(addr, step, Result{}, err)
+			return started{replica: rec}, err
+		}
+	}
+	return r.launchSpec(spec, rec, step)
 }
 
 // launchSpec launches the supervisor spec describes (the hooks' pre is

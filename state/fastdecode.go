@@ -380,6 +380,15 @@ func (d *scanner) replica() *Replica {
 		case "generation":
 			d.Once(&seen, 11)
 			r.Generation = d.Int()
+		case "successor_run_dir":
+			d.Once(&seen, 12)
+			r.SuccessorRunDir = d.Str()
+		case "successor_port":
+			d.Once(&seen, 13)
+			r.SuccessorPort = d.Int()
+		case "successor_generation":
+			d.Once(&seen, 14)
+			r.SuccessorGeneration = d.Int()
 		default:
 			d.Fail()
 		}

@@ -254,4 +254,20 @@ type Replica struct {
 	// Generation counts replacements of this replica id (create_before_destroy
 	// runs the new engine in a fresh run dir before the old one is stopped).
 	Generation int `json:"generation,omitempty"`
+	// The successor being started for this replica (create_before_destroy,
+	// drain_first), recorded before it is spawned: an apply killed before
+	// it recorded the outcome leaves a supervisor that the next run finds
+	// here and adopts when it serves, instead of stopping it as unknown.
+	SuccessorRunDir     string `json:"successor_run_dir,omitempty"`
+	SuccessorPort       int    `json:"successor_port,omitempty"`
+	SuccessorGeneration int    `json:"successor_generation,omitempty"`
+}
+
+// HasSuccessor reports whether a successor was being started when the
+// state was last written.
+func (r *Replica) HasSuccessor() bool { return r.SuccessorRunDir != "" }
+
+// ClearSuccessor forgets the successor intent.
+func (r *Replica) ClearSuccessor() {
+	r.SuccessorRunDir, r.SuccessorPort, r.SuccessorGeneration = "", 0, 0
 }

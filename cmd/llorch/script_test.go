@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"sync"
 	"syscall"
@@ -114,6 +115,7 @@ var scriptCmds = map[string]func(ts *testscript.TestScript, neg bool, args []str
 	"signal":      cmdSignal,
 	"waitdead":    cmdWaitDead,
 	"waitfile":    cmdWaitFile,
+	"waitjson":    cmdWaitJSON,
 	"alive":       cmdAlive,
 	"checkruns":   cmdCheckRuns,
 }
@@ -405,6 +407,39 @@ func cmdWaitFile(ts *testscript.TestScript, neg bool, args []string) {
 		}
 		if time.Now().After(deadline) {
 			ts.Fatalf("%s did not appear within 60s", args[0])
+		}
+		time.Sleep(delay)
+	}
+}
+
+// waitjson FILE KEY REGEXP: wait until FILE is a JSON object whose
+// top-level KEY, printed as JSON, matches REGEXP (a string without its
+// quotes).
+func cmdWaitJSON(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 3 {
+		ts.Fatalf("usage: waitjson FILE KEY REGEXP")
+	}
+	re, err := regexp.Compile(args[2])
+	ts.Check(err)
+	path := ts.MkAbs(args[0])
+	deadline := time.Now().Add(60 * time.Second)
+	last := ""
+	for delay := time.Millisecond; ; delay = min(2*delay, 50*time.Millisecond) {
+		var doc map[string]any
+		if b, err := os.ReadFile(path); err == nil && json.Unmarshal(b, &doc) == nil {
+			v := doc[args[1]]
+			if s, ok := v.(string); ok {
+				last = s
+			} else {
+				b, _ := json.Marshal(v)
+				last = string(b)
+			}
+			if re.MatchString(last) {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			ts.Fatalf("%s: %s is %q, not matching %s, after 60s", args[0], args[1], last, args[2])
 		}
 		time.Sleep(delay)
 	}

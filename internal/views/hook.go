@@ -24,6 +24,7 @@ var stepWords = map[apply.Step][3]string{
 	apply.StepStop:     {"Stopping...", "stopping", "Stopped"},
 	apply.StepUpdate:   {"Updating in place...", "updating", "Updated"},
 	apply.StepCleanup:  {"Cleaning up...", "cleaning up", "Cleaned up"},
+	apply.StepAdopt:    {"Adopting the successor an interrupted apply left serving...", "adopting the successor", "Successor adopted"},
 	apply.StepRollback: {"Replacement failed; starting the previous engine again...", "starting the previous engine", "Previous engine serves again"},
 }
 
