@@ -128,3 +128,39 @@ func readDirNames(fs afero.Fs, dir string) ([]string, error) {
 	sort.Strings(names)
 	return names, err
 }
+
+// ForeignPathError is a state that names a supervisor running outside
+// the state directory it was read from: it was copied from another
+// project directory, whose processes it still names.
+type ForeignPathError struct {
+	Addr, RunDir, Root string
+}
+
+func (e *ForeignPathError) Error() string {
+	return fmt.Sprintf("%s runs in %s, outside this project's run directory %s", e.Addr, e.RunDir, e.Root)
+}
+
+// CheckPaths makes sure no replica of st names a supervisor that runs
+// outside <state_dir>/run, so that a state copied from another project
+// directory never acts on that directory's processes. A recorded run
+// directory elsewhere where nothing runs (the project was moved, or the
+// state is shared and the path is another machine's) is no danger.
+func CheckPaths(fs afero.Fs, st *state.State, dirs Dirs) error {
+	if _, osFs := fs.(*afero.OsFs); !osFs {
+		return nil // only real run directories have processes behind them
+	}
+	root := filepath.Clean(filepath.Join(dirs.State, "run"))
+	for _, poolAddr := range st.Addrs() {
+		for _, rep := range st.Pools[poolAddr].Replicas {
+			for _, dir := range []string{rep.RunDir, rep.SuccessorRunDir} {
+				if dir == "" || filepath.Dir(filepath.Clean(dir)) == root {
+					continue
+				}
+				if _, running := supervisor.Running(fs, dir); running {
+					return &ForeignPathError{Addr: plan.ReplicaAddr(poolAddr, rep.ID), RunDir: dir, Root: root}
+				}
+			}
+		}
+	}
+	return nil
+}

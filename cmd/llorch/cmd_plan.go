@@ -115,6 +115,10 @@ func (m *meta) openSession(vars []config.VarArg, lf lockFlags, op string) (*sess
 		s.unlock()
 		return nil, false
 	}
+	if !m.checkPaths(s.st, s.dirs) {
+		s.unlock()
+		return nil, false
+	}
 	m.removeStaleHandoffs(s.dirs)
 	l, err := m.launcher()
 	if err != nil {

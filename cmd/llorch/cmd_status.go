@@ -142,6 +142,9 @@ func cmdDrain(m *meta, args []string) int {
 		return 1
 	}
 	defer unlock()
+	if !m.checkPaths(st, m.dirsOf(m.settings)) {
+		return 1
+	}
 	l, err := m.launcher()
 	if err != nil {
 		m.fail("Cannot reach supervisors", err)

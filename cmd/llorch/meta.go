@@ -409,6 +409,22 @@ func (m *meta) removeStaleHandoffs(d apply.Dirs) {
 	}
 }
 
+// checkPaths refuses a state that names supervisors running outside this
+// project's run directory: the state was copied here from another
+// directory, and acting on it would stop or restart that directory's
+// engines.
+func (m *meta) checkPaths(st *state.State, d apply.Dirs) bool {
+	var fe *apply.ForeignPathError
+	if err := apply.CheckPaths(m.fs, st, d); errors.As(err, &fe) {
+		m.errorf("State belongs to another directory",
+			"The state says %s runs in %s, outside %s: the state was copied here from another project directory, and names the processes that directory runs. llorch does not act on them from here.\n\n"+
+				"Run llorch in the directory the state came from (llorch -chdir=DIR). To start afresh here, move %s away; the pools it names keep running where they are.",
+			fe.Addr, fe.RunDir, fe.Root, relTo(m.dir, filepath.Join(d.State, "state.json")))
+		return false
+	}
+	return true
+}
+
 // dirs resolves the llorch {} block's directories against the working
 // directory.
 func (m *meta) dirs(cfg *config.Config) apply.Dirs { return m.dirsOf(cfg.Settings) }
