@@ -189,9 +189,12 @@ func relTo(base, path string) string {
 func cmdInit(m *meta, args []string) int {
 	fs := flagSet("init")
 	upgrade := fs.Bool("upgrade", false, "accept plugins whose checksum changed and record the new ones")
+	var v viewFlags
+	v.add(fs, false)
 	if !m.parseFlags(fs, args) {
 		return 1
 	}
+	m.applyView(v)
 	r, err := m.providerResolver()
 	if err != nil {
 		m.fail("Cannot find providers", err)

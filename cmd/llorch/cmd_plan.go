@@ -41,7 +41,9 @@ func (f *planFlags) add(fs *flag.FlagSet, forPlan bool) {
 	f.lock.add(fs)
 	f.view.add(fs, true)
 	fs.Var(&f.targets, "target", "limit the operation to this pool or replica address (repeatable)")
-	fs.Var(&f.replace, "replace", "force replacement of this pool or replica (repeatable)")
+	if fs.Name() != "destroy" { // nothing is replaced by a destroy
+		fs.Var(&f.replace, "replace", "force replacement of this pool or replica (repeatable)")
+	}
 	fs.BoolVar(&f.refresh, "refresh", true, "ask supervisors for live status first")
 	if forPlan {
 		fs.BoolVar(&f.destroy, "destroy", false, "plan to destroy every pool")
@@ -144,6 +146,9 @@ func (m *meta) makePlan(s *session, opts plan.Options) (*plan.Plan, bool) {
 	if diags.HasErrors() {
 		m.diagnostics(diags)
 		return nil, false
+	}
+	if len(opts.Targets) > 0 && p != nil {
+		m.diagnostics(targetingWarning("creating"))
 	}
 	if p == nil {
 		m.diagnostics(diags)

@@ -78,9 +78,12 @@ func cmdLogs(m *meta, args []string) int {
 	fs := flagSet("logs")
 	follow := fs.Bool("f", false, "follow the log as it grows (until Ctrl-C)")
 	n := fs.Int("n", 50, "number of lines to print from the end (-1 for all)")
+	var v viewFlags
+	v.add(fs, false)
 	if !m.parseFlags(fs, args) {
 		return 1
 	}
+	m.applyView(v)
 	if fs.NArg() != 1 {
 		m.errorf("Missing replica address", "llorch logs takes one replica address, like pool.chat/r0. Run \"llorch state list\" to see them.")
 		return 1
@@ -127,9 +130,12 @@ func cmdDrain(m *meta, args []string) int {
 	var lf lockFlags
 	lf.add(fs)
 	deadline := fs.Duration("deadline", 0, "wait at most this long for in-flight requests (default: the pool's drain.deadline)")
+	var v viewFlags
+	v.add(fs, false)
 	if !m.parseFlags(fs, args) {
 		return 1
 	}
+	m.applyView(v)
 	if fs.NArg() != 1 {
 		m.errorf("Missing address", "llorch drain takes one pool or replica address, like pool.chat or pool.chat/r0.")
 		return 1

@@ -62,6 +62,7 @@ func init() {
 		"drain":           {synopsis: "Drain a pool or replica, then stop it", run: cmdDrain},
 		"providers":       {synopsis: "List the providers, their versions and schemas", run: cmdProviders},
 		"version":         {synopsis: "Show the llorch version", run: cmdVersion},
+		"help":            {synopsis: "Show the commands, or one command's usage", run: cmdHelp},
 		"supervise":       {hidden: true, run: cmdSupervise},
 		"internal-plugin": {hidden: true, run: cmdInternalPlugin},
 	}
@@ -143,7 +144,10 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if parsesConfig[name] {
 		floor = heapFloor()
 	}
-	code := cmd.run(m, rest[1:])
+	code := 0
+	if !helpForSubcommands(m, name, rest[1:]) {
+		code = cmd.run(m, rest[1:])
+	}
 	runtime.KeepAlive(floor)
 	if m.helped {
 		code = 0 // -help is a request, not an error

@@ -172,9 +172,7 @@ func (m *meta) parseFlags(fs *flag.FlagSet, args []string) bool {
 		return true
 	}
 	if errors.Is(err, flag.ErrHelp) {
-		fmt.Fprintf(m.stdout, "Usage: llorch %s [options]\n\nOptions:\n", fs.Name())
-		fs.SetOutput(m.stdout)
-		fs.PrintDefaults()
+		printUsage(m.stdout, fs)
 		m.helped = true
 		return false
 	}
