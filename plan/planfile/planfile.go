@@ -2,6 +2,8 @@ package planfile
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -56,6 +58,9 @@ type File struct {
 	// prints one or the other.
 	Changes *render.Document `json:"changes"`
 	Human   string           `json:"human"`
+	// Checksum is "sha256:" and the hex digest of the file encoded with
+	// an empty checksum: a plan whose contents were edited is refused.
+	Checksum string `json:"checksum"`
 }
 
 // Options are the plan's -target, -replace, -destroy and -refresh.
@@ -251,8 +256,31 @@ func Write(fsys afero.Fs, path string, p *plan.Plan, vars map[string]cty.Value) 
 	return nil
 }
 
-// Encode returns the file's bytes: indented JSON and a final newline.
+// Encode returns the file's bytes, indented JSON and a final newline, with
+// the checksum of its contents.
 func (f *File) Encode() ([]byte, error) {
+	sum, err := f.payloadSum()
+	if err != nil {
+		return nil, err
+	}
+	cp := *f
+	cp.Checksum = sum
+	return cp.encode()
+}
+
+// payloadSum is the checksum of f's contents: of f encoded without one.
+func (f *File) payloadSum() (string, error) {
+	cp := *f
+	cp.Checksum = ""
+	b, err := cp.encode()
+	if err != nil {
+		return "", err
+	}
+	h := sha256.Sum256(b)
+	return "sha256:" + hex.EncodeToString(h[:]), nil
+}
+
+func (f *File) encode() ([]byte, error) {
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
 	enc.SetIndent("", "  ")
@@ -305,6 +333,19 @@ func Decode(b []byte, path string) (*File, error) {
 	dec.UseNumber()
 	if err := dec.Decode(&f); err != nil {
 		return nil, fmt.Errorf("%s is a damaged plan file: %w; run llorch plan again", path, err)
+	}
+	// The contents are checked as decoded, so only a change of what the
+	// plan says counts, not of its layout.
+	sum, err := f.payloadSum()
+	if err != nil {
+		return nil, fmt.Errorf("%s is a damaged plan file: %w; run llorch plan again", path, err)
+	}
+	switch f.Checksum {
+	case sum:
+	case "":
+		return nil, fmt.Errorf("%s has no checksum: it was modified, or saved by a llorch that wrote none; llorch applies only a plan exactly as saved, so run llorch plan -out=%s again", path, path)
+	default:
+		return nil, fmt.Errorf("%s was modified after llorch saved it (its contents no longer match its checksum); llorch applies only a plan exactly as saved, so run llorch plan -out=%s again", path, path)
 	}
 	return &f, nil
 }
