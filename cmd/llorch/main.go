@@ -41,7 +41,10 @@ func main() {
 type command struct {
 	synopsis string
 	hidden   bool
-	run      func(m *meta, args []string) int
+	// interruptEnds: Ctrl-C is how the command ends (logs -f), not an
+	// interruption to announce and report with exit status 1.
+	interruptEnds bool
+	run           func(m *meta, args []string) int
 }
 
 var commands map[string]command
@@ -58,7 +61,7 @@ func init() {
 		"state":           {synopsis: "Inspect and edit the state (list, show, rm, pull)", run: cmdState},
 		"force-unlock":    {synopsis: "Release a stuck state lock", run: cmdForceUnlock},
 		"status":          {synopsis: "Show every replica's live status", run: cmdStatus},
-		"logs":            {synopsis: "Print a replica's engine log", run: cmdLogs},
+		"logs":            {synopsis: "Print a replica's engine log", run: cmdLogs, interruptEnds: true},
 		"drain":           {synopsis: "Drain a pool or replica, then stop it", run: cmdDrain},
 		"providers":       {synopsis: "List the providers, their versions and schemas", run: cmdProviders},
 		"version":         {synopsis: "Show the llorch version", run: cmdVersion},
@@ -128,8 +131,10 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 			case <-ctx.Done():
 				return
 			}
-			fmt.Fprintln(stderr, "\nInterrupt received.\nPlease wait for llorch to exit or data loss may occur.\nGracefully shutting down...")
-			m.interrupted.Store(true)
+			if !cmd.interruptEnds {
+				fmt.Fprintln(stderr, "\nInterrupt received.\nPlease wait for llorch to exit or data loss may occur.\nGracefully shutting down...")
+				m.interrupted.Store(true)
+			}
 			cancel()
 			select {
 			case <-sigs:
