@@ -68,6 +68,10 @@ type Pool struct {
 	Name string    // the block label: "chat"
 	Key  cty.Value // each.key (string) or count.index (number); cty.NilVal without count/for_each
 	ID   string    // file-safe id used for run dirs and handoff files: "chat", "embed-bge", "x-0"
+	// Incomplete: an attribute depends on a value that is not known (a
+	// required variable `llorch validate` was given no value for), so it
+	// was left unset and the pool can only be checked in part.
+	Incomplete bool
 
 	Engine   string
 	Replicas int

@@ -48,6 +48,10 @@ type LoadOptions struct {
 	// state) while the rest loads. It is not called when the files do not
 	// parse or the block has errors. It must return quickly.
 	OnSettings func(Settings)
+	// Validate loads for `llorch validate`: a required variable without a
+	// value is unknown rather than an error, as in Terraform, so that the
+	// configuration can be checked before its values are at hand.
+	Validate bool
 }
 
 // VarArg is one -var name=value or -var-file=File argument. A relative File

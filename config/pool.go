@@ -748,6 +748,9 @@ func (d *poolDecoder) value(a *hcl.Attribute, path string, ty cty.Type) (cty.Val
 	d.p.AttrRanges[path] = a.Expr.Range()
 	val, diags := d.l.eval(a.Expr, d.ctx, d.sc)
 	d.diags = append(d.diags, diags...)
+	if !diags.HasErrors() && !val.IsWhollyKnown() {
+		d.p.Incomplete = true
+	}
 	if diags.HasErrors() || !val.IsWhollyKnown() {
 		return cty.NilVal, a, false
 	}

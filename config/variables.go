@@ -227,6 +227,8 @@ func (l *loader) assignVariables() {
 			v.Value = conv
 		case d.hasDefault:
 			v.Value = v.Default
+		case l.opts.Validate:
+			v.Value = cty.UnknownVal(v.Type)
 		default:
 			l.errorf(v.DeclRange.Ptr(), "No value for required variable",
 				"The variable %q has no default value, so it must be set. Use -var '%s=VALUE', a -var-file, a *.auto.llorchvars.hcl file, or the %s%s environment variable, or give the variable a default.",
@@ -247,6 +249,30 @@ func (l *loader) assignVariables() {
 func (l *loader) assignRaw(d *varDecl, raw, from string) {
 	if d.v.Type == cty.String || d.v.Type == cty.DynamicPseudoType {
 		d.final = &assignment{val: cty.StringVal(raw), from: from}
+		return
+	}
+	if d.v.Type == cty.Number || d.v.Type == cty.Bool {
+		// A primitive is its literal text, as Terraform reads -var n=3,
+		// or else an HCL expression of that type (-var 'n=2 * 21').
+		val, err := convert.Convert(cty.StringVal(raw), d.v.Type)
+		if err != nil {
+			if expr, diags := hclsyntax.ParseExpression([]byte(raw), "", hcl.InitialPos); !diags.HasErrors() {
+				if v, diags := expr.Value(nil); !diags.HasErrors() && v.IsWhollyKnown() {
+					val, err = convert.Convert(v, d.v.Type)
+				}
+			}
+		}
+		if err != nil {
+			what, like := "a number", fmt.Sprintf("-var '%s=3'", d.v.Name)
+			if d.v.Type == cty.Bool {
+				what, like = "true or false", fmt.Sprintf("-var '%s=true'", d.v.Name)
+			}
+			l.errorf(d.v.DeclRange.Ptr(), "Invalid value for input variable",
+				"The value %q for variable %q from %s is not %s: variable %q is of type %s. Write %s, like %s.",
+				raw, d.v.Name, from, what, d.v.Name, typeexpr.TypeString(d.v.Type), what, like)
+			val = cty.UnknownVal(d.v.Type)
+		}
+		d.final = &assignment{val: val, from: from}
 		return
 	}
 	expr, diags := hclsyntax.ParseExpression([]byte(raw), fmt.Sprintf("<value for var.%s>", d.v.Name), hcl.InitialPos)

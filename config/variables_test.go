@@ -252,7 +252,23 @@ func TestVariableErrors(t *testing.T) {
 			files: map[string]string{"main.llorch.hcl": `variable "n" { type = number }`},
 			opts:  LoadOptions{Vars: []VarArg{{Name: "n", Value: "true"}}},
 			want: []string{
-				`main.llorch.hcl:1:1: Invalid value for input variable: The value for variable "n" from the command line (-var) does not match its type number: number required, but have bool.`,
+				`main.llorch.hcl:1:1: Invalid value for input variable: The value "true" for variable "n" from the command line (-var) is not a number: variable "n" is of type number. Write a number, like -var 'n=3'.`,
+			},
+		},
+		{
+			name:  "-var number that is a word",
+			files: map[string]string{"main.llorch.hcl": `variable "n" { type = number }`},
+			opts:  LoadOptions{Vars: []VarArg{{Name: "n", Value: "abc"}}},
+			want: []string{
+				`main.llorch.hcl:1:1: Invalid value for input variable: The value "abc" for variable "n" from the command line (-var) is not a number: variable "n" is of type number. Write a number, like -var 'n=3'.`,
+			},
+		},
+		{
+			name:  "-var bool that is not true or false",
+			files: map[string]string{"main.llorch.hcl": `variable "b" { type = bool }`},
+			opts:  LoadOptions{Vars: []VarArg{{Name: "b", Value: "yes"}}},
+			want: []string{
+				`main.llorch.hcl:1:1: Invalid value for input variable: The value "yes" for variable "b" from the command line (-var) is not true or false: variable "b" is of type bool. Write true or false, like -var 'b=true'.`,
 			},
 		},
 		{

@@ -344,6 +344,12 @@ func (pl *Planner) desiredPool(ctx context.Context, p *config.Pool, e *providerE
 	if e.schema == nil || e.diags.HasErrors() {
 		return nil, nil // reported once with the provider
 	}
+	if m == modeValidate && p.Incomplete {
+		// An attribute depends on a variable validate has no value for:
+		// config checked what it could; the provider would take the
+		// unknown for unset.
+		return nil, nil
+	}
 	var (
 		diags hcl.Diagnostics
 		val   cty.Value
@@ -365,6 +371,12 @@ func (pl *Planner) desiredPool(ctx context.Context, p *config.Pool, e *providerE
 		val, dd = hcldec.Decode(body, e.pool.spec, p.EvalCtx)
 		diags = append(diags, hideValues(dd, p.EvalCtx)...)
 		if dd.HasErrors() {
+			return nil, diags
+		}
+		if m == modeValidate && !val.IsWhollyKnown() {
+			// A required variable validate has no value for: the block
+			// matches the schema; what the provider would say of the
+			// value waits for plan.
 			return nil, diags
 		}
 		var marks []cty.PathValueMarks

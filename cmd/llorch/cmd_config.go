@@ -22,7 +22,8 @@ func cmdValidate(m *meta, args []string) int {
 	fs := flagSet("validate")
 	var v viewFlags
 	v.add(fs, true)
-	// Variables without a default need a value to be checked, as in plan.
+	// Variables without a default need no value (they are unknown), as in
+	// Terraform; values given are checked and used.
 	var vars varFlags
 	vars.add(fs)
 	if !m.parseFlags(fs, args) {
@@ -66,7 +67,7 @@ func (m *meta) validate(vars []config.VarArg) hcl.Diagnostics {
 	if err != nil {
 		return hcl.Diagnostics{{Severity: hcl.DiagError, Summary: "Cannot find providers", Detail: err.Error()}}
 	}
-	cfg, diags := config.Load(m.fs, m.dir, config.LoadOptions{Engines: r.Names(), Vars: vars})
+	cfg, diags := config.Load(m.fs, m.dir, config.LoadOptions{Engines: r.Names(), Vars: vars, Validate: true})
 	if cfg != nil {
 		m.files = cfg.Files
 	}
