@@ -3,6 +3,7 @@ package main
 import (
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -11,30 +12,30 @@ import (
 )
 
 func init() {
-	scriptCmds["waitcatch"] = cmdWaitCatch
+	scriptCmds["waitfollowing"] = cmdWaitFollowing
 }
 
-// waitcatch VAR WORD...: wait until a process whose command line holds
-// every WORD catches SIGINT (its signal handler is installed, so a
-// Ctrl-C sent now reaches it), and set $VAR to its pid.
-func cmdWaitCatch(ts *testscript.TestScript, neg bool, args []string) {
+// waitfollowing VAR WORD...: wait until a process whose command line holds
+// every WORD watches a file with inotify (logs -f is following: its Ctrl-C
+// handler was installed before), and set $VAR to its pid.
+func cmdWaitFollowing(ts *testscript.TestScript, neg bool, args []string) {
 	if neg || len(args) < 2 {
-		ts.Fatalf("usage: waitcatch VAR WORD...")
+		ts.Fatalf("usage: waitfollowing VAR WORD...")
 	}
 	deadline := time.Now().Add(30 * time.Second)
 	for delay := time.Millisecond; ; delay = min(2*delay, 50*time.Millisecond) {
-		if pid := catchingSIGINT(args[1:]); pid > 0 {
+		if pid := watchingWithInotify(args[1:]); pid > 0 {
 			ts.Setenv(args[0], strconv.Itoa(pid))
 			return
 		}
 		if time.Now().After(deadline) {
-			ts.Fatalf("no process %q caught SIGINT within 30s", args[1:])
+			ts.Fatalf("no process %q watched a file within 30s", args[1:])
 		}
 		time.Sleep(delay)
 	}
 }
 
-func catchingSIGINT(words []string) int {
+func watchingWithInotify(words []string) int {
 	dirs, _ := filepath.Glob("/proc/[0-9]*")
 	for _, dir := range dirs {
 		cmdline, err := os.ReadFile(filepath.Join(dir, "cmdline"))
@@ -42,17 +43,10 @@ func catchingSIGINT(words []string) int {
 			continue
 		}
 		argv := strings.Split(strings.TrimRight(string(cmdline), "\x00"), "\x00")
-		if !containsAll(argv, words) {
-			continue
-		}
-		status, err := os.ReadFile(filepath.Join(dir, "status"))
-		if err != nil {
-			continue
-		}
-		for _, line := range strings.Split(string(status), "\n") {
-			if hex, ok := strings.CutPrefix(line, "SigCgt:"); ok {
-				mask, err := strconv.ParseUint(strings.TrimSpace(hex), 16, 64)
-				if err == nil && mask&(1<<(2-1)) != 0 { // SIGINT is 2
+		if !slices.ContainsFunc(words, func(w string) bool { return !slices.Contains(argv, w) }) {
+			fds, _ := filepath.Glob(filepath.Join(dir, "fd", "*"))
+			for _, fd := range fds {
+				if target, err := os.Readlink(fd); err == nil && target == "anon_inode:inotify" {
 					pid, _ := strconv.Atoi(filepath.Base(dir))
 					return pid
 				}
@@ -60,20 +54,4 @@ func catchingSIGINT(words []string) int {
 		}
 	}
 	return 0
-}
-
-func containsAll(argv, words []string) bool {
-	for _, w := range words {
-		found := false
-		for _, a := range argv {
-			if a == w {
-				found = true
-				break
-			}
-		}
-		if !found {
-			return false
-		}
-	}
-	return true
 }
