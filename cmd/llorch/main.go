@@ -24,6 +24,9 @@ func main() {
 	// LLORCH_CPU_PROFILE=FILE writes a CPU profile of the run, as
 	// Terraform's TF_CPU_PROFILE does; for performance work only.
 	if path := os.Getenv("LLORCH_CPU_PROFILE"); path != "" {
+		// Only this process: plugins and supervisors started from it
+		// must not write (and corrupt) the same file, nor keep profiling.
+		os.Unsetenv("LLORCH_CPU_PROFILE")
 		if f, err := os.Create(path); err == nil {
 			if pprof.StartCPUProfile(f) == nil {
 				code := run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr)

@@ -20,6 +20,8 @@ import (
 	"time"
 
 	"github.com/spf13/afero"
+
+	"github.com/llorch/llorch/config"
 )
 
 // selfSpawner starts an in-process stand-in engine: an HTTP server on the
@@ -140,6 +142,34 @@ func BenchmarkCrashToRestart(b *testing.B) {
 		st = benchWait(b, r, func(st Status) bool { return st.State == Ready })
 	}
 	b.ReportMetric(float64(total.Microseconds())/1000/float64(b.N), "ms/restart")
+}
+
+// BenchmarkCrashToHealthyDefaults measures what one crash of a serving
+// engine costs with the default restart policy: from SIGKILL to the next
+// engine ready (ms/crash). The first restart after a run that served is
+// immediate, so this is the restart itself, not initial_backoff. Each
+// iteration has a supervisor of its own, since only a first crash is
+// immediate.
+func BenchmarkCrashToHealthyDefaults(b *testing.B) {
+	d := config.DefaultRestart
+	var total time.Duration
+	for i := 0; i < b.N; i++ {
+		spec := fakeSpec(b, nil)
+		spec.Restart = RestartPolicy{
+			Policy: d.Policy, InitialBackoff: d.InitialBackoff, MaxBackoff: d.MaxBackoff, Multiplier: d.Multiplier,
+			Jitter: d.Jitter, ResetAfter: d.ResetAfter, MaxFailures: d.MaxFailures, Cooldown: d.Cooldown,
+		}
+		r := benchRun(b, spec, Deps{})
+		st := benchWait(b, r, func(st Status) bool { return st.State == Ready })
+		crash := time.Now()
+		if err := syscall.Kill(st.PID, syscall.SIGKILL); err != nil {
+			b.Fatal(err)
+		}
+		old := st.PID
+		benchWait(b, r, func(st Status) bool { return st.State == Ready && st.PID != old })
+		total += time.Since(crash)
+	}
+	b.ReportMetric(float64(total.Microseconds())/1000/float64(b.N), "ms/crash")
 }
 
 // BenchmarkSupervisorRSS launches a detached supervisor with a ready fake

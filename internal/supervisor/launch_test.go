@@ -118,14 +118,16 @@ func TestLaunchFailsWithTheEngineLogWhenTheFirstStartCrashes(t *testing.T) {
 
 func TestLaunchStartTimeoutKillsTheEngineAndReportsItsLog(t *testing.T) {
 	spec := fakeSpec(t, map[string]string{"FAKE_HANG_LOAD": "1"})
-	spec.Health.StartTimeout = 300 * time.Millisecond
+	// Long enough for the supervisor to start and the engine to answer
+	// one probe even on a loaded machine.
+	spec.Health.StartTimeout = 2 * time.Second
 	_, _, err := launcher(t).Launch(waitCtx(t), spec)
 	if err == nil {
 		t.Fatal("Launch succeeded, want a start timeout")
 	}
 	msg := err.Error()
 	for _, want := range []string{
-		"pool.chat/r0 did not become ready: not ready after 300ms (last /health answer: 503 Loading model); last engine log lines:\n",
+		"pool.chat/r0 did not become ready: not ready after 2s (last /health answer: 503 Loading model); last engine log lines:\n",
 		"fake: the model never finishes loading, as FAKE_HANG_LOAD asks",
 	} {
 		if !strings.Contains(msg, want) {
@@ -165,7 +167,9 @@ func lastEnginePID(t *testing.T, dir string) int {
 
 func TestLaunchCancelledStopsSupervisorAndEngine(t *testing.T) {
 	spec := fakeSpec(t, map[string]string{"FAKE_HANG_LOAD": "1"})
-	ctx, cancel := context.WithTimeout(t.Context(), 300*time.Millisecond)
+	// Cancelled once the supervisor has started (its status is on disk),
+	// however loaded the machine is.
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Second)
 	defer cancel()
 	_, _, err := launcher(t).Launch(ctx, spec)
 	if !errors.Is(err, context.DeadlineExceeded) {

@@ -124,11 +124,14 @@ type Tracker struct {
 	p   Policy
 	rnd *rand.Rand
 
-	failures int  // consecutive failed exits since the last reset
-	attempts int  // restarts since the last reset; drives the backoff exponent
-	open     bool // breaker open, or its half-open try running
-	openedAt time.Time
-	readyAt  time.Time
+	failures int // consecutive failed exits since the last reset
+	attempts int // restarts since the last reset; drives the backoff exponent
+	// immediate: the first of those restarts was immediate (it followed a
+	// run that served), so backing off starts one attempt later.
+	immediate bool
+	open      bool // breaker open, or its half-open try running
+	openedAt  time.Time
+	readyAt   time.Time
 }
 
 // NewTracker returns a Tracker for p. rnd supplies jitter; it may be nil
@@ -147,7 +150,7 @@ func NewTracker(p Policy, rnd *rand.Rand) *Tracker {
 // backoff and the failure count.
 func (t *Tracker) Exited(now time.Time, ranFor time.Duration, failed bool) Decision {
 	if t.p.ResetAfter > 0 && ranFor >= t.p.ResetAfter {
-		t.failures, t.attempts, t.open = 0, 0, false
+		t.failures, t.attempts, t.open, t.immediate = 0, 0, false, false
 	}
 	if failed {
 		t.failures++
@@ -177,7 +180,19 @@ func (t *Tracker) Exited(now time.Time, ranFor time.Duration, failed bool) Decis
 		return Decision{Action: OpenCircuit, Delay: t.p.Cooldown, Reason: fmt.Sprintf(ReasonCircuitOpen, t.failures, t.p.Cooldown)}
 	}
 	t.attempts++
-	d := t.backoff(t.attempts)
+	if t.attempts == 1 && ranFor > 0 {
+		// The first restart after a run that served is immediate, as
+		// Kubernetes does: one crash costs the restart itself (tens of
+		// milliseconds), not a second of backoff. Backing off starts with
+		// the second consecutive restart.
+		t.immediate = true
+		return Decision{Action: RestartAfter, Reason: fmt.Sprintf(ReasonRestarting, time.Duration(0), 1), Attempt: 1}
+	}
+	n := t.attempts
+	if t.immediate {
+		n-- // the immediate restart was not a backoff step
+	}
+	d := t.backoff(n)
 	return Decision{Action: RestartAfter, Delay: d, Reason: fmt.Sprintf(ReasonRestarting, d, t.attempts), Attempt: t.attempts}
 }
 
@@ -216,7 +231,7 @@ func (t *Tracker) SetPolicy(p Policy) {
 func (t *Tracker) Succeeded(now time.Time) {
 	t.readyAt = now
 	if t.open {
-		t.open, t.failures, t.attempts = false, 0, 0
+		t.open, t.failures, t.attempts, t.immediate = false, 0, 0, false
 	}
 }
 

@@ -152,7 +152,7 @@ func TestTrackerDecisions(t *testing.T) {
 				exit(0, true, restartIn(time.Second, 1)),
 				exit(5*time.Second, true, Decision{Action: OpenCircuit, Delay: time.Minute, Reason: "circuit breaker open after 2 consecutive failures; next try in 1m0s"}),
 				{at: 66 * time.Second, succeeded: true},
-				{at: 90 * time.Second, ranFor: 24 * time.Second, failed: true, want: restartIn(time.Second, 1)},
+				{at: 90 * time.Second, ranFor: 24 * time.Second, failed: true, want: restartIn(0, 1)}, // after a run that served
 				exit(100*time.Second, true, Decision{Action: OpenCircuit, Delay: time.Minute, Reason: "circuit breaker open after 2 consecutive failures; next try in 1m0s"}),
 			},
 		},
@@ -181,9 +181,28 @@ func TestTrackerDecisions(t *testing.T) {
 			events: []event{
 				exit(0, true, restartIn(1*time.Second, 1)),
 				exit(10*time.Second, true, restartIn(2*time.Second, 2)),
-				{at: 20 * time.Minute, ranFor: 5 * time.Minute, failed: true, want: restartIn(1*time.Second, 1)},
-				exit(21*time.Minute, true, restartIn(2*time.Second, 2)),
+				{at: 20 * time.Minute, ranFor: 5 * time.Minute, failed: true, want: restartIn(0, 1)}, // after a run that served
+				exit(21*time.Minute, true, restartIn(1*time.Second, 2)),
 				exit(22*time.Minute, true, Decision{Action: OpenCircuit, Delay: time.Minute, Reason: "circuit breaker open after 3 consecutive failures; next try in 1m0s"}),
+			},
+		},
+		{
+			name:   "the first restart after a run that served is immediate; backing off starts with the second",
+			policy: seedDefaults,
+			events: []event{
+				{at: time.Minute, ranFor: time.Minute, failed: true, want: restartIn(0, 1)},
+				{at: time.Minute + time.Second, ranFor: time.Second, failed: true, want: restartIn(1*time.Second, 2)},
+				{at: time.Minute + 3*time.Second, ranFor: time.Second, failed: true, want: restartIn(2*time.Second, 3)},
+				{at: time.Minute + 6*time.Second, ranFor: time.Second, failed: true, want: restartIn(4*time.Second, 4)},
+				{at: time.Minute + 11*time.Second, ranFor: time.Second, failed: true, want: Decision{Action: OpenCircuit, Delay: 5 * time.Minute, Reason: "circuit breaker open after 5 consecutive failures; next try in 5m0s"}},
+			},
+		},
+		{
+			name:   "an engine that never became ready waits initial_backoff before its first restart",
+			policy: seedDefaults,
+			events: []event{
+				exit(0, true, restartIn(1*time.Second, 1)),
+				{at: 10 * time.Second, ranFor: time.Second, failed: true, want: restartIn(2*time.Second, 2)},
 			},
 		},
 		{
