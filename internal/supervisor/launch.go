@@ -32,7 +32,7 @@ type ExecLauncher struct {
 	Exe  string   // the llorch binary (os.Executable())
 	Args []string // e.g. {"supervise"}
 	Fs   afero.Fs // nil: the OS filesystem
-	Env  []string // the supervisor's environment; nil: this process's
+	Env  []string // the supervisor's environment; nil: SupervisorEnviron of this process's
 }
 
 var _ Launcher = (*ExecLauncher)(nil)
@@ -90,7 +90,7 @@ func (l *ExecLauncher) Launch(ctx context.Context, spec Spec) (Client, Status, e
 	defer pr.Close()
 	env := l.Env
 	if env == nil {
-		env = os.Environ()
+		env = SupervisorEnviron(os.Environ())
 	}
 	cmd := &exec.Cmd{
 		Path: l.Exe,

@@ -52,7 +52,7 @@ type Deps struct {
 	Listener net.Listener
 	Logger   *slog.Logger // supervisor's own log; nil discards
 	// Environ is the engine's base environment, Spec.Env goes on top; nil
-	// means the supervisor's own environment.
+	// means EngineEnviron of the supervisor's own.
 	Environ []string
 
 	// watch, when set, is registered as a status watcher before the loop
@@ -80,7 +80,7 @@ func (d Deps) withDefaults() Deps {
 		d.Logger = slog.New(slog.DiscardHandler)
 	}
 	if d.Environ == nil {
-		d.Environ = os.Environ()
+		d.Environ = EngineEnviron(os.Environ())
 	}
 	return d
 }
