@@ -11,7 +11,9 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -116,6 +118,7 @@ var scriptCmds = map[string]func(ts *testscript.TestScript, neg bool, args []str
 	"waitdead":    cmdWaitDead,
 	"waitfile":    cmdWaitFile,
 	"waitjson":    cmdWaitJSON,
+	"reap":        cmdReap,
 	"alive":       cmdAlive,
 	"checkruns":   cmdCheckRuns,
 }
@@ -443,6 +446,32 @@ func cmdWaitJSON(ts *testscript.TestScript, neg bool, args []string) {
 		}
 		time.Sleep(delay)
 	}
+}
+
+// reap NAME=VALUE: kill -9 every process whose environment holds
+// NAME=VALUE, as a CI runner does with its job's RUNNER_TRACKING_ID when
+// the job ends; prints how many it killed.
+func cmdReap(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 1 || !strings.Contains(args[0], "=") {
+		ts.Fatalf("usage: reap NAME=VALUE")
+	}
+	entries, err := os.ReadDir("/proc")
+	ts.Check(err)
+	killed := 0
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || pid == os.Getpid() {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "environ"))
+		if err != nil {
+			continue
+		}
+		if slices.Contains(strings.Split(string(b), "\x00"), args[0]) && syscall.Kill(pid, syscall.SIGKILL) == nil {
+			killed++
+		}
+	}
+	fmt.Fprintf(ts.Stdout(), "reaped %d processes\n", killed)
 }
 
 // checkruns: the state and the processes agree. Every live supervisor
