@@ -471,23 +471,30 @@ func (r *runner) deletePool(c *plan.Change) error {
 	if errs.ErrorOrNil() != nil {
 		return flatten(errs)
 	}
-	r.cleanup(c)
-	return r.mutate(func(st *state.State) { delete(st.Pools, c.Addr) })
+	cerr := r.cleanup(c)
+	if err := r.mutate(func(st *state.State) { delete(st.Pools, c.Addr) }); err != nil {
+		return err
+	}
+	return cerr
 }
 
 // cleanup tells the provider a pool is gone. Failures are reported but do
 // not keep the pool in state: its engines are already stopped.
-func (r *runner) cleanup(c *plan.Change) {
+func (r *runner) cleanup(c *plan.Change) error {
 	if c.Before == nil || r.opts.Config == nil {
-		return
+		return nil
 	}
 	prov, _, diags := r.deps.Providers.Provider(r.work, r.opts.Config, c.Before.Engine)
 	if diags.HasErrors() {
-		return
+		return nil // destroy needs nothing from a provider that no longer starts
 	}
 	r.hooks.pre(c.Addr, StepCleanup)
 	err := prov.Cleanup(r.work, cleanupRequest(c.Addr, c.Before)).Err()
 	r.hooks.post(c.Addr, StepCleanup, Result{}, err)
+	if err != nil {
+		return fmt.Errorf("its engines are stopped and it left the state, but the %s provider's cleanup failed (what it caches for the pool may remain): %w", c.Before.Engine, err)
+	}
+	return nil
 }
 
 func (r *runner) deleteReplica(c *plan.Change) error {

@@ -669,6 +669,27 @@ func TestDestroyUsesThePoolsKillTimeout(t *testing.T) {
 	}
 }
 
+// A provider whose Cleanup fails (a plugin that panicked) fails the
+// destroy: "Destroy complete!" and exit 0 would hide it. The engines are
+// stopped and the pool leaves the state all the same.
+func TestDestroyFailsWhenTheProvidersCleanupFails(t *testing.T) {
+	e := newEnv(t)
+	cfg := configOf(pool("pool.chat"))
+	e.converge(cfg)
+	e.prov.CleanupFunc = func(context.Context, providers.CleanupRequest) providers.Diagnostics {
+		return providers.Diagnostics{{Severity: providers.Error, Summary: "Plugin panicked", Detail: "provider llamacpp panicked: runtime error: index out of range"}}
+	}
+	_, err := e.run(e.ctx, cfg, e.plan(cfg, plan.Options{Destroy: true}), 0)
+	if err == nil {
+		t.Fatal("Run succeeded although the provider's cleanup failed")
+	}
+	containsAll(t, "error", err.Error(), "pool.chat", "its engines are stopped and it left the state, but the llamacpp provider's cleanup failed",
+		"provider llamacpp panicked: runtime error: index out of range")
+	if len(e.stored().Pools) != 0 {
+		t.Errorf("pools left after destroy: %v", e.stored().Addrs())
+	}
+}
+
 func TestDeletePoolKeepsItWhenAReplicaWillNotStop(t *testing.T) {
 	e := newEnv(t)
 	cfg := configOf(pool("pool.chat", replicas(2)))
