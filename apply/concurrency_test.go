@@ -9,11 +9,13 @@ import (
 	"sync"
 	"testing"
 	"testing/synctest"
+	"time"
 
 	"github.com/llorch/llorch/apply"
 	"github.com/llorch/llorch/config"
 	"github.com/llorch/llorch/internal/supervisor"
 	"github.com/llorch/llorch/plan"
+	"github.com/llorch/llorch/providers"
 )
 
 // gate holds callers until the test lets them go.
@@ -162,6 +164,47 @@ func TestInterruptFinishesInFlightAndStartsNothingNew(t *testing.T) {
 			if r := sp.Replica("r0"); r == nil || r.Status != "failed" || r.LastError != "not started: apply was interrupted" {
 				t.Errorf("%s/r0 = %+v, want failed with \"not started: apply was interrupted\"", addr, r)
 			}
+		}
+	})
+}
+
+// The first Ctrl-C cancels an Ensure in flight (a 20 s download or build
+// must not hold the interrupt up): the provider sees its context
+// cancelled, and Run reports the interruption without starting the pool.
+func TestInterruptCancelsEnsureInFlight(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		e := newEnv(t)
+		started := make(chan struct{})
+		var sawCancel bool
+		e.prov.EnsureFunc = func(ctx context.Context, req providers.EnsureRequest) (*providers.PreparedEngine, providers.Diagnostics) {
+			close(started)
+			select {
+			case <-ctx.Done():
+				sawCancel = true
+				return nil, providers.Diagnostics{providers.Errorf("Download interrupted", "downloading the model: %v", ctx.Err())}
+			case <-time.After(20 * time.Second):
+				return nil, providers.Diagnostics{providers.Errorf("Not cancelled", "Ensure ran to its end")}
+			}
+		}
+		cfg := configOf(pool("pool.chat"))
+		p := e.plan(cfg, plan.Options{})
+		ctx, cancel := context.WithCancel(e.ctx)
+		done := make(chan error, 1)
+		go func() {
+			_, err := e.run(ctx, cfg, p, 0)
+			done <- err
+		}()
+		<-started
+		cancel() // Ctrl-C
+		err := <-done
+		if !sawCancel {
+			t.Fatal("Ensure ran to its end after the interrupt")
+		}
+		if !errors.Is(err, apply.ErrInterrupted) {
+			t.Fatalf("Run = %v, want an error wrapping ErrInterrupted", err)
+		}
+		if n := len(e.fake.launchedAddrs()); n != 0 {
+			t.Errorf("%d replicas launched after an interrupted Ensure", n)
 		}
 	})
 }

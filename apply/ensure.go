@@ -1,6 +1,7 @@
 package apply
 
 import (
+	"context"
 	"errors"
 	"fmt"
 
@@ -34,7 +35,20 @@ func (r *runner) ensure(d *plan.Desired) (*providers.PreparedEngine, error) {
 			progress(ev)
 		},
 	}
-	pe, pdiags := prov.Ensure(r.work, req)
+	// Unlike a start or a stop, preparing can be abandoned halfway (a
+	// download or a build stages its result atomically), so the first
+	// Ctrl-C cancels it rather than waiting for it to finish.
+	ctx, cancel := r.interruptible()
+	defer cancel()
+	pe, pdiags := prov.Ensure(ctx, req)
+	if ctx.Err() != nil && isClosed(r.stop) {
+		err := fmt.Errorf("preparing engine: %w", ErrInterrupted)
+		r.hooks.post(addr, StepEnsure, Result{}, err)
+		r.mu.Lock()
+		r.skipped++
+		r.mu.Unlock()
+		return nil, err
+	}
 	if pdiags.ProviderGone() {
 		// The plugin process died under this call, perhaps because of
 		// another pool's request. Retry once on a fresh process, one pool
@@ -54,6 +68,20 @@ func (r *runner) ensure(d *plan.Desired) (*providers.PreparedEngine, error) {
 	pe.PoolID = d.Pool.ID
 	r.hooks.post(addr, StepEnsure, Result{EngineVersion: pe.EngineVersion}, nil)
 	return pe, nil
+}
+
+// interruptible is r.work, cancelled as well when the run is interrupted
+// (Ctrl-C).
+func (r *runner) interruptible() (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancel(r.work)
+	go func() {
+		select {
+		case <-r.stop:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	return ctx, cancel
 }
 
 // scrubbed is err with d's sensitive values hidden; it keeps err (and
