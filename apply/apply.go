@@ -35,6 +35,9 @@ type Deps struct {
 	Fs        afero.Fs // handoff files and run directories
 	Clock     clock.Clock
 	Hooks     []Hook
+	// TaskRoom says how many more tasks the machine can start; nil does
+	// not check. cmd passes HostTaskRoom.
+	TaskRoom TaskRoomFunc
 }
 
 // Dirs are absolute paths derived from the llorch {} block.
@@ -99,6 +102,9 @@ func Run(ctx context.Context, p *plan.Plan, deps Deps, opts Options) (*state.Sta
 		work:  context.WithoutCancel(ctx),
 	}
 
+	if err := checkCapacity(p, deps.TaskRoom); err != nil {
+		return st, fmt.Errorf("not enough room for new processes: %w", err)
+	}
 	settled := r.adoptSuccessors()
 	r.observe(p.Observations, settled)
 	if err := r.sweepOrphans(); err != nil {

@@ -307,7 +307,7 @@ func applyOrDestroy(m *meta, name string, args []string) int {
 		return 1
 	}
 	_, runErr := apply.Run(m.ctx, p, apply.Deps{
-		Providers: s.planner, Launcher: l, Store: s.store, Fs: m.fs, Hooks: []apply.Hook{hook},
+		Providers: s.planner, Launcher: l, Store: s.store, Fs: m.fs, Hooks: []apply.Hook{hook}, TaskRoom: apply.HostTaskRoom,
 	}, apply.Options{Config: s.cfg, Dirs: s.dirs, Parallelism: *parallelism, LlorchVersion: version.Version})
 	return m.reportApply(name, p, runErr, stream)
 }
