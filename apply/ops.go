@@ -31,6 +31,11 @@ type ReplicaStatus struct {
 	Handoff       string    `json:"handoff,omitempty"`
 	// NotInState marks a supervisor running in a run directory that no
 	// replica of the state names; apply and destroy stop it.
+	// Cause classifies the engine's last end when it did not serve
+	// (model_load_failed, out_of_memory, bad_argument, port_in_use,
+	// crashed); CauseLine is the log line that proved it.
+	Cause      string `json:"cause,omitempty"`
+	CauseLine  string `json:"cause_line,omitempty"`
 	NotInState bool   `json:"not_in_state,omitempty"`
 	RunDir     string `json:"run_dir,omitempty"`
 }
@@ -85,6 +90,7 @@ func Statuses(ctx context.Context, l supervisor.Launcher, fs afero.Fs, st *state
 		if live != nil {
 			rs.PID, rs.Restarts = live.PID, r.Restarts+live.Restarts
 			rs.SupervisorPID, rs.ReadyAt = live.SupervisorPID, live.ReadyAt
+			rs.Cause, rs.CauseLine = live.Cause, live.CauseLine
 			// What the last apply recorded (a replacement that failed while
 			// this engine kept serving) comes first: the supervisor does not
 			// know it.
@@ -95,8 +101,15 @@ func Statuses(ctx context.Context, l supervisor.Launcher, fs afero.Fs, st *state
 		} else {
 			rs.PID = 0
 			rs.LastError = obs.Reason
-			if !obs.Alive {
-				rs.LastError = joinErrors(obs.Reason, r.LastError)
+			if !obs.Alive && r.LastError != "" {
+				// What the apply recorded says why (the supervisor's own
+				// last word is in it when it failed the start).
+				rs.LastError = r.LastError
+			}
+			if r.RunDir != "" {
+				if last, err := supervisor.ReadStatus(fs, r.RunDir); err == nil {
+					rs.Cause, rs.CauseLine = last.Cause, last.CauseLine
+				}
 			}
 		}
 		// The supervisor's word is not enough: one that is paused or hung

@@ -71,6 +71,7 @@ func (rf *Refresher) observe(ctx context.Context, pool *state.Pool, r *state.Rep
 		obs.PID = st.PID
 		obs.Restarts = r.Restarts + st.Restarts
 		obs.Alive = st.State != supervisor.Failed && st.State != supervisor.Stopped
+		obs.Cause = st.Cause
 		if !obs.Alive {
 			obs.Reason = st.LastError
 			if obs.Reason == "" {
@@ -98,6 +99,7 @@ func (rf *Refresher) observe(ctx context.Context, pool *state.Pool, r *state.Rep
 	}
 	obs.Status = state.StatusExited
 	last, rerr := supervisor.ReadStatus(rf.Fs, r.RunDir)
+	obs.Cause = last.Cause
 	switch {
 	case rerr == nil && last.LastError != "":
 		obs.Reason = fmt.Sprintf("supervisor (pid %d) is not running; last error: %s", last.SupervisorPID, last.LastError)

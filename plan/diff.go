@@ -226,7 +226,7 @@ func diffPool(d *Desired, sp *state.Pool, observed Observations, sel *selected) 
 				driftForced = appendUnique(driftForced, "model file")
 			}
 			if reason, detail, isDead := deadReplica(o, r); isDead {
-				dead = append(dead, deadInfo{r.ID, addr, o.Status, reason, detail})
+				dead = append(dead, deadInfo{r.ID, addr, o.Status, reason, detail, o.Cause})
 			}
 		}
 	}
@@ -296,7 +296,7 @@ func diffPool(d *Desired, sp *state.Pool, observed Observations, sel *selected) 
 		if slices.Contains(deleted, x.id) || sel.replaceReplica(d.Addr, x.id) {
 			continue
 		}
-		drift = append(drift, &Drift{Addr: x.addr, Status: x.status, Reason: x.detail})
+		drift = append(drift, &Drift{Addr: x.addr, Status: x.status, Reason: x.detail, Cause: x.cause})
 		changes = append(changes, &Change{Addr: x.addr, Action: Restart, Reason: x.reason, Detail: x.detail,
 			Before: sp, After: d, Replicas: []string{x.id}})
 	}
@@ -308,6 +308,7 @@ type deadInfo struct {
 	id, addr, status string
 	reason           Reason
 	detail           string
+	cause            string
 }
 
 // replicaSetChanges compares the recorded replicas with the n wanted

@@ -110,6 +110,7 @@ type Drift struct {
 	Addr   string // "pool.chat/r0"
 	Status string // observed status
 	Reason string // "process 4242 is not running", "model file changed on disk"
+	Cause  string // why the engine ended (model_load_failed, out_of_memory, …), when known
 }
 
 // Plan is the result of Diff. It knows the state it was made against.
@@ -232,6 +233,10 @@ type Observed struct {
 	Alive  bool   // engine process running
 	PID    int
 	Reason string // why it is not ready ("process 4242 exited", "circuit breaker open: …")
+	// Cause classifies the engine's last end ("model_load_failed",
+	// "out_of_memory", "bad_argument", "port_in_use", "crashed"), when the
+	// supervisor knows it.
+	Cause string `json:",omitempty"`
 	// BinaryChanged and ModelChanged report that the file on disk may not be
 	// the one the replica was started from (size or mtime differ from
 	// Prepared, or it is gone). Diff then compares the digest the provider

@@ -80,6 +80,7 @@
 //	FAKE_LOAD_DELAY=DUR        how long /health answers 503 "Loading model" (default 20ms)
 //	FAKE_HANG_LOAD=1           never finish loading
 //	FAKE_CRASH_ON_START=1      log a fatal line and exit FAKE_EXIT_CODE before listening
+//	FAKE_OUT_OF_MEMORY=1       fail the model load as a CUDA build out of VRAM does (cudaMalloc failed: out of memory), SIGABRT
 //	FAKE_CRASH_AFTER=DUR       once ready, exit FAKE_EXIT_CODE after DUR (0s = at once)
 //	FAKE_EXIT_CODE=N           exit status of the crash knobs (default 1)
 //	FAKE_UNHEALTHY_AFTER=DUR   once ready, /health answers 500 after DUR; the process stays up

@@ -242,6 +242,13 @@ func (e *engine) serve(ctx context.Context, sigs <-chan os.Signal) outcome {
 		e.logLoadFailure(fmt.Sprintf("gguf_init_from_file: failed to open GGUF file '%s'", e.opts.model))
 		return finish(killedBy(syscall.SIGABRT))
 	}
+	if faulty && e.knobs.outOfMemory {
+		// What a CUDA build prints when the weights do not fit in VRAM.
+		e.log.printf("ggml_backend_cuda_buffer_type_alloc_buffer: allocating 4096.00 MiB on device 0: cudaMalloc failed: out of memory")
+		e.log.printf("alloc_tensor_range: failed to allocate CUDA0 buffer of size 4294967296")
+		e.logLoadFailure("llama_model_load: error loading model: unable to allocate CUDA0 buffer")
+		return finish(killedBy(syscall.SIGABRT))
+	}
 	var loadC, crashC, unhealthyC <-chan time.Time
 	if faulty && e.knobs.hangLoad {
 		e.log.printf("fake: the model never finishes loading, as FAKE_HANG_LOAD asks")

@@ -16,6 +16,7 @@ type knobs struct {
 	loadDelay      time.Duration
 	hangLoad       bool
 	crashOnStart   bool
+	outOfMemory    bool
 	crashAfter     time.Duration
 	crashAfterSet  bool
 	exitCode       int
@@ -74,6 +75,7 @@ func parseKnobs(env func(string) string) (knobs, error) {
 	}{
 		{"FAKE_HANG_LOAD", &k.hangLoad},
 		{"FAKE_CRASH_ON_START", &k.crashOnStart},
+		{"FAKE_OUT_OF_MEMORY", &k.outOfMemory},
 		{"FAKE_IGNORE_SIGTERM", &k.ignoreSigterm},
 		{"FAKE_SKIP_MODEL_CHECK", &k.skipModelCheck},
 		{"FAKE_READY_STAMP", &k.readyStamp},

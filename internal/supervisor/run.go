@@ -683,6 +683,7 @@ func (s *supervisor) becomeReady() {
 	s.elog.watchOutput(false)
 	s.tracker.Succeeded(now)
 	s.st.State, s.st.ReadyAt, s.st.NextRestartAt = Ready, now, time.Time{}
+	s.st.Cause, s.st.CauseLine = "", ""
 	first := !s.everReady
 	s.everReady = true
 	if err := s.writeHandoff(first, false); err != nil {
@@ -798,12 +799,22 @@ func (s *supervisor) exited(es ExitStatus) {
 		return
 	}
 	tail := s.elog.Tail()
+	cause, line := classify(tail)
+	s.st.Cause, s.st.CauseLine = string(cause), line
 	if wasStarting {
 		if msg, ok := bindFailure(s.spec.Host, s.spec.Port, tail); ok {
 			s.decide(ending{failed: true, cause: msg, tail: tail, transient: true})
 			return
 		}
+		if cause.Configuration() {
+			s.decide(ending{failed: true, cause: fmt.Sprintf("engine %s during start: %s (%s)", es, cause, line), tail: tail, configuration: true})
+			return
+		}
 		s.decide(ending{failed: true, cause: fmt.Sprintf("engine %s during start", es), tail: tail})
+		return
+	}
+	if cause.Configuration() {
+		s.decide(ending{failed: true, ranFor: ranFor, cause: fmt.Sprintf("engine %s: %s (%s)", es, cause, line), tail: tail, configuration: true})
 		return
 	}
 	s.decide(ending{failed: es.Failed(), ranFor: ranFor, cause: "engine " + es.String(), tail: tail})
@@ -823,6 +834,10 @@ type ending struct {
 	// floor is the least wait before a retry: a start that failed before
 	// any engine ran must not turn a zero backoff into a busy loop.
 	floor time.Duration
+	// configuration: restarting cannot help (the model does not load, a
+	// flag is wrong, memory does not suffice), so the breaker opens at
+	// once rather than restart-looping.
+	configuration bool
 }
 
 // spawnRetryFloor is ending.floor for a restart refused before spawning.
@@ -846,6 +861,9 @@ func (s *supervisor) decide(e ending) {
 	}
 	now := s.now
 	d := s.tracker.Exited(now, e.ranFor, e.failed).AtLeast(e.floor)
+	if e.configuration && d.Action == restart.RestartAfter {
+		d = s.tracker.OpenNow(now)
+	}
 	s.st.PID, s.st.NextRestartAt = 0, time.Time{}
 	s.st.LastError = e.cause + "; " + d.Reason
 	if e.tail != nil {

@@ -96,6 +96,36 @@ func TestCrashLoopOpensTheCircuitBreaker(t *testing.T) {
 	}
 }
 
+// An engine that served, then cannot start again because of its
+// configuration (the model file is gone), opens the breaker at once with
+// the cause and the log line, instead of restart-looping up to
+// max_failures.
+func TestAConfigurationCauseOpensTheBreakerAtOnce(t *testing.T) {
+	spec := fakeSpec(t, nil)
+	spec.Restart.MaxFailures = 5
+	r := startRun(t, spec)
+	ready, _ := r.waitFor(t, "ready", isState(Ready))
+	if err := os.Remove(spec.ModelPath); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Kill(ready.PID, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	st, _ := r.waitFor(t, "failed", isState(Failed))
+	if st.Cause != string(CauseModelLoadFailed) || !strings.Contains(st.CauseLine, spec.ModelPath) {
+		t.Errorf("cause %q, line %q; want model_load_failed and its log line", st.Cause, st.CauseLine)
+	}
+	for _, want := range []string{"engine was killed by signal SIGABRT during start: model_load_failed (" + st.CauseLine + ")",
+		"circuit breaker open at once: restarting cannot fix this; fix the configuration and run llorch apply, or wait for the try in 1m0s"} {
+		if !strings.Contains(st.LastError, want) {
+			t.Errorf("last_error %q\nwant it to contain %q", st.LastError, want)
+		}
+	}
+	if st.Restarts != 1 || st.NextRestartAt.IsZero() {
+		t.Errorf("status %+v: want one restart (the one that failed) and the half-open try scheduled", st)
+	}
+}
+
 func TestHalfOpenTryAfterCooldownClosesTheBreaker(t *testing.T) {
 	spec := fakeSpec(t, counterKnobs(t, 2, map[string]string{"FAKE_CRASH_ON_START": "1"}))
 	spec.Restart.MaxFailures = 2

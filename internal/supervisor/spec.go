@@ -113,6 +113,12 @@ type Status struct {
 	// /proc/PID/stat, clock ticks since boot), which tells the engine from
 	// a later process that reuses its pid; 0 when not running or unknown.
 	EngineStartTicks uint64 `json:"engine_start_ticks,omitempty"`
+
+	// Cause classifies the last end of an engine that did not serve
+	// (a Cause value) and CauseLine is the log line that proved it; both
+	// are cleared when an engine becomes ready.
+	Cause     string `json:"cause,omitempty"`
+	CauseLine string `json:"cause_line,omitempty"`
 }
 
 // Client talks to one running supervisor over its unix socket.

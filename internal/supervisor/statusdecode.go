@@ -55,6 +55,12 @@ func decodeStatus(b []byte) (Status, error) {
 			case "engine_start_ticks":
 				d.Once(&seen, 11)
 				st.EngineStartTicks = d.Uint64()
+			case "cause":
+				d.Once(&seen, 12)
+				st.Cause = d.Str()
+			case "cause_line":
+				d.Once(&seen, 13)
+				st.CauseLine = d.Str()
 			default:
 				d.Fail()
 			}

@@ -84,6 +84,7 @@ type Observation struct {
 	Alive         bool      `json:"alive"`
 	PID           int       `json:"pid,omitempty"`
 	Reason        string    `json:"reason,omitempty"`
+	Cause         string    `json:"cause,omitempty"`
 	BinaryChanged bool      `json:"binary_changed,omitempty"`
 	ModelChanged  bool      `json:"model_changed,omitempty"`
 	Restarts      int       `json:"restarts,omitempty"`

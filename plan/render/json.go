@@ -86,6 +86,7 @@ type ResourceDrift struct {
 	Replica string `json:"replica,omitempty"`
 	Status  string `json:"status"`
 	Reason  string `json:"reason"`
+	Cause   string `json:"cause,omitempty"` // model_load_failed, out_of_memory, bad_argument, port_in_use, crashed
 }
 
 // Summary counts the changes, as the human summary line does.
@@ -156,7 +157,7 @@ func NewDocument(p *plan.Plan) *Document {
 		id := identify(d.Addr)
 		doc.ResourceDrift = append(doc.ResourceDrift, ResourceDrift{
 			Address: id.Address, Mode: id.Mode, Type: id.Type, Name: id.Name, Index: id.Index,
-			Replica: id.Replica, Status: d.Status, Reason: d.Reason,
+			Replica: id.Replica, Status: d.Status, Reason: d.Reason, Cause: d.Cause,
 		})
 	}
 	return doc

@@ -114,6 +114,10 @@ const (
 	ReasonCircuitOpenUntilApply = "circuit breaker open after %d consecutive failures; cooldown is 0s, so the replica stays failed until the next apply"
 	// ReasonHalfOpenFailed: cooldown.
 	ReasonHalfOpenFailed = "circuit breaker reopened: the try after the cooldown failed; next try in %s"
+	// ReasonCircuitOpenNow: cooldown.
+	ReasonCircuitOpenNow = "circuit breaker open at once: restarting cannot fix this; fix the configuration and run llorch apply, or wait for the try in %s"
+	// ReasonCircuitOpenNowUntilApply has no values.
+	ReasonCircuitOpenNowUntilApply = "circuit breaker open at once: restarting cannot fix this; fix the configuration and run llorch apply"
 	// ReasonHalfOpenFailedUntilApply has no values.
 	ReasonHalfOpenFailedUntilApply = "circuit breaker reopened: the try after the cooldown failed; the replica stays failed until the next apply"
 )
@@ -194,6 +198,17 @@ func (t *Tracker) Exited(now time.Time, ranFor time.Duration, failed bool) Decis
 	}
 	d := t.backoff(n)
 	return Decision{Action: RestartAfter, Delay: d, Reason: fmt.Sprintf(ReasonRestarting, d, t.attempts), Attempt: t.attempts}
+}
+
+// OpenNow opens the breaker at once, after an exit that restarting cannot
+// repair (the engine's configuration is at fault): one half-open try after
+// the cooldown, as after max_failures, or none when the cooldown is 0.
+func (t *Tracker) OpenNow(now time.Time) Decision {
+	t.open, t.openedAt = true, now
+	if t.p.Cooldown == 0 {
+		return Decision{Action: OpenCircuit, Reason: ReasonCircuitOpenNowUntilApply}
+	}
+	return Decision{Action: OpenCircuit, Delay: t.p.Cooldown, Reason: fmt.Sprintf(ReasonCircuitOpenNow, t.p.Cooldown)}
 }
 
 // AtLeast returns d with a restart delayed to at least floor, its reason
