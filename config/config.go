@@ -37,8 +37,9 @@ func (c *Config) Pool(addr string) *Pool {
 
 // Settings is the llorch {} block.
 type Settings struct {
-	StateDir   string // default ".llorch"
-	HandoffDir string // default "<state_dir>/handoff"
+	StateDir   string   // default ".llorch"
+	HandoffDir string   // default "<state_dir>/handoff"
+	Backend    *Backend // nil: the local file <state_dir>/state.json
 	DeclRange  hcl.Range
 }
 

@@ -26,6 +26,7 @@ import (
 
 var settingsSchema = &hcl.BodySchema{
 	Attributes: []hcl.AttributeSchema{{Name: "state_dir"}, {Name: "handoff_dir"}},
+	Blocks:     []hcl.BlockHeaderSchema{{Type: "backend", LabelNames: []string{"type"}}},
 }
 
 // nestedSchemas are the pool's fixed nested blocks, in the order nestedOrder
@@ -91,6 +92,7 @@ func (l *loader) decodeSettings(blocks []*hcl.Block) {
 		s.DeclRange = b.DefRange
 		content, diags := b.Body.Content(settingsSchema)
 		l.diags = append(l.diags, diags...)
+		s.Backend = l.decodeBackend(content.Blocks)
 		for _, name := range []string{"state_dir", "handoff_dir"} {
 			a, ok := content.Attributes[name]
 			if !ok {
