@@ -7,8 +7,10 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/spf13/afero"
@@ -17,6 +19,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/connectivity"
 	"google.golang.org/grpc/status"
 
 	"github.com/llorch/llorch/state"
@@ -240,6 +243,17 @@ func (s *Store) call(ctx context.Context, fn func(ctx context.Context, cli *clie
 	if !answered {
 		timeout = s.opts.DialTimeout
 	}
+	if conn := cli.ActiveConnection(); conn != nil && conn.GetState() == connectivity.TransientFailure {
+		// The connection failed: if no endpoint even accepts one, say so
+		// now rather than after the timeout.
+		if causes, refused := s.probe(); refused {
+			err := &UnreachableError{Where: s.where, Causes: causes}
+			s.connMu.Lock()
+			s.down = err
+			s.connMu.Unlock()
+			return err
+		}
+	}
 	cctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	err = fn(cctx, cli)
@@ -271,6 +285,9 @@ type UnreachableError struct {
 
 func (e *UnreachableError) Error() string {
 	msg := fmt.Sprintf("etcd did not answer within %s (%s)", e.Timeout, e.Where)
+	if e.Timeout == 0 {
+		msg = fmt.Sprintf("etcd cannot be reached (%s)", e.Where)
+	}
 	if len(e.Causes) > 0 {
 		msg += ": " + strings.Join(e.Causes, "; ")
 	}
@@ -317,16 +334,28 @@ func (s *Store) explain(err error) error {
 // diagnose dials every endpoint to say why etcd did not answer: the
 // client only reports that its deadline passed.
 func (s *Store) diagnose() []string {
-	causes := make([]string, len(s.opts.Endpoints))
-	var wg sync.WaitGroup
-	for i, ep := range s.opts.Endpoints {
-		wg.Go(func() { causes[i] = ep + ": " + s.dialOne(ep) })
-	}
-	wg.Wait()
+	causes, _ := s.probe()
 	return causes
 }
 
-func (s *Store) dialOne(ep string) string {
+// probe dials every endpoint and reports what each said, and whether
+// every one refused the connection outright.
+func (s *Store) probe() ([]string, bool) {
+	causes := make([]string, len(s.opts.Endpoints))
+	refused := make([]bool, len(s.opts.Endpoints))
+	var wg sync.WaitGroup
+	for i, ep := range s.opts.Endpoints {
+		wg.Go(func() {
+			msg, r := s.dialOne(ep)
+			causes[i], refused[i] = ep+": "+msg, r
+		})
+	}
+	wg.Wait()
+	return causes, !slices.Contains(refused, false)
+}
+
+// dialOne says what dialling ep gives, and whether it was refused.
+func (s *Store) dialOne(ep string) (string, bool) {
 	host := ep
 	if u, err := url.Parse(ep); err == nil && u.Host != "" {
 		host = u.Host
@@ -334,11 +363,11 @@ func (s *Store) dialOne(ep string) string {
 	d := net.Dialer{Timeout: min(s.opts.DialTimeout, time.Second)}
 	conn, err := d.Dial("tcp", host)
 	if err != nil {
-		return err.Error()
+		return err.Error(), errors.Is(err, syscall.ECONNREFUSED)
 	}
 	defer conn.Close()
 	if s.tlsConfig == nil {
-		return "it accepts connections but did not answer (is it etcd, and is it healthy? is it serving TLS where http:// was given?)"
+		return "it accepts connections but did not answer (is it etcd, and is it healthy? is it serving TLS where http:// was given?)", false
 	}
 	cfg := s.tlsConfig.Clone()
 	if cfg.ServerName == "" {
@@ -347,7 +376,7 @@ func (s *Store) dialOne(ep string) string {
 	tc := tls.Client(conn, cfg)
 	_ = tc.SetDeadline(time.Now().Add(min(s.opts.DialTimeout, time.Second)))
 	if err := tc.Handshake(); err != nil {
-		return "TLS handshake failed: " + err.Error()
+		return "TLS handshake failed: " + err.Error(), false
 	}
-	return "it accepts TLS connections but did not answer (is it healthy?)"
+	return "it accepts TLS connections but did not answer (is it healthy?)", false
 }
