@@ -192,10 +192,15 @@ func cmdInit(m *meta, args []string) int {
 	upgrade := fs.Bool("upgrade", false, "accept plugins whose checksum changed and record the new ones")
 	var v viewFlags
 	v.add(fs, false)
+	var bf backendFlags
+	bf.add(fs)
 	if !m.parseFlags(fs, args) {
 		return 1
 	}
 	m.applyView(v)
+	if !m.initBackend(bf) {
+		return 1
+	}
 	r, err := m.providerResolver()
 	if err != nil {
 		m.fail("Cannot find providers", err)

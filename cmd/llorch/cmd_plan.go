@@ -68,7 +68,7 @@ type session struct {
 }
 
 // prefetcher is a store that can read the state ahead of the locked Read
-// (local.Store).
+// (local.Store, etcd.Store).
 type prefetcher interface {
 	Prefetch(ctx context.Context)
 }
@@ -84,9 +84,10 @@ func (m *meta) openSession(vars []config.VarArg, lf lockFlags, op string) (*sess
 	// that work only if the file has not changed since.
 	var (
 		prefetch sync.WaitGroup
-		guessed  = m.dirsOf(config.Settings{StateDir: config.DefaultStateDir})
-		guess    = m.store(guessed)
+		defaults = config.Settings{StateDir: config.DefaultStateDir}
+		guess, _ = m.store(defaults, nil)
 		store    state.Store
+		storeErr error
 	)
 	startPrefetch := func(s state.Store) {
 		if p, ok := s.(prefetcher); ok {
@@ -95,11 +96,14 @@ func (m *meta) openSession(vars []config.VarArg, lf lockFlags, op string) (*sess
 	}
 	startPrefetch(guess)
 	cfg, ok := m.loadConfig(vars, func(set config.Settings) {
-		if d := m.dirsOf(set); d.State != guessed.State {
-			store = m.store(d)
-			startPrefetch(store)
-		} else {
+		if set.Backend == nil && m.dirsOf(set).State == m.dirsOf(defaults).State {
 			store = guess
+			return
+		}
+		// Another directory, or etcd: for etcd, Prefetch also connects
+		// and grants the lock's lease while the pools are evaluated.
+		if store, storeErr = m.store(set, set.Backend); storeErr == nil {
+			startPrefetch(store)
 		}
 	})
 	prefetch.Wait()
@@ -107,8 +111,17 @@ func (m *meta) openSession(vars []config.VarArg, lf lockFlags, op string) (*sess
 		return nil, false
 	}
 	s := &session{cfg: cfg, dirs: m.dirs(cfg), store: store}
+	if !m.checkBackend(cfg.Settings) {
+		return nil, false
+	}
+	if storeErr != nil {
+		m.fail("Failed to open the state backend", storeErr)
+		return nil, false
+	}
 	if s.store == nil {
-		s.store = m.store(s.dirs)
+		if s.store, ok = m.openStore(cfg.Settings); !ok {
+			return nil, false
+		}
 	}
 	if s.unlock, ok = m.lock(s.store, lf, op); !ok {
 		return nil, false
@@ -306,9 +319,12 @@ func applyOrDestroy(m *meta, name string, args []string) int {
 		m.fail("Cannot start supervisors", err)
 		return 1
 	}
-	_, runErr := apply.Run(m.ctx, p, apply.Deps{
+	runCtx, stopRun := lostContext(m.ctx, s.store)
+	defer stopRun()
+	out, runErr := apply.Run(runCtx, p, apply.Deps{
 		Providers: s.planner, Launcher: l, Store: s.store, Fs: m.fs, Hooks: []apply.Hook{hook}, TaskRoom: apply.HostTaskRoom,
 	}, apply.Options{Config: s.cfg, Dirs: s.dirs, Parallelism: *parallelism, LlorchVersion: version.Version})
+	runErr = saveIfLost(m.ctx, s.store, out, runErr)
 	return m.reportApply(name, p, runErr, stream)
 }
 

@@ -2,9 +2,13 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"strconv"
 	"strings"
+
+	"github.com/spf13/afero"
 
 	"github.com/llorch/llorch/state"
 )
@@ -33,10 +37,10 @@ func (m *meta) printJSON(v any) int {
 	return 0
 }
 
-// cmdState dispatches `llorch state list|show|rm|pull`.
+// cmdState dispatches `llorch state list|show|rm|pull|push`.
 func cmdState(m *meta, args []string) int {
 	if len(args) == 0 {
-		fmt.Fprintln(m.stderr, "Usage: llorch state <list|show|rm|pull> [options] [ADDRESS...]")
+		fmt.Fprintln(m.stderr, "Usage: llorch state <list|show|rm|pull|push> [options] [ADDRESS...|FILE]")
 		return 1
 	}
 	sub, rest := args[0], args[1:]
@@ -49,8 +53,10 @@ func cmdState(m *meta, args []string) int {
 		return stateRm(m, rest)
 	case "pull":
 		return statePull(m, rest)
+	case "push":
+		return statePush(m, rest)
 	}
-	m.errorf("Unknown state subcommand", "llorch state has no subcommand %q; use list, show, rm or pull.", sub)
+	m.errorf("Unknown state subcommand", "llorch state has no subcommand %q; use list, show, rm, pull or push.", sub)
 	return 1
 }
 
@@ -61,7 +67,10 @@ func (m *meta) stateFromConfig() (state.Store, *state.State, bool) {
 	if !ok {
 		return nil, nil, false
 	}
-	s := m.store(m.dirs(cfg))
+	s, ok := m.openStore(cfg.Settings)
+	if !ok {
+		return nil, nil, false
+	}
 	st, ok := m.readState(s)
 	if ok {
 		m.removeStaleHandoffs(m.dirs(cfg))
@@ -76,7 +85,10 @@ func (m *meta) lockedState(lf lockFlags, op string) (state.Store, *state.State, 
 	if !ok {
 		return nil, nil, nil, false
 	}
-	s := m.store(m.dirs(cfg))
+	s, ok := m.openStore(cfg.Settings)
+	if !ok {
+		return nil, nil, nil, false
+	}
 	unlock, ok := m.lock(s, lf, op)
 	if !ok {
 		return nil, nil, nil, false
@@ -224,12 +236,30 @@ func stateRm(m *meta, args []string) int {
 
 func statePull(m *meta, args []string) int {
 	fs := flagSet("state pull")
+	backup := fs.Bool("backup", false, "print the backup: the state the last write replaced")
 	if !m.parseFlags(fs, args) {
 		return 1
 	}
-	_, st, ok := m.stateFromConfig()
-	if !ok {
-		return 1
+	var st *state.State
+	if *backup {
+		cfg, ok := m.loadSettings()
+		if !ok {
+			return 1
+		}
+		s, ok := m.openStore(cfg.Settings)
+		if !ok {
+			return 1
+		}
+		var err error
+		if st, err = s.ReadBackup(m.ctx); err != nil {
+			m.fail("Failed to read the backup", err)
+			return 1
+		}
+	} else {
+		var ok bool
+		if _, st, ok = m.stateFromConfig(); !ok {
+			return 1
+		}
 	}
 	data, err := state.Encode(st)
 	if err != nil {
@@ -237,6 +267,63 @@ func statePull(m *meta, args []string) int {
 		return 1
 	}
 	_, _ = m.stdout.Write(data)
+	return 0
+}
+
+// statePush is Terraform's state push: it replaces the stored state with a
+// file ("-" for standard input), refusing another lineage or an older
+// serial unless -force.
+func statePush(m *meta, args []string) int {
+	fs := flagSet("state push")
+	var lf lockFlags
+	lf.add(fs)
+	force := fs.Bool("force", false, "write the state even if its lineage differs or its serial is older (or the stored state is corrupt)")
+	if !m.parseFlags(fs, args) {
+		return 1
+	}
+	if fs.NArg() != 1 {
+		m.errorf("Missing state file", "llorch state push takes one state file (or - for standard input): llorch state push errored.state.json.")
+		return 1
+	}
+	path := fs.Arg(0)
+	var data []byte
+	var err error
+	if path == "-" {
+		data, err = io.ReadAll(m.stdin)
+	} else {
+		data, err = afero.ReadFile(m.fs, path)
+	}
+	if err != nil {
+		m.fail("Failed to read the state file", err)
+		return 1
+	}
+	st, err := state.Decode(data, path, "")
+	if err != nil {
+		m.fail("Invalid state file", err)
+		return 1
+	}
+	cfg, ok := m.loadSettings()
+	if !ok {
+		return 1
+	}
+	s, ok := m.openStore(cfg.Settings)
+	if !ok {
+		return 1
+	}
+	unlock, ok := m.lock(s, lf, "state push")
+	if !ok {
+		return 1
+	}
+	defer unlock()
+	if err := s.Push(m.ctx, st, *force); err != nil {
+		var pe *state.PushError
+		if errors.As(err, &pe) {
+			m.errorf("Failed to write the state", "%s\n\nThe stored state was left as it is. Check that %s is the state you mean to store; llorch state push -force stores it anyway.", sentence(err), path)
+			return 1
+		}
+		m.fail("Failed to write the state", err)
+		return 1
+	}
 	return 0
 }
 
@@ -260,7 +347,11 @@ func cmdForceUnlock(m *meta, args []string) int {
 			return 1
 		}
 	}
-	if err := m.store(m.dirs(cfg)).ForceUnlock(m.ctx, id); err != nil {
+	s, ok := m.openStore(cfg.Settings)
+	if !ok {
+		return 1
+	}
+	if err := s.ForceUnlock(m.ctx, id); err != nil {
 		m.fail("Failed to unlock the state", err)
 		return 1
 	}

@@ -61,7 +61,7 @@ func init() {
 		"apply":           {synopsis: "Create or update pools to match the configuration", run: cmdApply},
 		"destroy":         {synopsis: "Drain and stop every pool, and empty the state", run: cmdDestroy},
 		"show":            {synopsis: "Show the state or a saved plan", run: cmdShow},
-		"state":           {synopsis: "Inspect and edit the state (list, show, rm, pull)", run: cmdState},
+		"state":           {synopsis: "Inspect and edit the state (list, show, rm, pull, push)", run: cmdState},
 		"force-unlock":    {synopsis: "Release a stuck state lock", run: cmdForceUnlock},
 		"status":          {synopsis: "Show every replica's live status", run: cmdStatus},
 		"logs":            {synopsis: "Print a replica's engine log", run: cmdLogs, interruptEnds: true},

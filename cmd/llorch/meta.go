@@ -32,7 +32,6 @@ import (
 	"github.com/llorch/llorch/plan"
 	"github.com/llorch/llorch/providers/discovery"
 	"github.com/llorch/llorch/state"
-	"github.com/llorch/llorch/state/local"
 )
 
 // lockFileName is where `llorch init` records providers.
@@ -63,6 +62,7 @@ type meta struct {
 	released chan struct{} // closed once releaseProviders has stopped them
 	files    map[string]*hcl.File
 	settings config.Settings // the llorch {} block, once loadSettings read it
+	closers  []io.Closer     // state stores to close at the end
 }
 
 func newMeta(stdin io.Reader, stdout, stderr io.Writer) *meta {
@@ -78,6 +78,7 @@ func newMeta(stdin io.Reader, stdout, stderr io.Writer) *meta {
 }
 
 func (m *meta) close() {
+	closeAll(m.closers)
 	if m.released != nil {
 		<-m.released
 		return
@@ -439,16 +440,6 @@ func (m *meta) dirsOf(set config.Settings) apply.Dirs {
 	return apply.Dirs{State: abs(set.StateDir), Handoff: abs(set.HandoffDir)}
 }
 
-// store opens the state in d.State. Its path is relative to the working
-// directory when it lies inside it, so that messages naming the state, its
-// backup and its lock read as the operator would type them.
-func (m *meta) store(d apply.Dirs) state.Store {
-	return local.New(m.fs, relTo(m.dir, d.State), local.Options{
-		ErroredPath: filepath.Join(m.dir, "errored.state.json"),
-		Version:     version.Version,
-	})
-}
-
 // lock takes the state lock for op, waiting up to lf.timeout, and returns
 // the function that releases it.
 func (m *meta) lock(s state.Store, lf lockFlags, op string) (func(), bool) {
@@ -547,11 +538,17 @@ func (m *meta) readState(s state.Store) (*state.State, bool) {
 	switch {
 	case errors.As(err, &ce):
 		advice := "There is no backup: repair the file by hand, or move it away to start from an empty state (llorch then forgets the replicas it recorded, which keep running)."
-		if ce.BackupPath != "" {
+		what, kept := "The state file "+ce.Path, "a corrupt state file"
+		switch {
+		case ce.Restore != "":
+			// Not a file (etcd): restoring the backup is a push.
+			what, kept = "The state in "+ce.Path, "a corrupt state"
+			advice = fmt.Sprintf("The previous version is %s: %s.", ce.BackupPath, ce.Restore)
+		case ce.BackupPath != "":
 			advice = fmt.Sprintf("The previous version is in %s: compare the two, then repair the file by hand or copy the backup over it.", ce.BackupPath)
 		}
-		m.errorf("Corrupt state file", "The state file %s cannot be read: %s.\n\n%s llorch never overwrites a corrupt state file, so it was left unchanged.",
-			ce.Path, ce.Reason, advice)
+		m.errorf("Corrupt state file", "%s cannot be read: %s.\n\n%s llorch never overwrites %s, so it was left unchanged.",
+			what, ce.Reason, advice, kept)
 	case errors.As(err, &ve):
 		by := "a newer llorch"
 		if ve.WrittenBy != "" {

@@ -353,7 +353,7 @@ func freePorts(n int) (int, error) {
 	return 0, fmt.Errorf("no %d consecutive free ports found", n)
 }
 
-// signal SIG PID: send SIGKILL, SIGTERM or SIGINT to a process.
+// signal SIG PID: send SIGKILL, SIGTERM, SIGINT, SIGSTOP or SIGCONT to a process.
 func cmdSignal(ts *testscript.TestScript, neg bool, args []string) {
 	if neg || len(args) != 2 {
 		ts.Fatalf("usage: signal KILL|TERM|INT|STOP|CONT PID")
