@@ -130,7 +130,7 @@ func (m *meta) openSession(vars []config.VarArg, lf lockFlags, op string) (*sess
 		s.unlock()
 		return nil, false
 	}
-	if !m.checkPaths(s.st, s.dirs) {
+	if !m.checkPaths(s.st, s.cfg.Settings) {
 		s.unlock()
 		return nil, false
 	}

@@ -148,7 +148,7 @@ func cmdDrain(m *meta, args []string) int {
 		return 1
 	}
 	defer unlock()
-	if !m.checkPaths(st, m.dirsOf(m.settings)) {
+	if !m.checkPaths(st, m.settings) {
 		return 1
 	}
 	l, err := m.launcher()

@@ -411,8 +411,14 @@ func (m *meta) removeStaleHandoffs(d apply.Dirs) {
 // checkPaths refuses a state that names supervisors running outside this
 // project's run directory: the state was copied here from another
 // directory, and acting on it would stop or restart that directory's
-// engines.
-func (m *meta) checkPaths(st *state.State, d apply.Dirs) bool {
+// engines. A shared backend (etcd) is not checked: there the state is
+// meant to be used from several directories, and each acts on the engines
+// it records.
+func (m *meta) checkPaths(st *state.State, set config.Settings) bool {
+	if set.Backend != nil {
+		return true
+	}
+	d := m.dirsOf(set)
 	var fe *apply.ForeignPathError
 	if err := apply.CheckPaths(m.fs, st, d); errors.As(err, &fe) {
 		m.errorf("State belongs to another directory",
