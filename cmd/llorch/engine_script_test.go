@@ -37,12 +37,15 @@ func enginesUnderTest(t *testing.T) []engineUnderTest {
 		t.Log("LLORCH_TEST_LLAMA_SERVER is not set: the engine scripts run against the fake engine only")
 		return engines
 	}
+	// The generated test GGUFs carry no real weights: the real engine
+	// needs a model it can load, which only the caller can name.
 	model := os.Getenv("LLORCH_TEST_MODEL")
 	if model == "" {
-		model = filepath.Join(repoRoot(), "..", "shared", "testdata", "tiny-llama.gguf")
+		t.Log("LLORCH_TEST_LLAMA_SERVER is set but LLORCH_TEST_MODEL is not: the real llama-server needs a GGUF it can load, so only the fake engine runs")
+		return engines
 	}
 	if _, err := os.Stat(model); err != nil {
-		t.Fatalf("LLORCH_TEST_LLAMA_SERVER is set, but there is no model for it: %v; set LLORCH_TEST_MODEL to a GGUF file", err)
+		t.Fatalf("LLORCH_TEST_MODEL=%s: %v", model, err)
 	}
 	if _, err := os.Stat(real); err != nil {
 		t.Fatalf("LLORCH_TEST_LLAMA_SERVER=%s: %v", real, err)
