@@ -3,6 +3,7 @@ package apply
 import (
 	"context"
 	"fmt"
+	"path/filepath"
 	"strings"
 	"sync"
 	"time"
@@ -168,4 +169,18 @@ func (rf *Refresher) changedOnDisk(path string, size int64, mtime time.Time) boo
 	}
 	s := v.(seen)
 	return !s.ok || s.size != size || !s.mtime.Equal(mtime)
+}
+
+// LiveHandoffs returns the handoff paths of st's replicas that obs saw
+// alive: their engines run, so their files are current.
+func LiveHandoffs(st *state.State, obs plan.Observations) map[string]bool {
+	live := map[string]bool{}
+	for addr, p := range st.Pools {
+		for _, r := range p.Replicas {
+			if r.Handoff != "" && obs[plan.ReplicaAddr(addr, r.ID)].Alive {
+				live[filepath.Clean(r.Handoff)] = true
+			}
+		}
+	}
+	return live
 }

@@ -134,7 +134,6 @@ func (m *meta) openSession(vars []config.VarArg, lf lockFlags, op string) (*sess
 		s.unlock()
 		return nil, false
 	}
-	m.removeStaleHandoffs(s.dirs)
 	l, err := m.launcher()
 	if err != nil {
 		s.unlock()
@@ -156,6 +155,12 @@ func (m *meta) openSession(vars []config.VarArg, lf lockFlags, op string) (*sess
 // own rendering, which shows them after the changes.
 func (m *meta) makePlan(s *session, opts plan.Options) (*plan.Plan, bool) {
 	p, diags := s.planner.Plan(m.ctx, s.cfg, s.st, opts)
+	// Handoff files of engines the refresh saw running need no second look.
+	var obs plan.Observations
+	if p != nil {
+		obs = p.Observations
+	}
+	m.removeStaleHandoffs(s.dirs, apply.LiveHandoffs(s.st, obs))
 	if diags.HasErrors() {
 		m.diagnostics(diags)
 		return nil, false
@@ -349,6 +354,7 @@ func (m *meta) loadSavedPlan(path string, f planFlags) (*session, *plan.Plan, bo
 	if !ok {
 		return nil, nil, false
 	}
+	m.removeStaleHandoffs(s.dirs, nil) // the saved plan's refresh is not now
 	if pf.Serial == 0 && s.st.Serial == 0 {
 		// No state existed when the plan was made and none exists yet:
 		// Read made up a lineage for this run, as it did for the plan's.

@@ -10,6 +10,7 @@ import (
 
 	"github.com/spf13/afero"
 
+	"github.com/llorch/llorch/config"
 	"github.com/llorch/llorch/state"
 )
 
@@ -60,20 +61,27 @@ func cmdState(m *meta, args []string) int {
 	return 1
 }
 
-// stateFromConfig reads the state the configuration in the working
-// directory points at (its llorch {} block).
-func (m *meta) stateFromConfig() (state.Store, *state.State, bool) {
+// storeFromConfig opens the state store the llorch {} block of the
+// configuration in the working directory names.
+func (m *meta) storeFromConfig() (*config.Config, state.Store, bool) {
 	cfg, ok := m.loadSettings()
 	if !ok {
 		return nil, nil, false
 	}
 	s, ok := m.openStore(cfg.Settings)
+	return cfg, s, ok
+}
+
+// stateFromConfig reads the state the configuration in the working
+// directory points at (its llorch {} block).
+func (m *meta) stateFromConfig() (state.Store, *state.State, bool) {
+	cfg, s, ok := m.storeFromConfig()
 	if !ok {
 		return nil, nil, false
 	}
 	st, ok := m.readState(s)
 	if ok {
-		m.removeStaleHandoffs(m.dirs(cfg))
+		m.removeStaleHandoffs(m.dirs(cfg), nil)
 	}
 	return s, st, ok
 }
@@ -81,11 +89,7 @@ func (m *meta) stateFromConfig() (state.Store, *state.State, bool) {
 // lockedState takes the state lock for op and reads the state the llorch
 // {} block points at; the caller runs unlock when done.
 func (m *meta) lockedState(lf lockFlags, op string) (state.Store, *state.State, func(), bool) {
-	cfg, ok := m.loadSettings()
-	if !ok {
-		return nil, nil, nil, false
-	}
-	s, ok := m.openStore(cfg.Settings)
+	cfg, s, ok := m.storeFromConfig()
 	if !ok {
 		return nil, nil, nil, false
 	}
@@ -98,7 +102,7 @@ func (m *meta) lockedState(lf lockFlags, op string) (state.Store, *state.State, 
 		unlock()
 		return nil, nil, nil, false
 	}
-	m.removeStaleHandoffs(m.dirs(cfg))
+	m.removeStaleHandoffs(m.dirs(cfg), nil)
 	return s, st, unlock, true
 }
 
@@ -242,11 +246,7 @@ func statePull(m *meta, args []string) int {
 	}
 	var st *state.State
 	if *backup {
-		cfg, ok := m.loadSettings()
-		if !ok {
-			return 1
-		}
-		s, ok := m.openStore(cfg.Settings)
+		_, s, ok := m.storeFromConfig()
 		if !ok {
 			return 1
 		}
@@ -302,11 +302,7 @@ func statePush(m *meta, args []string) int {
 		m.fail("Invalid state file", err)
 		return 1
 	}
-	cfg, ok := m.loadSettings()
-	if !ok {
-		return 1
-	}
-	s, ok := m.openStore(cfg.Settings)
+	_, s, ok := m.storeFromConfig()
 	if !ok {
 		return 1
 	}

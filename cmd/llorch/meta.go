@@ -401,9 +401,10 @@ func (m *meta) loadSettings() (*config.Config, bool) {
 // removeStaleHandoffs removes the handoff files whose engine is gone (a
 // supervisor killed with -9, a reboot). Every command that reads the state
 // does it, so a router is sent to a dead engine only until the next llorch
-// command, whatever it is.
-func (m *meta) removeStaleHandoffs(d apply.Dirs) {
-	if _, err := supervisor.RemoveStaleHandoffs(m.fs, d.Handoff); err != nil {
+// command, whatever it is. live names handoff files whose engine a refresh
+// has just seen running (nil: look at every file).
+func (m *meta) removeStaleHandoffs(d apply.Dirs, live map[string]bool) {
+	if _, err := supervisor.RemoveStaleHandoffs(m.fs, d.Handoff, live); err != nil {
 		m.logger.Warn("removing stale handoff files", "err", err)
 	}
 }

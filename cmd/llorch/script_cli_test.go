@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -22,17 +23,13 @@ func cmdWaitFollowing(ts *testscript.TestScript, neg bool, args []string) {
 	if neg || len(args) < 2 {
 		ts.Fatalf("usage: waitfollowing VAR WORD...")
 	}
-	deadline := time.Now().Add(30 * time.Second)
-	for delay := time.Millisecond; ; delay = min(2*delay, 50*time.Millisecond) {
-		if pid := watchingWithInotify(args[1:]); pid > 0 {
+	pollUntil(ts, 30*time.Second, func() bool {
+		pid := watchingWithInotify(args[1:])
+		if pid > 0 {
 			ts.Setenv(args[0], strconv.Itoa(pid))
-			return
 		}
-		if time.Now().After(deadline) {
-			ts.Fatalf("no process %q watched a file within 30s", args[1:])
-		}
-		time.Sleep(delay)
-	}
+		return pid > 0
+	}, func() string { return fmt.Sprintf("no process %q watched a file", args[1:]) })
 }
 
 func watchingWithInotify(words []string) int {

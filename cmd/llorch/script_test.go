@@ -375,10 +375,20 @@ func cmdWaitDead(ts *testscript.TestScript, neg bool, args []string) {
 	}
 	pid, err := strconv.Atoi(args[0])
 	ts.Check(err)
-	deadline := time.Now().Add(30 * time.Second)
-	for delay := time.Millisecond; supervisor.Alive(pid); delay = min(2*delay, 100*time.Millisecond) {
+	pollUntil(ts, 30*time.Second, func() bool { return !supervisor.Alive(pid) }, func() string {
+		return fmt.Sprintf("process %d still alive", pid)
+	})
+}
+
+// pollUntil checks done with a backoff from 1 ms to 50 ms until it
+// reports true, and fails the script with what's message after timeout.
+// The processes scripts wait for are not their children and write files
+// without telling anyone, so there is no event to wait on.
+func pollUntil(ts *testscript.TestScript, timeout time.Duration, done func() bool, what func() string) {
+	deadline := time.Now().Add(timeout)
+	for delay := time.Millisecond; !done(); delay = min(2*delay, 50*time.Millisecond) {
 		if time.Now().After(deadline) {
-			ts.Fatalf("process %d still alive after 30s", pid)
+			ts.Fatalf("%s after %s", what(), timeout)
 		}
 		time.Sleep(delay)
 	}
@@ -403,16 +413,10 @@ func cmdWaitFile(ts *testscript.TestScript, neg bool, args []string) {
 		ts.Fatalf("usage: waitfile GLOB")
 	}
 	pattern := ts.MkAbs(args[0])
-	deadline := time.Now().Add(60 * time.Second)
-	for delay := time.Millisecond; ; delay = min(2*delay, 50*time.Millisecond) {
-		if m, _ := filepath.Glob(pattern); len(m) > 0 {
-			return
-		}
-		if time.Now().After(deadline) {
-			ts.Fatalf("%s did not appear within 60s", args[0])
-		}
-		time.Sleep(delay)
-	}
+	pollUntil(ts, 60*time.Second, func() bool {
+		m, _ := filepath.Glob(pattern)
+		return len(m) > 0
+	}, func() string { return args[0] + " did not appear" })
 }
 
 // waitjson FILE KEY REGEXP: wait until FILE is a JSON object whose
@@ -425,27 +429,21 @@ func cmdWaitJSON(ts *testscript.TestScript, neg bool, args []string) {
 	re, err := regexp.Compile(args[2])
 	ts.Check(err)
 	path := ts.MkAbs(args[0])
-	deadline := time.Now().Add(60 * time.Second)
 	last := ""
-	for delay := time.Millisecond; ; delay = min(2*delay, 50*time.Millisecond) {
+	pollUntil(ts, 60*time.Second, func() bool {
 		var doc map[string]any
-		if b, err := os.ReadFile(path); err == nil && json.Unmarshal(b, &doc) == nil {
-			v := doc[args[1]]
-			if s, ok := v.(string); ok {
-				last = s
-			} else {
-				b, _ := json.Marshal(v)
-				last = string(b)
-			}
-			if re.MatchString(last) {
-				return
-			}
+		b, err := os.ReadFile(path)
+		if err != nil || json.Unmarshal(b, &doc) != nil {
+			return false
 		}
-		if time.Now().After(deadline) {
-			ts.Fatalf("%s: %s is %q, not matching %s, after 60s", args[0], args[1], last, args[2])
+		if s, ok := doc[args[1]].(string); ok {
+			last = s
+		} else {
+			b, _ := json.Marshal(doc[args[1]])
+			last = string(b)
 		}
-		time.Sleep(delay)
-	}
+		return re.MatchString(last)
+	}, func() string { return fmt.Sprintf("%s: %s is %q, not matching %s,", args[0], args[1], last, args[2]) })
 }
 
 // reap NAME=VALUE: kill -9 every process whose environment holds

@@ -137,7 +137,8 @@ func KillSupervisor(fs afero.Fs, runDir string, timeout time.Duration) (killed b
 // /proc/PID/stat, in clock ticks since boot).
 func procStat(pid int) (state byte, startTicks uint64, err error) {
 	path := "/proc/" + strconv.Itoa(pid) + "/stat"
-	b, err := os.ReadFile(path)
+	var buf [1024]byte // a stat line is a few hundred bytes
+	b, err := readSmallFile(path, buf[:])
 	if err != nil {
 		return 0, 0, err
 	}

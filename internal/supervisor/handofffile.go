@@ -1,6 +1,7 @@
 package supervisor
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -8,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 
 	"github.com/spf13/afero"
 
@@ -102,15 +104,22 @@ var (
 // engine, or "" when it still may: it was written before the last reboot,
 // or its engine's pid is gone, or the pid now belongs to a later process.
 func HandoffStale(f handoff.File) string {
-	switch {
-	case f.BootID != "" && BootID() != "" && f.BootID != BootID():
+	if f.BootID != "" && BootID() != "" && f.BootID != BootID() {
 		return "it was written before the machine last booted"
-	case !Alive(f.PID):
+	}
+	if f.PID <= 0 {
 		return fmt.Sprintf("its engine (pid %d) is not running", f.PID)
-	case f.PIDStartTicks != 0:
-		if t, err := procStartTicks(f.PID); err == nil && t != f.PIDStartTicks {
-			return fmt.Sprintf("pid %d is now another process", f.PID)
-		}
+	}
+	// One read of /proc/PID/stat answers both questions: is it running,
+	// and is it the process that was recorded.
+	st, ticks, err := procStat(f.PID)
+	switch {
+	case err != nil && !errors.Is(err, fs.ErrNotExist) && !errors.Is(err, syscall.ESRCH):
+		return "" // cannot tell (no /proc): keep the file
+	case err != nil || st == 'Z' || st == 'X':
+		return fmt.Sprintf("its engine (pid %d) is not running", f.PID)
+	case f.PIDStartTicks != 0 && ticks != f.PIDStartTicks:
+		return fmt.Sprintf("pid %d is now another process", f.PID)
 	}
 	return ""
 }
@@ -120,27 +129,46 @@ func HandoffStale(f handoff.File) string {
 // or the machine rebooted), so routers are never sent to a dead replica
 // for longer than it takes the next llorch command to run. It returns the
 // removed paths. A file replaced while it was being looked at (a
-// supervisor just wrote it) is left alone.
-func RemoveStaleHandoffs(afs afero.Fs, dir string) ([]string, error) {
-	entries, err := afero.ReadDir(afs, dir)
+// supervisor just wrote it) is left alone. Paths in live belong to
+// replicas whose engine the caller has just seen running (a refresh): they
+// are not read again.
+func RemoveStaleHandoffs(afs afero.Fs, dir string, live map[string]bool) ([]string, error) {
+	d, err := afs.Open(dir)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	}
 	if err != nil {
 		return nil, fmt.Errorf("reading the handoff directory %s: %w", dir, err)
 	}
-	var removed []string
-	var errs []error
-	for _, e := range entries {
-		if e.IsDir() || !strings.HasSuffix(e.Name(), ".json") {
+	names, err := d.Readdirnames(-1) // names only: no stat per file
+	d.Close()
+	if err != nil {
+		return nil, fmt.Errorf("reading the handoff directory %s: %w", dir, err)
+	}
+	var (
+		removed       []string
+		errs          []error
+		first, second [4096]byte // a handoff file is well under 4 KiB
+	)
+	for _, name := range names {
+		if !strings.HasSuffix(name, ".json") {
 			continue
 		}
-		path := filepath.Join(dir, e.Name())
-		f, err := handoff.Read(afs, path)
+		path := filepath.Join(dir, name)
+		if live[path] {
+			continue // its supervisor was just seen running its engine
+		}
+		data, err := readHandoffBytes(afs, path, first[:])
+		if err != nil {
+			continue
+		}
+		f, err := handoff.Parse(path, data)
 		if err != nil || HandoffStale(f) == "" {
 			continue // not a handoff file llorch can read, or a live one
 		}
-		if now, err := afs.Stat(path); err != nil || !os.SameFile(now, e) {
+		// A supervisor may have just replaced it with its own: remove only
+		// the file that was judged.
+		if again, err := readHandoffBytes(afs, path, second[:]); err != nil || !bytes.Equal(again, data) {
 			continue
 		}
 		if err := handoff.Remove(afs, path); err != nil && !errors.Is(err, fs.ErrNotExist) {
@@ -150,4 +178,14 @@ func RemoveStaleHandoffs(afs afero.Fs, dir string) ([]string, error) {
 		removed = append(removed, path)
 	}
 	return removed, errors.Join(errs...)
+}
+
+// readHandoffBytes reads a handoff file into buf (or a new slice when it
+// is larger) with readSmallFile on the OS file system: a command that
+// reads the state looks at every handoff file.
+func readHandoffBytes(afs afero.Fs, path string, buf []byte) ([]byte, error) {
+	if _, osFs := afs.(*afero.OsFs); osFs {
+		return readSmallFile(path, buf)
+	}
+	return afero.ReadFile(afs, path)
 }

@@ -24,21 +24,29 @@ func benchStore(b *testing.B) *Store {
 	return s
 }
 
+const benchLineage = "6e0d5a8c-5a57-4cb4-9b55-5d2d3c0f6b11"
+
+// writeLocked takes the lock and writes st; it returns the unlock.
+func writeLocked(b *testing.B, s *Store, st *state.State) func() {
+	b.Helper()
+	id, err := s.Lock(b.Context(), state.LockInfo{Operation: "bench"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := s.Write(b.Context(), st); err != nil {
+		b.Fatal(err)
+	}
+	return func() { _ = s.Unlock(b.Context(), id) }
+}
+
 // BenchmarkWrite is one state save on etcd under the lock, as apply makes
 // after every replica: a fenced transaction that also keeps the backup.
 func BenchmarkWrite(b *testing.B) {
 	for _, n := range []int{10, 100, 1000} {
 		b.Run(fmt.Sprintf("pools=%d", n), func(b *testing.B) {
 			s := benchStore(b)
-			id, err := s.Lock(b.Context(), state.LockInfo{Operation: "bench"})
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer func() { _ = s.Unlock(b.Context(), id) }()
-			st := statetest.Big("6e0d5a8c-5a57-4cb4-9b55-5d2d3c0f6b11", n)
-			if err := s.Write(b.Context(), st); err != nil {
-				b.Fatal(err)
-			}
+			st := statetest.Big(benchLineage, n)
+			defer writeLocked(b, s, st)()
 			for b.Loop() {
 				if err := s.Write(b.Context(), st); err != nil {
 					b.Fatal(err)
@@ -54,14 +62,7 @@ func BenchmarkRead(b *testing.B) {
 	for _, n := range []int{10, 100, 1000} {
 		b.Run(fmt.Sprintf("pools=%d", n), func(b *testing.B) {
 			s := benchStore(b)
-			id, err := s.Lock(b.Context(), state.LockInfo{Operation: "bench"})
-			if err != nil {
-				b.Fatal(err)
-			}
-			if err := s.Write(b.Context(), statetest.Big("6e0d5a8c-5a57-4cb4-9b55-5d2d3c0f6b11", n)); err != nil {
-				b.Fatal(err)
-			}
-			_ = s.Unlock(b.Context(), id)
+			writeLocked(b, s, statetest.Big(benchLineage, n))()
 			for b.Loop() {
 				if _, err := s.Read(b.Context()); err != nil {
 					b.Fatal(err)

@@ -81,11 +81,16 @@ func Write(afs afero.Fs, path string, f File) error {
 // Read reads the handoff file at path. A missing file is an error that
 // satisfies errors.Is(err, fs.ErrNotExist).
 func Read(afs afero.Fs, path string) (File, error) {
-	var f File
 	data, err := afero.ReadFile(afs, path)
 	if err != nil {
-		return f, fmt.Errorf("reading handoff file: %w", err)
+		return File{}, fmt.Errorf("reading handoff file: %w", err)
 	}
+	return Parse(path, data)
+}
+
+// Parse decodes the handoff file at path from its contents data.
+func Parse(path string, data []byte) (File, error) {
+	var f File
 	if err := json.Unmarshal(data, &f); err != nil {
 		var syn *json.SyntaxError
 		if errors.As(err, &syn) {
