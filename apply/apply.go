@@ -70,6 +70,13 @@ func (e *Error) Error() string {
 }
 func (e *Error) Unwrap() error { return e.Err }
 
+// StateSaveError is a failure to save the state during a run: what was
+// done since the last save is not recorded.
+type StateSaveError struct{ Err error }
+
+func (e *StateSaveError) Error() string { return "saving state: " + e.Err.Error() }
+func (e *StateSaveError) Unwrap() error { return e.Err }
+
 // ErrInterrupted is returned (wrapped) when ctx was cancelled and some
 // changes were therefore not started.
 var ErrInterrupted = errors.New("interrupted: changes not yet started were skipped")
@@ -253,7 +260,7 @@ func (r *runner) mutate(fn func(st *state.State)) error {
 	r.mu.Unlock()
 	r.saved, r.saveErr = upTo, nil
 	if err != nil {
-		r.saveErr = fmt.Errorf("saving state: %w", err)
+		r.saveErr = &StateSaveError{Err: err}
 	}
 	return r.saveErr
 }

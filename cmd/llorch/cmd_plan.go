@@ -205,6 +205,7 @@ func cmdPlan(m *meta, args []string) int {
 		return 1
 	}
 	m.applyView(f.view)
+	m.jsonErrors = f.view.json
 	if fs.NArg() > 0 {
 		m.errorf("Unexpected argument", "llorch plan takes no positional arguments (got %q). To plan in another directory use -chdir=DIR before \"plan\".", fs.Arg(0))
 		return 1
@@ -468,6 +469,11 @@ func (m *meta) reportApply(name string, p *plan.Plan, runErr error, stream *view
 	}
 	fmt.Fprintln(m.stdout)
 	m.diagnostics(diags)
+	var unsaved *apply.StateSaveError
+	if errors.As(runErr, &unsaved) {
+		fmt.Fprintf(m.stderr, "%d of the planned changes failed, and the state could not be saved, so it may not record all that was done; \"llorch plan\" compares it with the supervisors that run.\n", len(failures))
+		return 1
+	}
 	fmt.Fprintf(m.stderr, "%d of the planned changes failed; the state records what was done and why the rest failed (llorch status, llorch state show).\n", len(failures))
 	return 1
 }

@@ -56,6 +56,9 @@ type meta struct {
 	// helped is set when a command printed its -help: the command stops
 	// there, and llorch exits 0.
 	helped bool
+	// jsonErrors: the command was asked for -json output, so errors that
+	// end it are a JSON document on stdout (jsonDiagnostics).
+	jsonErrors bool
 
 	logger   hclog.Logger
 	resolver *discovery.Resolver
@@ -264,6 +267,10 @@ func (f *durationFlag) refusal() *flagRefusal { return f.refused }
 func (m *meta) diagnostics(diags hcl.Diagnostics) bool {
 	if len(diags) == 0 {
 		return false
+	}
+	if m.jsonErrors && diags.HasErrors() {
+		m.jsonDiagnostics(diags)
+		return true
 	}
 	_ = views.WriteDiagnostics(m.stderr, diags, m.files, views.DiagOptions{Color: m.color, Width: m.wrapWidth(), BaseDir: m.dir})
 	return diags.HasErrors()

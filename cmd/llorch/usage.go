@@ -1,12 +1,15 @@
 package main
 
 import (
+	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
 	"strings"
 
 	"github.com/hashicorp/hcl/v2"
+
+	"github.com/llorch/llorch/internal/views"
 )
 
 // usageText is what `llorch COMMAND -help` prints above the options: the
@@ -115,6 +118,26 @@ func helpForSubcommands(m *meta, name string, args []string) bool {
 		return true
 	}
 	return false
+}
+
+// jsonDiagnostics prints diags as one JSON document on stdout, as
+// validate -json does, for a -json command that fails: a program reading
+// its stdout gets JSON whatever happened.
+func (m *meta) jsonDiagnostics(diags hcl.Diagnostics) {
+	errs := 0
+	for _, d := range diags {
+		if d.Severity == hcl.DiagError {
+			errs++
+		}
+	}
+	enc := json.NewEncoder(m.stdout)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(struct {
+		FormatVersion string                 `json:"format_version"`
+		ErrorCount    int                    `json:"error_count"`
+		WarningCount  int                    `json:"warning_count"`
+		Diagnostics   []views.JSONDiagnostic `json:"diagnostics"`
+	}{"1.0", errs, len(diags) - errs, views.DiagnosticsJSONIn(diags, m.files, m.dir)})
 }
 
 // targetingWarning is Terraform's warning for -target: what was planned
