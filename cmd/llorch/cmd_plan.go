@@ -276,7 +276,7 @@ func applyOrDestroy(m *meta, name string, args []string) int {
 		saved = fs.NArg() == 1
 	)
 	if saved {
-		if s, p, ok = m.loadSavedPlan(fs.Arg(0), f); !ok {
+		if s, p, ok = m.loadSavedPlan(fs.Arg(0), f, "apply"); !ok {
 			return 1
 		}
 	} else {
@@ -336,7 +336,7 @@ func applyOrDestroy(m *meta, name string, args []string) int {
 
 // loadSavedPlan reads a saved plan and the configuration and state it was
 // made for, refusing it when either changed since.
-func (m *meta) loadSavedPlan(path string, f planFlags) (*session, *plan.Plan, bool) {
+func (m *meta) loadSavedPlan(path string, f planFlags, op string) (*session, *plan.Plan, bool) {
 	pf, ok := m.readPlanFile(path)
 	if !ok {
 		return nil, nil, false
@@ -351,7 +351,7 @@ func (m *meta) loadSavedPlan(path string, f planFlags) (*session, *plan.Plan, bo
 		m.fail("Failed to load the saved plan", err)
 		return nil, nil, false
 	}
-	s, ok := m.openSession(vars, f.lock, "apply")
+	s, ok := m.openSession(vars, f.lock, op)
 	if !ok {
 		return nil, nil, false
 	}

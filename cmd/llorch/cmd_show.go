@@ -22,14 +22,17 @@ func cmdShow(m *meta, args []string) int {
 	case 0:
 		return showState(m, v.json)
 	case 1:
-		pf, ok := m.readPlanFile(fs.Arg(0))
+		// The plan is rebuilt from its data (variables, observations,
+		// the providers' answers) against the configuration and state it
+		// was made for, as apply does, and rendered as plan renders it.
+		s, p, ok := m.loadSavedPlan(fs.Arg(0), planFlags{}, "show")
 		if !ok {
 			return 1
 		}
-		if v.json {
-			return m.printJSON(pf.Changes)
+		defer s.unlock()
+		if !m.renderPlan(p, v.json) {
+			return 1
 		}
-		fmt.Fprint(m.stdout, pf.Human)
 		return 0
 	}
 	m.errorf("Too many arguments", "llorch show takes at most one saved plan file.")

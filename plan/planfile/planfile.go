@@ -53,11 +53,10 @@ type File struct {
 	// Planned are the providers' PlanPool results, by pool address.
 	Planned  map[string]Planned `json:"planned"`
 	Warnings []string           `json:"warnings"`
-	// Changes is the plan as `llorch plan -json` shows it, and Human as
-	// the text output shows it (without color): `llorch show FILE`
-	// prints one or the other.
+	// Changes is the plan as `llorch plan -json` shows it: apply checks
+	// that replaying the plan gives the same changes. `llorch show FILE`
+	// renders the replayed plan, not a stored text.
 	Changes *render.Document `json:"changes"`
-	Human   string           `json:"human"`
 	// Checksum is "sha256:" and the hex digest of the file encoded with
 	// an empty checksum: a plan whose contents were edited is refused.
 	Checksum string `json:"checksum"`
@@ -152,11 +151,6 @@ func New(p *plan.Plan, vars map[string]cty.Value) (*File, error) {
 	for addr, pp := range p.Planned() {
 		f.Planned[addr] = savePlanned(pp)
 	}
-	var human bytes.Buffer
-	if err := render.Human(&human, p, render.Options{}); err != nil {
-		return nil, fmt.Errorf("rendering plan: %w", err)
-	}
-	f.Human = human.String()
 	return f, nil
 }
 
