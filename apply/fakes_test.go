@@ -77,6 +77,8 @@ type fakeLauncher struct {
 	AttachFunc func(ctx context.Context, runDir string) error
 	// Errors returned by a supervisor's Drain, Stop and Update, by run dir.
 	DrainErr, StopErr, UpdateErr map[string]error
+	// CutOff is, by run dir, how many requests a drain's deadline cuts off.
+	CutOff map[string]int
 
 	mu          sync.Mutex
 	pids        int
@@ -93,6 +95,7 @@ func newFakeLauncher(fs afero.Fs) *fakeLauncher {
 	return &fakeLauncher{
 		fs: fs, sups: map[string]*fakeSup{}, pushes: map[string][]supervisor.Settings{},
 		DrainErr: map[string]error{}, StopErr: map[string]error{}, UpdateErr: map[string]error{},
+		CutOff: map[string]int{},
 	}
 }
 
@@ -323,23 +326,29 @@ func (c *fakeClient) Status(context.Context) (supervisor.Status, error) {
 	return s.status, nil
 }
 
-func (c *fakeClient) Drain(ctx context.Context) error { return c.DrainWithin(ctx, 0) }
+func (c *fakeClient) Drain(ctx context.Context) error {
+	_, err := c.DrainWithin(ctx, 0)
+	return err
+}
 
-func (c *fakeClient) DrainWithin(_ context.Context, deadline time.Duration) error {
+func (c *fakeClient) DrainWithin(_ context.Context, deadline time.Duration) (supervisor.Status, error) {
 	c.l.mu.Lock()
 	defer c.l.mu.Unlock()
 	s, err := c.sup()
 	if err != nil {
-		return err
+		return supervisor.Status{}, err
 	}
 	c.l.events = append(c.l.events, event{Op: "drain", Addr: s.spec.Addr, RunDir: c.runDir, Grace: deadline})
 	if err := c.l.DrainErr[c.runDir]; err != nil {
-		return err
+		return supervisor.Status{}, err
 	}
 	c.l.releaseHandoff(s, s.status.PID)
 	s.status.State, s.status.PID = supervisor.Stopped, 0
+	if n := c.l.CutOff[c.runDir]; n != 0 {
+		s.status.InFlight, s.status.DrainCutOff = n, true
+	}
 	c.l.writeStatus(c.runDir, s.status)
-	return nil
+	return s.status, nil
 }
 
 func (c *fakeClient) Stop(_ context.Context, grace time.Duration) error {

@@ -138,10 +138,27 @@ func joinErrors(a, b string) string {
 	return a + "; " + b
 }
 
-// DrainResult says what Drain did to one replica.
+// DrainResult says what Drain did to one replica. CutOff is set when the
+// drain deadline, not the end of the work, stopped the engine: InFlight
+// requests (supervisor.InFlightUnknown when the engine gave no counts)
+// were cut off.
 type DrainResult struct {
-	Addr string
-	Err  error
+	Addr     string
+	Err      error
+	CutOff   bool
+	InFlight int
+	Deadline time.Duration // the deadline that applied
+}
+
+// DrainOptions tune Drain. Deadline overrides the pool's drain.deadline
+// when positive. Progress, when set, is called with the supervisor's
+// status once a replica has drained for ProgressEvery and every
+// ProgressEvery after, while it still drains.
+type DrainOptions struct {
+	Deadline      time.Duration
+	Now           func() time.Time
+	Progress      func(addr string, st supervisor.Status, elapsed time.Duration)
+	ProgressEvery time.Duration
 }
 
 // Drain drains and stops the replicas at addr (a pool or "pool.x/rN", as
@@ -149,9 +166,11 @@ type DrainResult struct {
 // handoff file says draining, in-flight requests finish (or the deadline
 // passes), then the engine stops. Drained replicas stay in state as
 // "stopped", so the next plan shows them as needing a start. st is updated
-// in place; the caller saves it. deadline overrides the pool's
-// drain.deadline when positive.
-func Drain(ctx context.Context, l supervisor.Launcher, fs afero.Fs, st *state.State, addr string, deadline time.Duration, now func() time.Time) ([]DrainResult, error) {
+// in place; the caller saves it.
+func Drain(ctx context.Context, l supervisor.Launcher, fs afero.Fs, st *state.State, addr string, o DrainOptions) ([]DrainResult, error) {
+	if o.Now == nil {
+		o.Now = time.Now
+	}
 	a, err := plan.ParseAddr(addr)
 	if err != nil {
 		return nil, err
@@ -179,11 +198,22 @@ func Drain(ctx context.Context, l supervisor.Launcher, fs afero.Fs, st *state.St
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			_, err := stopGeneration(ctx, ctx.Done(), l, fs, r, true, deadline, stopTimingOf(p))
+			addr := plan.ReplicaAddr(poolAddr, r.ID)
+			timing := stopTimingOf(p)
+			if o.Progress != nil && o.ProgressEvery > 0 {
+				timing.watch = func(ctx context.Context, c supervisor.Client) {
+					watchDrain(ctx, c, o.ProgressEvery, func(st supervisor.Status, elapsed time.Duration) { o.Progress(addr, st, elapsed) })
+				}
+			}
+			end, err := stopGeneration(ctx, ctx.Done(), l, fs, r, true, o.Deadline, timing)
 			if err == nil {
 				err = removeHandoffFile(fs, r)
 			}
-			results[i] = DrainResult{Addr: plan.ReplicaAddr(poolAddr, r.ID), Err: err}
+			deadline := timing.deadline
+			if o.Deadline > 0 {
+				deadline = o.Deadline
+			}
+			results[i] = DrainResult{Addr: addr, Err: err, CutOff: end.drained.DrainCutOff, InFlight: end.drained.InFlight, Deadline: deadline}
 		}()
 	}
 	wg.Wait()
@@ -196,9 +226,29 @@ func Drain(ctx context.Context, l supervisor.Launcher, fs afero.Fs, st *state.St
 		// engine ended; the next start of this replica replaces it.
 		r.Status = state.StatusStopped
 		r.PID, r.SupervisorPID = 0, 0
-		r.LastError = drainedMark + now().UTC().Format(time.RFC3339)
+		r.LastError = drainedMark + o.Now().UTC().Format(time.RFC3339)
 	}
 	return results, nil
+}
+
+// watchDrain reports c's status every `every` until ctx is done, while the
+// replica drains.
+func watchDrain(ctx context.Context, c supervisor.Client, every time.Duration, report func(st supervisor.Status, elapsed time.Duration)) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	start := time.Now()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		st, err := c.Status(ctx)
+		if err != nil || st.State != supervisor.Draining || ctx.Err() != nil {
+			continue
+		}
+		report(st, time.Since(start))
+	}
 }
 
 // drainedMark starts the last_error of a replica stopped by `llorch

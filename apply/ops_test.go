@@ -78,7 +78,7 @@ func TestDrain(t *testing.T) {
 			cfg := configOf(pool("pool.chat", replicas(2)))
 			st := e.converge(cfg)
 			before := st.DeepCopy()
-			results, err := apply.Drain(e.ctx, e.fake, e.fs, st, tt.addr, tt.deadline, e.clock.Now)
+			results, err := apply.Drain(e.ctx, e.fake, e.fs, st, tt.addr, apply.DrainOptions{Deadline: tt.deadline, Now: e.clock.Now})
 			if err != nil {
 				t.Fatalf("Drain: %v", err)
 			}
@@ -129,7 +129,7 @@ func TestDrainedReplicaIsRestartedByTheNextApply(t *testing.T) {
 	e := newEnv(t)
 	cfg := configOf(pool("pool.chat", port(8080)))
 	st := e.converge(cfg)
-	if _, err := apply.Drain(e.ctx, e.fake, e.fs, st, "pool.chat/r0", 0, e.clock.Now); err != nil {
+	if _, err := apply.Drain(e.ctx, e.fake, e.fs, st, "pool.chat/r0", apply.DrainOptions{Now: e.clock.Now}); err != nil {
 		t.Fatal(err)
 	}
 	if err := e.store.Write(e.ctx, st); err != nil {
@@ -171,7 +171,7 @@ func TestDrainErrors(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			e := newEnv(t)
-			_, err := apply.Drain(e.ctx, e.fake, e.fs, tt.st(e), tt.addr, 0, e.clock.Now)
+			_, err := apply.Drain(e.ctx, e.fake, e.fs, tt.st(e), tt.addr, apply.DrainOptions{Now: e.clock.Now})
 			if err == nil || err.Error() != tt.wantErr {
 				t.Errorf("Drain(%s) = %v, want %q", tt.addr, err, tt.wantErr)
 			}
@@ -185,7 +185,7 @@ func TestDrainOfAPoolWithoutReplicas(t *testing.T) {
 	e := newEnv(t)
 	st := state.New("lineage")
 	st.Pools["pool.chat"] = &state.Pool{Engine: "llamacpp", Replicas: []*state.Replica{}}
-	_, err := apply.Drain(e.ctx, e.fake, e.fs, st, "pool.chat", 0, e.clock.Now)
+	_, err := apply.Drain(e.ctx, e.fake, e.fs, st, "pool.chat", apply.DrainOptions{Now: e.clock.Now})
 	if err == nil || !strings.HasPrefix(err.Error(), "pool.chat has no replicas") || strings.Contains(err.Error(), "replica ;") {
 		t.Errorf("Drain = %v, want an error starting %q", err, "pool.chat has no replicas")
 	}
@@ -196,7 +196,7 @@ func TestDrainFailureIsRecordedOnTheReplica(t *testing.T) {
 	st := e.converge(configOf(pool("pool.chat", replicas(2))))
 	r0 := replicaOf(t, st, "pool.chat", "r0")
 	e.fake.DrainErr[r0.RunDir] = errors.New("engine still has 3 requests in flight")
-	results, err := apply.Drain(e.ctx, e.fake, e.fs, st, "pool.chat", 0, e.clock.Now)
+	results, err := apply.Drain(e.ctx, e.fake, e.fs, st, "pool.chat", apply.DrainOptions{Now: e.clock.Now})
 	if err != nil {
 		t.Fatalf("Drain: %v", err)
 	}
@@ -217,11 +217,28 @@ func TestDrainOfAVanishedSupervisorSucceeds(t *testing.T) {
 	st := e.converge(configOf(pool("pool.chat")))
 	r0 := replicaOf(t, st, "pool.chat", "r0")
 	e.fake.kill(r0.RunDir)
-	results, err := apply.Drain(e.ctx, e.fake, e.fs, st, "pool.chat/r0", 0, e.clock.Now)
+	results, err := apply.Drain(e.ctx, e.fake, e.fs, st, "pool.chat/r0", apply.DrainOptions{Now: e.clock.Now})
 	if err != nil || len(results) != 1 || results[0].Err != nil {
 		t.Fatalf("Drain = %+v, %v", results, err)
 	}
 	if r0.Status != "stopped" || r0.PID != 0 {
 		t.Errorf("r0 = %q pid %d", r0.Status, r0.PID)
+	}
+}
+
+func TestDrainSaysWhenTheDeadlineCutRequestsOff(t *testing.T) {
+	e := newEnv(t)
+	st := e.converge(configOf(pool("pool.chat", replicas(2))))
+	r1 := replicaOf(t, st, "pool.chat", "r1")
+	e.fake.CutOff[r1.RunDir] = 2
+	results, err := apply.Drain(e.ctx, e.fake, e.fs, st, "pool.chat", apply.DrainOptions{Deadline: 7 * time.Second, Now: e.clock.Now})
+	if err != nil {
+		t.Fatalf("Drain: %v", err)
+	}
+	if r := results[0]; r.Err != nil || r.CutOff {
+		t.Errorf("r0 drained with nothing in flight: %+v, want no cut-off", r)
+	}
+	if r := results[1]; r.Err != nil || !r.CutOff || r.InFlight != 2 || r.Deadline != 7*time.Second {
+		t.Errorf("r1 = %+v, want 2 requests cut off at the 7s deadline", r)
 	}
 }

@@ -41,11 +41,11 @@ func (r *runner) sweepOrphans() error {
 			return nil // interrupted: the next apply sweeps
 		default:
 		}
-		pid, err := stopGeneration(r.work, r.stop, r.deps.Launcher, r.deps.Fs, rep, false, 0, stopTimingOf(nil))
+		end, err := stopGeneration(r.work, r.stop, r.deps.Launcher, r.deps.Fs, rep, false, 0, stopTimingOf(nil))
 		if err == nil {
 			err = removeRunDir(r.deps.Fs, rep)
 		}
-		r.hooks.post(addr, StepStop, Result{PID: pid}, err)
+		r.hooks.post(addr, StepStop, Result{PID: end.pid}, err)
 		if err != nil {
 			errs = append(errs, &Error{Addr: addr, Err: err})
 		}

@@ -204,7 +204,7 @@ func (r *runner) stopRecorded(addr string, rep *state.Replica, drain bool, rule 
 	r.mu.Lock()
 	timing := stopTimingOf(r.st.Pools[poolAddr])
 	r.mu.Unlock()
-	pid, err := stopGeneration(r.work, r.stop, r.deps.Launcher, r.deps.Fs, rep, step == StepDrain, 0, timing)
+	end, err := stopGeneration(r.work, r.stop, r.deps.Launcher, r.deps.Fs, rep, step == StepDrain, 0, timing)
 	if err == nil {
 		if rule == removeHandoff {
 			err = removeHandoffFile(r.deps.Fs, rep)
@@ -213,15 +213,24 @@ func (r *runner) stopRecorded(addr string, rep *state.Replica, drain bool, rule 
 			err = removeRunDir(r.deps.Fs, rep)
 		}
 	}
-	r.hooks.post(addr, step, Result{PID: pid, Port: rep.Port}, err)
+	r.hooks.post(addr, step, Result{PID: end.pid, Port: rep.Port}, err)
 	return err
 }
 
 // stopTiming is what bounds a stop: the pool's drain deadline and kill
-// timeout as they were applied.
+// timeout as they were applied. watch, when set, runs while a drain waits
+// (to show its progress) and must return once ctx is done.
 type stopTiming struct {
 	deadline time.Duration
 	grace    time.Duration
+	watch    func(ctx context.Context, c supervisor.Client)
+}
+
+// stopped is what a stop did: the engine pid it stopped (0 when none ran)
+// and, after a drain, the status the drain ended in.
+type stopped struct {
+	pid     int
+	drained supervisor.Status
 }
 
 func stopTimingOf(sp *state.Pool) stopTiming {
@@ -245,11 +254,12 @@ func stopTimingOf(sp *state.Pool) stopTiming {
 // answers, the stop runs to its end. The pid returned is the engine that
 // was stopped: the one the supervisor ran at the time (a restart since
 // apply gave it a pid the state does not have), 0 when none ran.
-func stopGeneration(ctx context.Context, interrupt <-chan struct{}, l supervisor.Launcher, fs afero.Fs, rep *state.Replica, drain bool, deadline time.Duration, t stopTiming) (int, error) {
+func stopGeneration(ctx context.Context, interrupt <-chan struct{}, l supervisor.Launcher, fs afero.Fs, rep *state.Replica, drain bool, deadline time.Duration, t stopTiming) (stopped, error) {
+	var out stopped
 	if rep.RunDir == "" {
-		return 0, nil
+		return out, nil
 	}
-	pid := rep.PID
+	out.pid = rep.PID
 	actx, cancel := context.WithTimeout(ctx, attachTimeout)
 	go func() {
 		select {
@@ -262,11 +272,11 @@ func stopGeneration(ctx context.Context, interrupt <-chan struct{}, l supervisor
 	interrupted := err != nil && isClosed(interrupt)
 	cancel()
 	if interrupted {
-		return pid, ErrInterrupted
+		return out, ErrInterrupted
 	}
 	if err == nil {
 		if st, serr := client.Status(ctx); serr == nil {
-			pid = st.PID
+			out.pid = st.PID
 		}
 		budget := t.grace + stopMargin
 		if drain {
@@ -274,7 +284,7 @@ func stopGeneration(ctx context.Context, interrupt <-chan struct{}, l supervisor
 		}
 		sctx, cancel := context.WithTimeout(ctx, budget)
 		if drain {
-			err = client.DrainWithin(sctx, deadline)
+			out.drained, err = drainWatched(sctx, client, deadline, t.watch)
 		}
 		if err == nil || supervisorGone(err) {
 			err = client.Stop(sctx, t.grace)
@@ -289,12 +299,30 @@ func stopGeneration(ctx context.Context, interrupt <-chan struct{}, l supervisor
 		killed, kerr := supervisor.KillSupervisor(fs, rep.RunDir, 10*time.Second)
 		switch {
 		case kerr != nil:
-			return pid, fmt.Errorf("stopping %s: %w; killing its supervisor failed too: %v", rep.ID, err, kerr)
+			return out, fmt.Errorf("stopping %s: %w; killing its supervisor failed too: %v", rep.ID, err, kerr)
 		case !killed:
-			return pid, fmt.Errorf("stopping %s: %w", rep.ID, err)
+			return out, fmt.Errorf("stopping %s: %w", rep.ID, err)
 		}
 	}
-	return pid, killLeftover(fs, rep.RunDir, rep.PID)
+	return out, killLeftover(fs, rep.RunDir, rep.PID)
+}
+
+// drainWatched drains through c, running watch (when set) until the drain
+// has ended.
+func drainWatched(ctx context.Context, c supervisor.Client, deadline time.Duration, watch func(context.Context, supervisor.Client)) (supervisor.Status, error) {
+	if watch == nil {
+		return c.DrainWithin(ctx, deadline)
+	}
+	wctx, stop := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		watch(wctx, c)
+	}()
+	st, err := c.DrainWithin(ctx, deadline)
+	stop()
+	<-done
+	return st, err
 }
 
 func isClosed(ch <-chan struct{}) bool {

@@ -105,7 +105,7 @@ func TestLeftoverEngineOfAVanishedSupervisor(t *testing.T) {
 				ID: "r0", PID: pid, SupervisorPID: firstPID + 1, Status: "ready", RunDir: runDir,
 			}}}
 			l := newFakeLauncher(fs) // launched nothing: every Attach is refused
-			results, err := apply.Drain(t.Context(), l, fs, st, "pool.chat", 0, func() time.Time { return t0 })
+			results, err := apply.Drain(t.Context(), l, fs, st, "pool.chat", apply.DrainOptions{Now: func() time.Time { return t0 }})
 			if err != nil || results[0].Err != nil {
 				t.Fatalf("Drain = %+v, %v", results, err)
 			}
@@ -146,7 +146,7 @@ func TestDrainOfARunDirTooLongToExist(t *testing.T) {
 		ID: "r0", Status: "failed", RunDir: filepath.Join(dir, "run", long+"-r0"), Handoff: filepath.Join(dir, "handoff", long+"-r0.json"),
 	}}}
 	fs := afero.NewOsFs()
-	results, err := apply.Drain(t.Context(), &supervisor.ExecLauncher{Fs: fs}, fs, st, "pool."+long, 0, func() time.Time { return t0 })
+	results, err := apply.Drain(t.Context(), &supervisor.ExecLauncher{Fs: fs}, fs, st, "pool."+long, apply.DrainOptions{Now: func() time.Time { return t0 }})
 	if err != nil || len(results) != 1 || results[0].Err != nil {
 		t.Fatalf("Drain = %+v, %v; want the replica stopped", results, err)
 	}

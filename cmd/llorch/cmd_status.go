@@ -6,10 +6,12 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"text/tabwriter"
 	"time"
 
 	"github.com/llorch/llorch/apply"
+	"github.com/llorch/llorch/internal/supervisor"
 	"github.com/llorch/llorch/internal/tail"
 )
 
@@ -125,6 +127,20 @@ func cmdLogs(m *meta, args []string) int {
 	return 0
 }
 
+// drainProgressEvery is how often `llorch drain` says how a drain that
+// still waits is doing.
+const drainProgressEvery = 2 * time.Second
+
+func inFlightPhrase(n int) string {
+	switch n {
+	case supervisor.InFlightUnknown:
+		return "requests in flight unknown (the engine reports no counts)"
+	case 1:
+		return "1 request in flight"
+	}
+	return fmt.Sprintf("%d requests in flight", n)
+}
+
 func cmdDrain(m *meta, args []string) int {
 	fs := flagSet("drain")
 	var lf lockFlags
@@ -160,19 +176,32 @@ func cmdDrain(m *meta, args []string) int {
 		m.errorf("Invalid -deadline", "-deadline must be a positive duration, like 30s (got %s).", *deadline)
 		return 1
 	}
-	results, err := apply.Drain(m.ctx, l, m.fs, st, fs.Arg(0), *deadline, time.Now)
+	var out sync.Mutex
+	results, err := apply.Drain(m.ctx, l, m.fs, st, fs.Arg(0), apply.DrainOptions{
+		Deadline: *deadline, Now: time.Now, ProgressEvery: drainProgressEvery,
+		Progress: func(addr string, st supervisor.Status, elapsed time.Duration) {
+			out.Lock()
+			defer out.Unlock()
+			fmt.Fprintf(m.stdout, "%s: Still draining... [%s elapsed, %s, %s to deadline]\n",
+				addr, elapsed.Round(time.Second), inFlightPhrase(st.InFlight), max(time.Until(st.DrainEndsAt), 0).Round(time.Second))
+		},
+	})
 	if err != nil {
 		m.fail("Cannot drain", err)
 		return 1
 	}
 	code := 0
 	for _, r := range results {
-		if r.Err != nil {
+		switch {
+		case r.Err != nil:
 			m.errorf("Drain failed", "%s: %s", r.Addr, r.Err)
 			code = 1
-			continue
+		case r.CutOff:
+			fmt.Fprintf(m.stdout, "%s: Stopped at the drain deadline (%s) with %s: they were cut off. A longer -deadline (or drain.deadline) lets them finish.\n",
+				r.Addr, r.Deadline, inFlightPhrase(r.InFlight))
+		default:
+			fmt.Fprintf(m.stdout, "%s: Drained and stopped.\n", r.Addr)
 		}
-		fmt.Fprintf(m.stdout, "%s: Drained and stopped.\n", r.Addr)
 	}
 	if err := s.Write(m.ctx, st); err != nil {
 		m.fail("Failed to save the state", err)

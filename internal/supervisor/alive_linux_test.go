@@ -1,6 +1,7 @@
 package supervisor
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -37,6 +38,18 @@ func supervisorLookalike(tb testing.TB, dir string, st Status) (cmd *exec.Cmd, s
 		}
 	})
 	st.SupervisorPID = cmd.Process.Pid
+	// Start returns while the kernel may still be setting up the new
+	// program: its /proc/PID/cmdline reads empty for that moment, and no
+	// event marks its end.
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", cmd.Process.Pid))
+		if err == nil && bytes.Contains(b, []byte("supervise")) {
+			break
+		}
+		if time.Now().After(deadline) {
+			tb.Fatalf("the lookalike's command line is still %q (%v)", b, err)
+		}
+	}
 	writeStatus(tb, dir, st)
 	return cmd, stdin, reaped
 }

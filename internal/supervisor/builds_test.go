@@ -52,7 +52,7 @@ func TestDrainedEngineStartsAgainOnItsFixedPort(t *testing.T) {
 			r := startRun(t, spec)
 			r.waitFor(t, "ready", isState(Ready))
 			closedByServer(t, spec.Port)
-			if err := r.client.DrainWithin(waitCtx(t), 0); err != nil {
+			if _, err := r.client.DrainWithin(waitCtx(t), 0); err != nil {
 				t.Fatal(err)
 			}
 			r.waitFor(t, "stopped", isState(Stopped))
@@ -132,8 +132,8 @@ func TestProbesCloseTheirConnectionsFromTheProberSide(t *testing.T) {
 				if err := p.Confirm(waitCtx(t), target); err != nil {
 					t.Fatalf("Confirm: %v", err)
 				}
-				if _, err := p.Busy(waitCtx(t), target); err != nil {
-					t.Fatalf("Busy: %v", err)
+				if _, err := p.InFlight(waitCtx(t), target); err != nil {
+					t.Fatalf("InFlight: %v", err)
 				}
 			}
 			if timeWaitOnPort(t, spec.Port) {

@@ -145,16 +145,17 @@ func (c *SocketClient) Status(ctx context.Context) (Status, error) {
 // Drain implements Client: it returns once the engine has drained and
 // stopped (state stopped); the supervisor keeps running until Stop.
 func (c *SocketClient) Drain(ctx context.Context) error {
-	return c.DrainWithin(ctx, 0)
+	_, err := c.DrainWithin(ctx, 0)
+	return err
 }
 
 // DrainWithin is Drain with deadline d instead of the spec's drain
 // deadline (d 0 means the spec's): the engine is stopped once it has no
 // requests in flight or d has passed since the drain began. A drain
 // already under way ends by the earlier of its deadline and d.
-func (c *SocketClient) DrainWithin(ctx context.Context, d time.Duration) error {
+func (c *SocketClient) DrainWithin(ctx context.Context, d time.Duration) (Status, error) {
 	if d < 0 {
-		return fmt.Errorf("draining %s: deadline %s is negative; give a positive duration, or 0 for the spec's", c.runDir, d)
+		return Status{}, fmt.Errorf("draining %s: deadline %s is negative; give a positive duration, or 0 for the spec's", c.runDir, d)
 	}
 	req := wireRequest{Op: opDrain}
 	if d > 0 {
@@ -162,12 +163,12 @@ func (c *SocketClient) DrainWithin(ctx context.Context, d time.Duration) error {
 	}
 	st, err := c.roundTrip(ctx, req)
 	if err != nil {
-		return fmt.Errorf("draining %s: %w", c.runDir, err)
+		return Status{}, fmt.Errorf("draining %s: %w", c.runDir, err)
 	}
 	if st.State != Stopped {
-		return fmt.Errorf("draining %s: supervisor answered in state %s", c.runDir, st.State)
+		return st, fmt.Errorf("draining %s: supervisor answered in state %s", c.runDir, st.State)
 	}
-	return nil
+	return st, nil
 }
 
 // Update implements Client. Settings are validated by the supervisor;

@@ -79,8 +79,8 @@ func (f fakeProber) Health(context.Context, Target) (int, string, error) {
 	}
 	return f.code, "200 ok", nil
 }
-func (f fakeProber) Confirm(context.Context, Target) error      { return f.confirm }
-func (f fakeProber) Busy(context.Context, Target) (bool, error) { return false, nil }
+func (f fakeProber) Confirm(context.Context, Target) error         { return f.confirm }
+func (f fakeProber) InFlight(context.Context, Target) (int, error) { return 0, nil }
 
 var fakeEpoch = time.Date(2025, 6, 1, 8, 0, 0, 0, time.UTC)
 

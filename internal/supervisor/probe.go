@@ -43,8 +43,9 @@ type Prober interface {
 	// It returns a *ForeignServerError when another process answers there,
 	// and other errors when it cannot tell yet.
 	Confirm(ctx context.Context, t Target) error
-	// Busy reports whether the engine has requests in flight.
-	Busy(ctx context.Context, t Target) (bool, error)
+	// InFlight reports how many requests the engine has in flight
+	// (processing or waiting for a slot).
+	InFlight(ctx context.Context, t Target) (int, error)
 }
 
 // ForeignServerError says that something other than the spawned engine
@@ -203,42 +204,44 @@ func samePath(a, b string) bool {
 	return errA == nil && errB == nil && os.SameFile(fa, fb)
 }
 
-// Busy implements Prober: /slots (any is_processing) and, when that is not
-// available, /metrics (requests_processing or requests_deferred above 0).
-func (p *HTTPProber) Busy(ctx context.Context, t Target) (bool, error) {
+// InFlight implements Prober: the slots with is_processing in /slots and,
+// when that is not available, /metrics (requests_processing plus
+// requests_deferred).
+func (p *HTTPProber) InFlight(ctx context.Context, t Target) (int, error) {
 	code, body, err := p.get(ctx, t.BaseURL+"/slots", t.Token, 4<<20)
 	if err != nil {
-		return false, fmt.Errorf("asking %s/slots for in-flight requests: %w", t.BaseURL, err)
+		return 0, fmt.Errorf("asking %s/slots for in-flight requests: %w", t.BaseURL, err)
 	}
 	if code == http.StatusOK {
 		var slots []struct {
 			IsProcessing bool `json:"is_processing"`
 		}
 		if err := json.Unmarshal(body, &slots); err == nil {
+			n := 0
 			for _, s := range slots {
 				if s.IsProcessing {
-					return true, nil
+					n++
 				}
 			}
-			return false, nil
+			return n, nil
 		}
 	}
 	slotsAnswer := describeAnswer(code, body)
 	code, body, err = p.get(ctx, t.BaseURL+"/metrics", t.Token, 4<<20)
 	if err != nil {
-		return false, fmt.Errorf("asking %s/metrics for in-flight requests: %w", t.BaseURL, err)
+		return 0, fmt.Errorf("asking %s/metrics for in-flight requests: %w", t.BaseURL, err)
 	}
 	if code == http.StatusOK {
-		if busy, ok := metricsBusy(body); ok {
-			return busy, nil
+		if n, ok := metricsInFlight(body); ok {
+			return n, nil
 		}
 	}
-	return false, fmt.Errorf("the engine reports no in-flight counts: /slots answered %s, /metrics answered %s", slotsAnswer, describeAnswer(code, body))
+	return 0, fmt.Errorf("the engine reports no in-flight counts: /slots answered %s, /metrics answered %s", slotsAnswer, describeAnswer(code, body))
 }
 
-// metricsBusy reads llama-server's Prometheus gauges; ok is false when
+// metricsInFlight reads llama-server's Prometheus gauges; ok is false when
 // neither gauge is present.
-func metricsBusy(body []byte) (busy, ok bool) {
+func metricsInFlight(body []byte) (n int, ok bool) {
 	sc := bufio.NewScanner(strings.NewReader(string(body)))
 	for sc.Scan() {
 		name, value, found := strings.Cut(strings.TrimSpace(sc.Text()), " ")
@@ -251,8 +254,8 @@ func metricsBusy(body []byte) (busy, ok bool) {
 		}
 		ok = true
 		if v > 0 {
-			busy = true
+			n += int(v)
 		}
 	}
-	return busy, ok
+	return n, ok
 }

@@ -40,23 +40,23 @@ type answer = struct {
 	body string
 }
 
-func TestHTTPProberBusy(t *testing.T) {
+func TestHTTPProberInFlight(t *testing.T) {
 	notFound := answer{501, `{"error":{"code":501,"message":"This server does not support metrics endpoint. Start it with ` + "`--metrics`" + `"}}`}
 	tests := []struct {
-		name     string
-		answers  map[string]answer
-		wantBusy bool
-		wantErr  string
+		name    string
+		answers map[string]answer
+		want    int
+		wantErr string
 	}{
-		{name: "a processing slot is busy", answers: map[string]answer{"/slots": {200, `[{"id":0,"is_processing":false},{"id":1,"is_processing":true}]`}}, wantBusy: true},
-		{name: "idle slots are not busy", answers: map[string]answer{"/slots": {200, `[{"id":0,"is_processing":false}]`}}},
+		{name: "processing slots are counted", answers: map[string]answer{"/slots": {200, `[{"id":0,"is_processing":false},{"id":1,"is_processing":true},{"id":2,"is_processing":true}]`}}, want: 2},
+		{name: "idle slots count none", answers: map[string]answer{"/slots": {200, `[{"id":0,"is_processing":false}]`}}},
 		{name: "metrics when slots are off", answers: map[string]answer{
 			"/slots":   {501, `{"error":{"code":501,"message":"This server does not support slots endpoint."}}`},
 			"/metrics": {200, "# HELP x\nllamacpp:requests_processing 1\nllamacpp:requests_deferred 0\n"},
-		}, wantBusy: true},
-		{name: "deferred requests count as busy", answers: map[string]answer{
-			"/metrics": {200, "llamacpp:requests_processing 0\nllamacpp:requests_deferred 2\n"},
-		}, wantBusy: true},
+		}, want: 1},
+		{name: "deferred requests count too", answers: map[string]answer{
+			"/metrics": {200, "llamacpp:requests_processing 1\nllamacpp:requests_deferred 2\n"},
+		}, want: 3},
 		{name: "idle metrics", answers: map[string]answer{
 			"/metrics": {200, "llamacpp:requests_processing 0\nllamacpp:requests_deferred 0\n"},
 		}},
@@ -72,15 +72,15 @@ func TestHTTPProberBusy(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			srv, auth := engineStub(t, tc.answers)
-			busy, err := NewHTTPProber().Busy(t.Context(), Target{BaseURL: srv.URL, Token: "s3cret"})
+			n, err := NewHTTPProber().InFlight(t.Context(), Target{BaseURL: srv.URL, Token: "s3cret"})
 			if tc.wantErr != "" {
 				if err == nil || err.Error() != tc.wantErr {
-					t.Fatalf("Busy error = %v\nwant %q", err, tc.wantErr)
+					t.Fatalf("InFlight error = %v\nwant %q", err, tc.wantErr)
 				}
 				return
 			}
-			if err != nil || busy != tc.wantBusy {
-				t.Fatalf("Busy = %v, %v; want %v", busy, err, tc.wantBusy)
+			if err != nil || n != tc.want {
+				t.Fatalf("InFlight = %v, %v; want %v", n, err, tc.want)
 			}
 			if *auth != "" && *auth != "Bearer s3cret" {
 				t.Fatalf("Authorization %q, want the probe token", *auth)
@@ -91,10 +91,10 @@ func TestHTTPProberBusy(t *testing.T) {
 
 func TestHTTPProberSendsTheTokenOnlyWhenSet(t *testing.T) {
 	srv, auth := engineStub(t, map[string]answer{"/slots": {200, `[]`}})
-	if _, err := NewHTTPProber().Busy(t.Context(), Target{BaseURL: srv.URL, Token: "k"}); err != nil || *auth != "Bearer k" {
+	if _, err := NewHTTPProber().InFlight(t.Context(), Target{BaseURL: srv.URL, Token: "k"}); err != nil || *auth != "Bearer k" {
 		t.Fatalf("with a token: auth %q, err %v", *auth, err)
 	}
-	if _, err := NewHTTPProber().Busy(t.Context(), Target{BaseURL: srv.URL}); err != nil || *auth != "" {
+	if _, err := NewHTTPProber().InFlight(t.Context(), Target{BaseURL: srv.URL}); err != nil || *auth != "" {
 		t.Fatalf("without a token: auth %q, err %v", *auth, err)
 	}
 }

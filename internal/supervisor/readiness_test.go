@@ -161,8 +161,8 @@ func (p *gateProber) Health(ctx context.Context, _ Target) (int, string, error) 
 		return 0, "", ctx.Err()
 	}
 }
-func (p *gateProber) Confirm(context.Context, Target) error      { return nil }
-func (p *gateProber) Busy(context.Context, Target) (bool, error) { return false, nil }
+func (p *gateProber) Confirm(context.Context, Target) error         { return nil }
+func (p *gateProber) InFlight(context.Context, Target) (int, error) { return 0, nil }
 
 func (p *gateProber) counts() (calls, maxIn int) {
 	p.mu.Lock()

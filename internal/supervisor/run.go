@@ -177,8 +177,8 @@ type probeResult struct {
 	detail string // "503 Loading model", or the error
 	err    error
 	// confirm is Confirm's answer after a 200 readiness probe.
-	confirm error
-	busy    bool
+	confirm  error
+	inFlight int
 }
 
 // request is a control request handed to the loop.
@@ -375,7 +375,8 @@ func (s *supervisor) dispatch(ev any, ctxDone *<-chan struct{}) {
 		s.restartNow()
 	case evDrainTimer:
 		s.drainT = nil
-		s.log.Info("drain deadline passed; stopping the engine", "deadline", s.drainDeadline)
+		s.log.Info("drain deadline passed; stopping the engine", "deadline", s.drainDeadline, "in_flight", s.st.InFlight)
+		s.st.DrainCutOff = true
 		s.stopEngine(s.spec.StopGrace, func(ExitStatus) { s.finishStopped() })
 	case evOutput:
 		s.engineOutput()
@@ -475,6 +476,7 @@ func (s *supervisor) spawn() {
 		return
 	}
 	now := s.now
+	s.st.DrainEndsAt, s.st.InFlight, s.st.DrainCutOff = time.Time{}, 0, false
 	s.elog.MarkStart(fmt.Sprintf("--- llorch: starting %s for %s at %s ---", s.spec.Binary, s.spec.Addr, now.Format(time.RFC3339)))
 	p, err := s.deps.Spawner.Start(s.life, Cmd{Path: s.spec.Binary, Args: s.spec.Args, Env: s.environ(), Log: s.elog})
 	if err != nil {
@@ -572,7 +574,7 @@ func (s *supervisor) startProbe() {
 				r.confirm = prober.Confirm(ctx, t)
 			}
 		case probeBusy:
-			r.busy, r.err = prober.Busy(ctx, t)
+			r.inFlight, r.err = prober.InFlight(ctx, t)
 		}
 		select {
 		case s.probes <- r:
@@ -592,8 +594,9 @@ func (s *supervisor) probed(r probeResult) {
 	case r.kind == probeLiveness && s.st.State == Ready:
 		s.livenessAnswered(r)
 	case r.kind == probeBusy && s.st.State == Draining:
-		if r.err == nil && !r.busy {
+		if r.err == nil && r.inFlight == 0 {
 			s.log.Info("no requests in flight; stopping the drained engine")
+			s.st.InFlight = 0
 			s.stopEngine(s.spec.StopGrace, func(ExitStatus) { s.finishStopped() })
 			return
 		}
@@ -601,6 +604,11 @@ func (s *supervisor) probed(r probeResult) {
 			// Without counts we cannot know the engine is idle: wait for
 			// the deadline rather than cut requests off.
 			s.log.Warn("cannot see in-flight requests; waiting for the drain deadline", "err", r.err)
+			r.inFlight = InFlightUnknown
+		}
+		if r.inFlight != s.st.InFlight {
+			s.st.InFlight = r.inFlight
+			s.publish()
 		}
 		s.probeT = s.deps.Clock.NewTimer(drainPollInterval)
 	}
@@ -987,7 +995,7 @@ func (s *supervisor) drain(reply chan Status, deadline time.Duration) {
 		s.stopEngine(s.spec.StopGrace, func(ExitStatus) { s.finishStopped() })
 	case s.st.State == Ready:
 		s.draining = true
-		s.st.State = Draining
+		s.st.State, s.st.InFlight, s.st.DrainCutOff = Draining, 0, false
 		if err := s.writeHandoff(false, true); err != nil {
 			s.log.Error("marking handoff file draining", "err", err)
 		}
@@ -1003,6 +1011,7 @@ func (s *supervisor) drain(reply chan Status, deadline time.Duration) {
 
 func (s *supervisor) armDrainDeadline(d time.Duration) {
 	s.drainDeadline, s.drainEnds = d, s.now.Add(d)
+	s.st.DrainEndsAt = s.drainEnds
 	s.drainT = s.deps.Clock.NewTimer(d)
 }
 

@@ -254,7 +254,7 @@ func waitBusy(t *testing.T, spec Spec) {
 	tick := time.NewTicker(5 * time.Millisecond)
 	defer tick.Stop()
 	for {
-		if busy, err := p.Busy(ctx, tgt); err == nil && busy {
+		if n, err := p.InFlight(ctx, tgt); err == nil && n > 0 {
 			return
 		}
 		select {

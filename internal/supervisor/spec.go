@@ -119,7 +119,19 @@ type Status struct {
 	// are cleared when an engine becomes ready.
 	Cause     string `json:"cause,omitempty"`
 	CauseLine string `json:"cause_line,omitempty"`
+
+	// While draining: DrainEndsAt is when the drain deadline stops the
+	// engine, and InFlight the requests it had in flight at the last look
+	// (InFlightUnknown when it reports no counts). DrainCutOff is set
+	// when the deadline, not the end of the work, stopped it: InFlight
+	// requests were cut off.
+	DrainEndsAt time.Time `json:"drain_ends_at,omitzero"`
+	InFlight    int       `json:"in_flight,omitempty"`
+	DrainCutOff bool      `json:"drain_cut_off,omitempty"`
 }
+
+// InFlightUnknown is Status.InFlight for an engine that gives no counts.
+const InFlightUnknown = -1
 
 // Client talks to one running supervisor over its unix socket.
 type Client interface {
@@ -129,8 +141,9 @@ type Client interface {
 	// engine has stopped.
 	Drain(ctx context.Context) error
 	// DrainWithin is Drain with deadline d instead of the spec's (0: the
-	// spec's), for `llorch drain -deadline`.
-	DrainWithin(ctx context.Context, d time.Duration) error
+	// spec's), for `llorch drain -deadline`. It returns the status the
+	// drain ended in: whether the deadline cut requests off.
+	DrainWithin(ctx context.Context, d time.Duration) (Status, error)
 	// Stop stops the engine (SIGTERM to its process group, SIGKILL after
 	// grace) and ends the supervisor. It returns when both are gone.
 	Stop(ctx context.Context, grace time.Duration) error

@@ -44,9 +44,14 @@ func (p *switchProber) Health(_ context.Context, t Target) (int, string, error) 
 	}
 	return c, strconv.Itoa(c), nil
 }
-func (p *switchProber) Confirm(context.Context, Target) error      { return nil }
-func (p *switchProber) Busy(context.Context, Target) (bool, error) { return p.busy.Load(), nil }
-func (p *switchProber) setBusy(busy bool)                          { p.busy.Store(busy) }
+func (p *switchProber) Confirm(context.Context, Target) error { return nil }
+func (p *switchProber) InFlight(context.Context, Target) (int, error) {
+	if p.busy.Load() {
+		return 1, nil
+	}
+	return 0, nil
+}
+func (p *switchProber) setBusy(busy bool) { p.busy.Store(busy) }
 
 // fakeRunSpec is a spec for a run on a fake spawner and prober.
 func fakeRunSpec(t *testing.T, health HealthPolicy, policy RestartPolicy) Spec {
@@ -291,10 +296,18 @@ func TestUpdatedDrainDeadlineAppliesToTheNextDrainOnAFakeClock(t *testing.T) {
 	if err := clk.WaitTimers(ctx, 2); err != nil { // drain deadline + next busy poll
 		t.Fatal(err)
 	}
+	// Status shows the drain's progress: its end and the work in flight.
+	st, _ := r.waitFor(t, "one request in flight", func(st Status) bool { return st.InFlight == 1 })
+	if !st.DrainEndsAt.Equal(fakeEpoch.Add(3*time.Second)) || st.DrainCutOff {
+		t.Fatalf("draining: ends at %v (want %v), cut off %v", st.DrainEndsAt, fakeEpoch.Add(3*time.Second), st.DrainCutOff)
+	}
 	clk.Advance(3 * time.Second)
-	st, _ := r.waitFor(t, "stopped", isState(Stopped))
+	st, _ = r.waitFor(t, "stopped", isState(Stopped))
 	if !st.UpdatedAt.Equal(fakeEpoch.Add(3 * time.Second)) {
 		t.Fatalf("stopped at %v, want at the updated 3s deadline %v", st.UpdatedAt, fakeEpoch.Add(3*time.Second))
+	}
+	if !st.DrainCutOff || st.InFlight != 1 {
+		t.Fatalf("stopped by the deadline with work in flight: cut off %v, in flight %d; want true, 1", st.DrainCutOff, st.InFlight)
 	}
 	if err := <-drained; err != nil {
 		t.Fatalf("Drain: %v", err)
@@ -309,8 +322,12 @@ func TestDrainWithinStopsABusyEngineAtTheOverride(t *testing.T) {
 	r := startRunWith(t, spec, Deps{Logger: slogTo(&log)})
 	ready, _ := r.waitFor(t, "ready", isState(Ready))
 
-	if err := r.client.DrainWithin(waitCtx(t), 200*time.Millisecond); err != nil {
+	end, err := r.client.DrainWithin(waitCtx(t), 200*time.Millisecond)
+	if err != nil {
 		t.Fatalf("DrainWithin: %v", err)
+	}
+	if !end.DrainCutOff || end.InFlight != 1 {
+		t.Fatalf("DrainWithin ended with cut off %v, in flight %d; want the deadline to have cut 1 request off", end.DrainCutOff, end.InFlight)
 	}
 	if Alive(ready.PID) {
 		t.Fatalf("engine %d alive after DrainWithin returned", ready.PID)
@@ -331,9 +348,12 @@ func TestALaterDrainWithAnEarlierDeadlineShortensTheDrainUnderWay(t *testing.T) 
 	ready, _ := r.waitFor(t, "ready", isState(Ready))
 
 	first := make(chan error, 1)
-	go func() { first <- r.client.DrainWithin(waitCtx(t), time.Hour) }()
+	go func() {
+		_, err := r.client.DrainWithin(waitCtx(t), time.Hour)
+		first <- err
+	}()
 	r.waitFor(t, "draining", isState(Draining))
-	if err := r.client.DrainWithin(waitCtx(t), 200*time.Millisecond); err != nil {
+	if _, err := r.client.DrainWithin(waitCtx(t), 200*time.Millisecond); err != nil {
 		t.Fatalf("second DrainWithin: %v", err)
 	}
 	if err := <-first; err != nil {
@@ -352,7 +372,7 @@ func TestDrainWithinRefusesANegativeDeadline(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	err = c.DrainWithin(waitCtx(t), -time.Second)
+	_, err = c.DrainWithin(waitCtx(t), -time.Second)
 	want := "draining " + c.runDir + ": deadline -1s is negative; give a positive duration, or 0 for the spec's"
 	if err == nil || err.Error() != want {
 		t.Fatalf("DrainWithin(-1s) = %v\nwant %q", err, want)
