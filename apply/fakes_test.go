@@ -399,9 +399,11 @@ func (c *fakeClient) Close() error { return nil }
 type recordingStore struct {
 	*local.Store
 
-	mu       sync.Mutex
-	writes   []*state.State
-	FailWith error
+	mu        sync.Mutex
+	writes    []*state.State
+	n         int  // writes done since reset
+	countOnly bool // count the writes without keeping copies (benchmarks)
+	FailWith  error
 	// OnWrite is called (outside the lock) with each written state.
 	OnWrite func(*state.State)
 }
@@ -416,8 +418,15 @@ func (s *recordingStore) Write(ctx context.Context, st *state.State) error {
 	if err := s.Store.Write(ctx, st); err != nil {
 		return err
 	}
+	if s.countOnly {
+		s.mu.Lock()
+		s.n++
+		s.mu.Unlock()
+		return nil
+	}
 	cp := st.DeepCopy()
 	s.mu.Lock()
+	s.n++
 	s.writes = append(s.writes, cp)
 	fn := s.OnWrite
 	s.mu.Unlock()
@@ -425,6 +434,14 @@ func (s *recordingStore) Write(ctx context.Context, st *state.State) error {
 		fn(cp)
 	}
 	return nil
+}
+
+func (s *recordingStore) reset() { s.mu.Lock(); s.n = 0; s.mu.Unlock() }
+
+func (s *recordingStore) count() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.n
 }
 
 func (s *recordingStore) Writes() []*state.State {
@@ -435,12 +452,16 @@ func (s *recordingStore) Writes() []*state.State {
 
 // recordingHook keeps every hook call as a line.
 type recordingHook struct {
+	discard bool // keep nothing (benchmarks)
 	mu      sync.Mutex
 	lines   []string
 	results map[string]apply.Result // last PostStep result by "ADDR STEP"
 }
 
 func (h *recordingHook) add(s string) {
+	if h.discard {
+		return
+	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.lines = append(h.lines, s)
@@ -455,6 +476,9 @@ func (h *recordingHook) Progress(addr string, ev providers.Event) {
 }
 
 func (h *recordingHook) PostStep(addr string, step apply.Step, res apply.Result, err error) {
+	if h.discard {
+		return
+	}
 	s := "post " + addr + " " + string(step)
 	if err != nil {
 		s += " error"
@@ -493,6 +517,7 @@ type env struct {
 	store    *recordingStore
 	clock    *clock.Fake
 	hook     *recordingHook
+	counted  *countingFs          // the store's file system, in benchmarks
 	source   apply.ProviderSource // nil: planner
 }
 
