@@ -52,6 +52,12 @@ type Options struct {
 	Dirs          Dirs
 	Parallelism   int // -parallelism, default 10
 	LlorchVersion string
+	// Pins and LockMode are the lock file's pins and what to do with an
+	// engine or model Ensure prepared that they do not pin (the plan
+	// checked what it could know; Ensure may download or build what it
+	// could not).
+	Pins     *providers.Pins
+	LockMode providers.LockMode
 }
 
 // Error is one failed change; Run returns them collected in a

@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/llorch/llorch/plan"
 	"github.com/llorch/llorch/providers"
+	"github.com/llorch/llorch/state"
 )
 
 // ensure runs the provider's Ensure for a pool and returns the prepared
@@ -66,8 +68,56 @@ func (r *runner) ensure(d *plan.Desired) (*providers.PreparedEngine, error) {
 		return nil, err
 	}
 	pe.PoolID = d.Pool.ID
+	if err := checkPinned(pe, d, r.opts.Pins, r.opts.LockMode); err != nil {
+		r.hooks.post(addr, StepEnsure, Result{}, err)
+		return nil, err
+	}
 	r.hooks.post(addr, StepEnsure, Result{EngineVersion: pe.EngineVersion}, nil)
 	return pe, nil
+}
+
+// checkPinned refuses a prepared engine whose binary or model differs from
+// the lock file's pin (unless -lockfile=upgrade), or, with
+// -lockfile=readonly, whose binary is not pinned.
+func checkPinned(pe *providers.PreparedEngine, d *plan.Desired, pins *providers.Pins, mode providers.LockMode) error {
+	if pe.BinarySHA256 != "" {
+		pin, ok := pins.Engine(d.Pool.Engine)
+		switch {
+		case ok && pin.SHA256 != pe.BinarySHA256 && mode != providers.LockUpgrade:
+			return fmt.Errorf("the %s engine binary %s has sha256 %s, but %s pins %s, so it is not started; if it is the one you want, run llorch apply -lockfile=upgrade to pin it",
+				d.Pool.Engine, pe.BinaryPath, plan.ShortDigest(pe.BinarySHA256), plan.LockFileName, plan.ShortDigest(pin.SHA256))
+		case !ok && mode == providers.LockReadonly:
+			return fmt.Errorf("the %s engine binary %s (sha256 %s) is not pinned in %s, and with -lockfile=readonly only pinned engine binaries run",
+				d.Pool.Engine, pe.BinaryPath, plan.ShortDigest(pe.BinarySHA256), plan.LockFileName)
+		}
+	}
+	sum := strings.TrimPrefix(pe.ModelSHA256, "sha256:")
+	if pin, ok := pins.Model(d.Spec.Model.Ref); ok && sum != "" && pin.SHA256 != sum && mode != providers.LockUpgrade {
+		return fmt.Errorf("the model %s has sha256 %s, but %s pins %s, so it is not served; if these are the bytes you want, run llorch apply -lockfile=upgrade to pin them",
+			d.Spec.Model.Ref, plan.ShortDigest(sum), plan.LockFileName, plan.ShortDigest(pin.SHA256))
+	}
+	return nil
+}
+
+// PinsOf is what the state says runs: for each provider, the engine binary
+// its pools were prepared with, and for each model ref, its bytes. After
+// apply these are the pins the lock file records.
+func PinsOf(st *state.State) providers.Pins {
+	pins := providers.Pins{Engines: map[string]providers.EnginePin{}, Models: map[string]providers.ModelPin{}}
+	for _, addr := range st.Addrs() {
+		sp := st.Pools[addr]
+		pe := sp.Prepared
+		if pe == nil || len(sp.Replicas) == 0 {
+			continue
+		}
+		if pe.BinarySHA256 != "" {
+			pins.Engines[sp.Engine] = providers.EnginePin{SHA256: pe.BinarySHA256, Version: pe.EngineVersion}
+		}
+		if pe.ModelSHA256 != "" && sp.Spec != nil {
+			pins.Models[sp.Spec.Model.Ref] = providers.ModelPin{SHA256: strings.TrimPrefix(pe.ModelSHA256, "sha256:"), Size: pe.ModelSize}
+		}
+	}
+	return pins
 }
 
 // interruptible is r.work, cancelled as well when the run is interrupted

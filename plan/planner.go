@@ -39,6 +39,12 @@ type Planner struct {
 	// that needs them no more (plan, unlike apply) can stop them while
 	// the plan is finished.
 	ProvidersDone func()
+	// Pins are the lock file's engine and model pins, and LockMode what
+	// a plan does with what they do not pin as planned (see checkPins).
+	// A provider runs an engine binary while planning only when it is
+	// pinned.
+	Pins     *providers.Pins
+	LockMode providers.LockMode
 
 	mu      sync.Mutex
 	entries map[string]*providerEntry
@@ -306,6 +312,9 @@ func (pl *Planner) desired(ctx context.Context, cfg *config.Config, prior *state
 		}
 	}
 	slices.SortFunc(out, func(a, b *Desired) int { return CompareAddr(a.Addr, b.Addr) })
+	if m != modeValidate {
+		diags = append(diags, pl.checkPins(out)...)
+	}
 	return out, diags
 }
 
@@ -419,8 +428,9 @@ func (pl *Planner) desiredPool(ctx context.Context, p *config.Pool, e *providerE
 		if prior != nil {
 			priorVersion = prior.EngineVersion + "\x00" + prior.BinaryPath + "\x00" + prior.BinarySHA256 + "\x00" + prior.ModelPath + "\x00" + prior.ModelSHA256
 		}
-		pp, pd := e.planned.do(shapeKey(p.Engine, ps, bs.spec.Provider, priorVersion), func() (*providers.PlannedPool, providers.Diagnostics) {
-			return e.prov.PlanPool(ctx, providers.PlanPoolRequest{Pool: ps, Config: val, Prior: prior})
+		pin, _ := pl.Pins.Engine(p.Engine)
+		pp, pd := e.planned.do(shapeKey(p.Engine, ps, bs.spec.Provider, priorVersion+"\x00"+pin.SHA256), func() (*providers.PlannedPool, providers.Diagnostics) {
+			return e.prov.PlanPool(ctx, providers.PlanPoolRequest{Pool: ps, Config: val, Prior: prior, PinnedBinarySHA256: pin.SHA256})
 		})
 		diags = append(diags, poolDiagnostics(pd, p, e.schema.Pool, bs.secrets)...)
 		if pd.HasErrors() {

@@ -107,6 +107,13 @@ type PlanPoolRequest struct {
 	Pool   PoolSpec
 	Config cty.Value
 	Prior  *PreparedEngine
+	// PinnedBinarySHA256 is the engine binary digest the lock file pins,
+	// "" when it pins none. A provider must not run an engine binary while
+	// planning (for its --version, say) unless the binary's sha256 is this
+	// one: the configuration may come from a pull request, and plan runs
+	// where the engines do. It reports BinarySHA256 either way, and leaves
+	// EngineVersion empty when it did not run the binary.
+	PinnedBinarySHA256 string
 }
 
 // PlannedPool is a provider's answer to PlanPool.

@@ -15,6 +15,7 @@ import (
 	"github.com/llorch/llorch/config"
 	"github.com/llorch/llorch/internal/textdiff"
 	"github.com/llorch/llorch/internal/views"
+	"github.com/llorch/llorch/providers"
 	"github.com/llorch/llorch/providers/discovery"
 )
 
@@ -190,6 +191,8 @@ func relTo(base, path string) string {
 func cmdInit(m *meta, args []string) int {
 	fs := flagSet("init")
 	upgrade := fs.Bool("upgrade", false, "accept plugins whose checksum changed and record the new ones")
+	var lockfile lockModeFlag
+	fs.Var(&lockfile, "lockfile", "readonly: fail instead of changing the lock file (CI)")
 	var v viewFlags
 	v.add(fs, false)
 	var bf backendFlags
@@ -207,7 +210,12 @@ func cmdInit(m *meta, args []string) int {
 		return 1
 	}
 	fmt.Fprintln(m.stdout, "Initializing provider plugins...")
-	lock, err := discovery.Init(m.ctx, r, filepath.Join(m.dir, lockFileName), *upgrade)
+	if lockfile.mode == providers.LockUpgrade {
+		m.errorf("Invalid -lockfile option", "llorch init takes -lockfile=readonly only; to accept changed plugins use -upgrade.")
+		return 1
+	}
+	readonly := lockfile.mode == providers.LockReadonly
+	lock, err := discovery.Init(m.ctx, r, filepath.Join(m.dir, lockFileName), *upgrade, readonly)
 	if err != nil {
 		m.fail("Failed to initialize providers", err)
 		return 1
@@ -218,6 +226,10 @@ func cmdInit(m *meta, args []string) int {
 			where = p.Path
 		}
 		fmt.Fprintf(m.stdout, "- %s v%s (%s)\n", p.Name, p.Version, where)
+	}
+	if readonly {
+		fmt.Fprintf(m.stdout, "\nThe lock file %s records these providers: nothing changed.\n\nllorch has been successfully initialized!\n", lockFileName)
+		return 0
 	}
 	fmt.Fprintf(m.stdout, "\nllorch has created a lock file %s to record the provider\nplugins and their checksums. Commit it to version control.\n\nllorch has been successfully initialized!\n", lockFileName)
 	return 0

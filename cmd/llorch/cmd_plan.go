@@ -20,11 +20,13 @@ import (
 	"github.com/llorch/llorch/plan"
 	"github.com/llorch/llorch/plan/planfile"
 	"github.com/llorch/llorch/plan/render"
+	"github.com/llorch/llorch/providers/discovery"
 	"github.com/llorch/llorch/state"
 )
 
 // planFlags are the options plan, apply and destroy share.
 type planFlags struct {
+	lockfile lockModeFlag
 	vars     varFlags
 	lock     lockFlags
 	view     viewFlags
@@ -40,6 +42,7 @@ func (f *planFlags) add(fs *flag.FlagSet, forPlan bool) {
 	f.vars.add(fs)
 	f.lock.add(fs)
 	f.view.add(fs, true)
+	fs.Var(&f.lockfile, "lockfile", "readonly: refuse engines and models the lock file does not pin and never write it (CI); upgrade: pin engines and models that changed")
 	fs.Var(&f.targets, "target", "limit the operation to this pool or replica address (repeatable)")
 	if fs.Name() != "destroy" { // nothing is replaced by a destroy
 		fs.Var(&f.replace, "replace", "force replacement of this pool or replica (repeatable)")
@@ -214,6 +217,7 @@ func cmdPlan(m *meta, args []string) int {
 	if !ok {
 		return 1
 	}
+	m.usePins(s, f.lockfile)
 	defer s.unlock()
 	// Showing and saving the plan need no provider.
 	s.planner.ProvidersDone = m.releaseProviders
@@ -283,6 +287,7 @@ func applyOrDestroy(m *meta, name string, args []string) int {
 		if s, ok = m.openSession(f.vars.args, f.lock, name); !ok {
 			return 1
 		}
+		m.usePins(s, f.lockfile)
 		if p, ok = m.makePlan(s, f.options()); !ok {
 			s.unlock()
 			return 1
@@ -298,6 +303,9 @@ func applyOrDestroy(m *meta, name string, args []string) int {
 	if p.Empty() {
 		if stream == nil && saved {
 			fmt.Fprintln(m.stdout, "No changes. Your pools match the configuration.")
+		}
+		if name == "apply" && !m.recordPins(s.st, f.lockfile, stream) {
+			return 1
 		}
 		return 0
 	}
@@ -329,9 +337,44 @@ func applyOrDestroy(m *meta, name string, args []string) int {
 	defer stopRun()
 	out, runErr := apply.Run(runCtx, p, apply.Deps{
 		Providers: s.planner, Launcher: l, Store: s.store, Fs: m.fs, Hooks: []apply.Hook{hook}, TaskRoom: apply.HostTaskRoom,
-	}, apply.Options{Config: s.cfg, Dirs: s.dirs, Parallelism: *parallelism, LlorchVersion: version.Version})
+	}, apply.Options{Config: s.cfg, Dirs: s.dirs, Parallelism: *parallelism, LlorchVersion: version.Version,
+		Pins: s.planner.Pins, LockMode: f.lockfile.mode})
 	runErr = saveIfLost(m.ctx, s.store, out, runErr)
-	return m.reportApply(name, p, runErr, stream)
+	code := m.reportApply(name, p, runErr, stream)
+	if name == "apply" && out != nil && !m.recordPins(out, f.lockfile, stream) {
+		code = 1
+	}
+	return code
+}
+
+// usePins gives the session's planner the lock file's engine and model
+// pins, and what to do with what they do not pin.
+func (m *meta) usePins(s *session, f lockModeFlag) {
+	r, err := m.providerResolver()
+	if err != nil {
+		return // the planner could not have been made either
+	}
+	s.planner.Pins, s.planner.LockMode = r.Pins(), f.mode
+}
+
+// recordPins pins in the lock file the engine binaries and models st says
+// run, as the -lockfile mode allows, and says what it pinned.
+func (m *meta) recordPins(st *state.State, f lockModeFlag, stream *views.Stream) bool {
+	pinned, err := discovery.UpdatePins(m.fs, filepath.Join(m.dir, lockFileName), apply.PinsOf(st), f.mode)
+	if err != nil {
+		m.fail("Failed to pin engines and models in "+lockFileName, err)
+		return false
+	}
+	if len(pinned) == 0 {
+		return true
+	}
+	msg := "Pinned in " + lockFileName + ": " + strings.Join(pinned, ", ") + ". Commit the file so that every run uses these bytes."
+	if stream != nil {
+		stream.Emit("info", "pinned", msg, map[string]any{"pinned": pinned})
+		return true
+	}
+	fmt.Fprintln(m.stdout, "\n"+msg)
+	return true
 }
 
 // loadSavedPlan reads a saved plan and the configuration and state it was
@@ -355,6 +398,7 @@ func (m *meta) loadSavedPlan(path string, f planFlags, op string) (*session, *pl
 	if !ok {
 		return nil, nil, false
 	}
+	m.usePins(s, f.lockfile)
 	m.removeStaleHandoffs(s.dirs, nil) // the saved plan's refresh is not now
 	if pf.Serial == 0 && s.st.Serial == 0 {
 		// No state existed when the plan was made and none exists yet:

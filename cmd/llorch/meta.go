@@ -30,6 +30,7 @@ import (
 	"github.com/llorch/llorch/internal/version"
 	"github.com/llorch/llorch/internal/views"
 	"github.com/llorch/llorch/plan"
+	"github.com/llorch/llorch/providers"
 	"github.com/llorch/llorch/providers/discovery"
 	"github.com/llorch/llorch/state"
 )
@@ -656,4 +657,19 @@ func flagsFirst(fs *flag.FlagSet, args []string) []string {
 		return flags
 	}
 	return append(append(flags, "--"), positional...)
+}
+
+// lockModeFlag is -lockfile=MODE: what plan and apply do with engine
+// binaries and models the lock file does not pin as planned.
+type lockModeFlag struct{ mode providers.LockMode }
+
+func (f *lockModeFlag) String() string { return string(f.mode) }
+
+func (f *lockModeFlag) Set(s string) error {
+	switch m := providers.LockMode(s); m {
+	case providers.LockReadonly, providers.LockUpgrade:
+		f.mode = m
+		return nil
+	}
+	return fmt.Errorf("%q is not a lock file mode; use readonly (never change the lock file, run only what it pins) or upgrade (pin engines and models that changed)", s)
 }

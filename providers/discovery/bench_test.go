@@ -28,7 +28,7 @@ func BenchmarkPluginStart(b *testing.B) {
 	b.Run("third-party with lock file", func(b *testing.B) {
 		dir := linkPlugins(b, "testok")
 		lockPath := b.TempDir() + "/.llorch.lock.hcl"
-		if _, err := Init(context.Background(), newResolver(b, Options{Dirs: []string{dir}}), lockPath, false); err != nil {
+		if _, err := Init(context.Background(), newResolver(b, Options{Dirs: []string{dir}}), lockPath, false, false); err != nil {
 			b.Fatal(err)
 		}
 		r := newResolver(b, Options{Dirs: []string{dir}, LockFile: lockPath})

@@ -68,12 +68,14 @@ func (r *Resolver) Describe(ctx context.Context) ([]Info, error) {
 //
 // Nothing is written unless every provider succeeds. When lockPath is the
 // resolver's own lock file, the resolver uses the new one from then on.
-func Init(ctx context.Context, r *Resolver, lockPath string, upgrade bool) (*LockFile, error) {
+// The engine and model pins are kept as they are. With readonly, nothing
+// is written: a lock file that would change is an error saying how.
+func Init(ctx context.Context, r *Resolver, lockPath string, upgrade, readonly bool) (*LockFile, error) {
 	old, err := LoadLockFile(osFs, lockPath)
 	if err != nil {
 		return nil, err
 	}
-	lf := &LockFile{}
+	lf := &LockFile{Pins: old.Pins}
 	var errs *multierror.Error
 	for _, name := range r.Names() {
 		lp, err := r.lockEntry(ctx, name, lockPath, old, upgrade)
@@ -85,6 +87,12 @@ func Init(ctx context.Context, r *Resolver, lockPath string, upgrade bool) (*Loc
 	}
 	if err := joined(errs); err != nil {
 		return nil, err
+	}
+	if readonly {
+		if d := providersDiff(old, lf); d != "" {
+			return nil, fmt.Errorf("the lock file %s would change (%s), and -lockfile=readonly forbids it: run llorch init without it, review the change and commit the file", lockPath, d)
+		}
+		return lf, nil
 	}
 	if err := lf.Save(osFs, lockPath); err != nil {
 		return nil, err
@@ -162,4 +170,28 @@ func joined(errs *multierror.Error) error {
 		return strings.Join(msgs, "\n")
 	}
 	return errs.ErrorOrNil()
+}
+
+// providersDiff says how the provider entries of b differ from a's, ""
+// when they do not.
+func providersDiff(a, b *LockFile) string {
+	was := map[string]LockedProvider{}
+	for _, p := range a.Providers {
+		was[p.Name] = p
+	}
+	var changes []string
+	for _, p := range b.Providers {
+		old, ok := was[p.Name]
+		switch {
+		case !ok:
+			changes = append(changes, fmt.Sprintf("provider %q would be added", p.Name))
+		case old != p:
+			changes = append(changes, fmt.Sprintf("provider %q would be recorded as version %s, sha256 %q instead of version %s, sha256 %q", p.Name, p.Version, p.SHA256, old.Version, old.SHA256))
+		}
+		delete(was, p.Name)
+	}
+	for _, name := range sortedKeys(was) {
+		changes = append(changes, fmt.Sprintf("provider %q would be removed", name))
+	}
+	return strings.Join(changes, "; ")
 }

@@ -18,16 +18,22 @@ import (
 	"github.com/zclconf/go-cty/cty"
 
 	"github.com/llorch/llorch/internal/atomicfile"
+	"github.com/llorch/llorch/providers"
 )
 
 // lockFileHeader opens every lock file llorch writes.
-const lockFileHeader = `# This file is maintained by "llorch init". Manual edits may be lost.` + "\n"
+const lockFileHeader = `# This file is maintained by "llorch init" and "llorch apply". Manual edits may be lost.` + "\n"
 
 // LockFile is .llorch.lock.hcl: the providers `llorch init` accepted, with
 // the checksum each third-party plugin must still have.
+//
+// It also pins, as engine "PROVIDER" {} and model "REF" {} blocks, the
+// engine binary each provider runs and the bytes of each model (written by
+// apply, see providers.Pins).
 type LockFile struct {
 	// Providers is sorted by name.
 	Providers []LockedProvider
+	Pins      providers.Pins
 }
 
 // LockedProvider is one provider "NAME" {} block of the lock file.
@@ -58,6 +64,22 @@ func (lf *LockFile) Lookup(name string) (LockedProvider, bool) {
 
 type lockFileSyntax struct {
 	Providers []lockedProviderSyntax `hcl:"provider,block"`
+	Engines   []lockedEngineSyntax   `hcl:"engine,block"`
+	Models    []lockedModelSyntax    `hcl:"model,block"`
+}
+
+type lockedEngineSyntax struct {
+	Provider string    `hcl:"provider,label"`
+	Version  string    `hcl:"version,optional"`
+	SHA256   string    `hcl:"sha256"`
+	DefRange hcl.Range `hcl:",def_range"`
+}
+
+type lockedModelSyntax struct {
+	Ref      string    `hcl:"ref,label"`
+	Size     int64     `hcl:"size,optional"`
+	SHA256   string    `hcl:"sha256"`
+	DefRange hcl.Range `hcl:",def_range"`
 }
 
 type lockedProviderSyntax struct {
@@ -116,11 +138,64 @@ func ParseLockFile(src []byte, filename string) (*LockFile, error) {
 		}
 		lf.Providers = append(lf.Providers, lockedProvider(p))
 	}
+	diags = append(diags, parsePins(raw, &lf.Pins)...)
 	if diags.HasErrors() {
 		return nil, diags
 	}
 	sort.Slice(lf.Providers, func(i, j int) bool { return lf.Providers[i].Name < lf.Providers[j].Name })
 	return lf, nil
+}
+
+// parsePins reads the engine and model blocks into pins.
+func parsePins(raw lockFileSyntax, pins *providers.Pins) hcl.Diagnostics {
+	var diags hcl.Diagnostics
+	bad := func(kind, name, sum string, rng hcl.Range) {
+		diags = diags.Append(&hcl.Diagnostic{
+			Severity: hcl.DiagError,
+			Summary:  "Invalid checksum",
+			Detail: fmt.Sprintf("The %s %q needs sha256 set to the 64 hex digits of its digest, not %q. Remove the block and run llorch apply to pin it again.",
+				kind, name, sum),
+			Subject: rng.Ptr(),
+		})
+	}
+	dup := func(kind, name string, prev, rng hcl.Range) {
+		diags = diags.Append(&hcl.Diagnostic{
+			Severity: hcl.DiagError,
+			Summary:  "Duplicate " + kind + " lock",
+			Detail:   fmt.Sprintf("The %s %q is already pinned at %s. Remove one of the blocks.", kind, name, prev),
+			Subject:  rng.Ptr(),
+		})
+	}
+	seen := map[string]hcl.Range{}
+	for _, e := range raw.Engines {
+		switch prev, ok := seen["engine "+e.Provider]; {
+		case ok:
+			dup("engine", e.Provider, prev, e.DefRange)
+		case !validSHA256(e.SHA256):
+			bad("engine", e.Provider, e.SHA256, e.DefRange)
+		default:
+			seen["engine "+e.Provider] = e.DefRange
+			if pins.Engines == nil {
+				pins.Engines = map[string]providers.EnginePin{}
+			}
+			pins.Engines[e.Provider] = providers.EnginePin{SHA256: e.SHA256, Version: e.Version}
+		}
+	}
+	for _, m := range raw.Models {
+		switch prev, ok := seen["model "+m.Ref]; {
+		case ok:
+			dup("model", m.Ref, prev, m.DefRange)
+		case !validSHA256(m.SHA256):
+			bad("model", m.Ref, m.SHA256, m.DefRange)
+		default:
+			seen["model "+m.Ref] = m.DefRange
+			if pins.Models == nil {
+				pins.Models = map[string]providers.ModelPin{}
+			}
+			pins.Models[m.Ref] = providers.ModelPin{SHA256: m.SHA256, Size: m.Size}
+		}
+	}
+	return diags
 }
 
 func lockedProvider(p lockedProviderSyntax) LockedProvider {
@@ -166,7 +241,34 @@ func (lf *LockFile) Bytes() []byte {
 		b.SetAttributeValue("path", cty.StringVal(p.Path))
 		b.SetAttributeValue("sha256", cty.StringVal(p.SHA256))
 	}
+	for _, name := range sortedKeys(lf.Pins.Engines) {
+		e := lf.Pins.Engines[name]
+		body.AppendNewline()
+		b := body.AppendNewBlock("engine", []string{name}).Body()
+		if e.Version != "" {
+			b.SetAttributeValue("version", cty.StringVal(e.Version))
+		}
+		b.SetAttributeValue("sha256", cty.StringVal(e.SHA256))
+	}
+	for _, ref := range sortedKeys(lf.Pins.Models) {
+		m := lf.Pins.Models[ref]
+		body.AppendNewline()
+		b := body.AppendNewBlock("model", []string{ref}).Body()
+		if m.Size > 0 {
+			b.SetAttributeValue("size", cty.NumberIntVal(m.Size))
+		}
+		b.SetAttributeValue("sha256", cty.StringVal(m.SHA256))
+	}
 	return hclwrite.Format(f.Bytes())
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
 }
 
 // Save writes the lock file atomically, mode 0644: it belongs in version
@@ -195,3 +297,28 @@ func recordedPath(lockPath, pluginPath string) string {
 
 // osFs is the real filesystem, for the lock file.
 var osFs afero.Fs = afero.NewOsFs()
+
+// UpdatePins records found in the lock file at path as mode allows (see
+// providers.Pins.Merge), keeping its provider entries, and returns what it
+// pinned. The file is written only when that is something.
+func UpdatePins(fsys afero.Fs, path string, found providers.Pins, mode providers.LockMode) ([]string, error) {
+	lf, err := LoadLockFile(fsys, path)
+	if err != nil {
+		return nil, err
+	}
+	pinned := lf.Pins.Merge(found, mode)
+	if len(pinned) == 0 {
+		return nil, nil
+	}
+	return pinned, lf.Save(fsys, path)
+}
+
+// Pins returns the engine and model pins of the lock file in force (none
+// when no lock file is checked).
+func (r *Resolver) Pins() *providers.Pins {
+	lf := r.lockFile()
+	if lf == nil {
+		return &providers.Pins{}
+	}
+	return &lf.Pins
+}

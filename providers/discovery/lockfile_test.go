@@ -10,6 +10,8 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/spf13/afero"
+
+	"github.com/llorch/llorch/providers"
 )
 
 const (
@@ -22,7 +24,7 @@ func TestLockFileBytesAreDeterministic(t *testing.T) {
 		{Name: "vllm", Version: "0.1.0", Path: ".llorch/plugins/llorch-provider-vllm", SHA256: sumA},
 		{Name: "llamacpp", Version: "0.1.0", Builtin: true},
 	}}
-	want := `# This file is maintained by "llorch init". Manual edits may be lost.
+	want := `# This file is maintained by "llorch init" and "llorch apply". Manual edits may be lost.
 provider "llamacpp" {
   version = "0.1.0"
   builtin = true
@@ -81,6 +83,16 @@ func TestParseLockFileErrors(t *testing.T) {
 			want: `lock.hcl:3,3-7: Unsupported argument; An argument named "hash" is not expected here. Did you mean "path"?`,
 		},
 		{
+			name: "engine without checksum",
+			src:  "engine \"llamacpp\" {\n  sha256 = \"abc\"\n}\n",
+			want: `lock.hcl:1,1-18: Invalid checksum; The engine "llamacpp" needs sha256 set to the 64 hex digits of its digest, not "abc". Remove the block and run llorch apply to pin it again.`,
+		},
+		{
+			name: "duplicate model",
+			src:  "model \"file:m.gguf\" {\n  sha256 = \"" + sumA + "\"\n}\nmodel \"file:m.gguf\" {\n  sha256 = \"" + sumB + "\"\n}\n",
+			want: `lock.hcl:4,1-20: Duplicate model lock; The model "file:m.gguf" is already pinned at lock.hcl:1,1-20. Remove one of the blocks.`,
+		},
+		{
 			name: "not HCL",
 			src:  "provider \"vllm\" {\n",
 			want: `lock.hcl:1,17-18: Unclosed configuration block; There is no closing brace for this block before the end of the file. This may be caused by incorrect brace nesting elsewhere in this file.`,
@@ -93,6 +105,46 @@ func TestParseLockFileErrors(t *testing.T) {
 				t.Errorf("got  %v\nwant %s", err, tc.want)
 			}
 		})
+	}
+}
+
+func TestPinsRoundTripThroughTheLockFile(t *testing.T) {
+	lf := &LockFile{
+		Providers: []LockedProvider{{Name: "llamacpp", Version: "0.1.0", Builtin: true}},
+		Pins: providers.Pins{
+			Engines: map[string]providers.EnginePin{"llamacpp": {SHA256: sumA, Version: "llamacpp-b4748-c392e5094"}},
+			Models:  map[string]providers.ModelPin{"file:b.gguf": {SHA256: sumB, Size: 544}, "file:a.gguf": {SHA256: sumA}},
+		},
+	}
+	want := `# This file is maintained by "llorch init" and "llorch apply". Manual edits may be lost.
+provider "llamacpp" {
+  version = "0.1.0"
+  builtin = true
+}
+
+engine "llamacpp" {
+  version = "llamacpp-b4748-c392e5094"
+  sha256  = "` + sumA + `"
+}
+
+model "file:a.gguf" {
+  sha256 = "` + sumA + `"
+}
+
+model "file:b.gguf" {
+  size   = 544
+  sha256 = "` + sumB + `"
+}
+`
+	if got := string(lf.Bytes()); got != want {
+		t.Fatalf("Bytes:\n%s\nwant\n%s", got, want)
+	}
+	back, err := ParseLockFile(lf.Bytes(), "lock.hcl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(lf.Pins, back.Pins); diff != "" {
+		t.Errorf("pins after a round trip (-want +got):\n%s", diff)
 	}
 }
 
@@ -160,7 +212,7 @@ func TestInitLocksEveryProviderAndTheResolverTrustsThem(t *testing.T) {
 	}
 	r := newResolver(t, opts)
 
-	lf, err := Init(t.Context(), r, lockPath, false)
+	lf, err := Init(t.Context(), r, lockPath, false, false)
 	if err != nil {
 		t.Fatalf("Init: %v", err)
 	}
@@ -201,7 +253,7 @@ func TestChangedPluginIsRefusedUntilInitUpgrade(t *testing.T) {
 	path := copyPlugin(t, dir, "testok")
 	lockPath := filepath.Join(work, ".llorch.lock.hcl")
 	opts := Options{Dirs: []string{dir}, LockFile: lockPath}
-	if _, err := Init(t.Context(), newResolver(t, opts), lockPath, false); err != nil {
+	if _, err := Init(t.Context(), newResolver(t, opts), lockPath, false, false); err != nil {
 		t.Fatalf("Init: %v", err)
 	}
 	oldSum, _ := fileSHA256(path)
@@ -225,7 +277,7 @@ func TestChangedPluginIsRefusedUntilInitUpgrade(t *testing.T) {
 		t.Errorf("Provider: got  %v\nwant %s", err, wantErr)
 	}
 
-	_, err = Init(t.Context(), r, lockPath, false)
+	_, err = Init(t.Context(), r, lockPath, false, false)
 	if err == nil || err.Error() != wantErr || !errors.Is(err, ErrChecksum) {
 		t.Errorf("Init without -upgrade: got %v\nwant it to contain %s", err, wantErr)
 	}
@@ -233,7 +285,7 @@ func TestChangedPluginIsRefusedUntilInitUpgrade(t *testing.T) {
 		t.Error("Init without -upgrade changed the lock file")
 	}
 
-	lf, err := Init(t.Context(), r, lockPath, true)
+	lf, err := Init(t.Context(), r, lockPath, true, false)
 	if err != nil {
 		t.Fatalf("Init -upgrade: %v", err)
 	}
@@ -258,7 +310,7 @@ func TestInitRefusesAProviderRecordedAsBuiltinThatIsNowAPlugin(t *testing.T) {
 	if _, err := r.Provider(t.Context(), "testok"); err == nil || err.Error() != want {
 		t.Errorf("Provider: got  %v\nwant %s", err, want)
 	}
-	if _, err := Init(context.Background(), r, lockPath, false); err == nil || err.Error() != want {
+	if _, err := Init(context.Background(), r, lockPath, false, false); err == nil || err.Error() != want {
 		t.Errorf("Init: got %v\nwant it to contain %s", err, want)
 	}
 }
@@ -278,7 +330,7 @@ func TestInitReportsEveryFailingProviderAndWritesNothing(t *testing.T) {
 	dir := linkPlugins(t, "v2")
 	garbage := writeScript(t, dir, "garbage", "#!/bin/sh\necho garbage\n")
 	lockPath := filepath.Join(t.TempDir(), ".llorch.lock.hcl")
-	_, err := Init(t.Context(), newResolver(t, Options{Dirs: []string{dir}}), lockPath, false)
+	_, err := Init(t.Context(), newResolver(t, Options{Dirs: []string{dir}}), lockPath, false, false)
 	want := `provider "garbage" plugin ` + garbage + ` is not a llorch provider plugin (it did not complete the plugin handshake): it printed "garbage" instead` + "\n" +
 		`provider "v2" plugin ` + filepath.Join(dir, "llorch-provider-v2") +
 		" speaks llorch plugin protocol version 2, but this llorch speaks protocol version 1; install a build of the plugin made for protocol version 1"
@@ -287,5 +339,30 @@ func TestInitReportsEveryFailingProviderAndWritesNothing(t *testing.T) {
 	}
 	if _, statErr := os.Stat(lockPath); !os.IsNotExist(statErr) {
 		t.Errorf("a lock file was written despite the failures (stat: %v)", statErr)
+	}
+}
+
+func TestInitReadonlyRefusesALockFileThatWouldChange(t *testing.T) {
+	work := t.TempDir()
+	lockPath := filepath.Join(work, ".llorch.lock.hcl")
+	opts := Options{LockFile: lockPath, SelfExe: installed(t, "llorch"), Builtins: map[string][]string{"selfok": {"internal-plugin", "testok"}}}
+	_, err := Init(t.Context(), newResolver(t, opts), lockPath, false, true)
+	want := "the lock file " + lockPath + ` would change (provider "selfok" would be added), and -lockfile=readonly forbids it: run llorch init without it, review the change and commit the file`
+	if err == nil || err.Error() != want {
+		t.Fatalf("Init readonly on an empty lock file: %v\nwant %s", err, want)
+	}
+	if _, err := os.Stat(lockPath); !os.IsNotExist(err) {
+		t.Fatalf("readonly init wrote the lock file: %v", err)
+	}
+	pinned := providers.Pins{Engines: map[string]providers.EnginePin{"selfok": {SHA256: sumA}}}
+	if err := (&LockFile{Pins: pinned}).Save(afero.NewOsFs(), lockPath); err != nil {
+		t.Fatal(err)
+	}
+	lf, err := Init(t.Context(), newResolver(t, opts), lockPath, false, false)
+	if err != nil || !cmp.Equal(lf.Pins, pinned) {
+		t.Fatalf("Init: %v; pins %+v, want them kept", err, lf.Pins)
+	}
+	if _, err := Init(t.Context(), newResolver(t, opts), lockPath, false, true); err != nil {
+		t.Fatalf("Init readonly on an up-to-date lock file: %v", err)
 	}
 }

@@ -61,14 +61,15 @@ func TestPlanPoolRehashesFilesThatChangedOnDisk(t *testing.T) {
 		t.Errorf("rewritten model: planned digest %q, want %q", planned.Model.SHA256, want)
 	}
 
-	// Without a prior (a pool not applied yet), PlanPool hashes nothing.
+	// Without a prior (a pool not applied yet), PlanPool hashes the
+	// binary (the lock file pins it) but not the model.
 	fresh := newTestProvider(t, testEnv(t, bin), "")
 	planned, diags = planPool(t, fresh, pool, "", nil)
 	if len(diags) > 0 {
 		t.Fatal(describe(diags))
 	}
-	if planned.BinarySHA256 != "" || planned.Model.SHA256 != "" {
-		t.Errorf("new pool: planned digests %q %q, want none (nothing hashed)", planned.BinarySHA256, planned.Model.SHA256)
+	if planned.BinarySHA256 != sha256Hex(readFile(t, server)) || planned.Model.SHA256 != "" {
+		t.Errorf("new pool: planned digests %q %q, want the binary's only", planned.BinarySHA256, planned.Model.SHA256)
 	}
 }
 

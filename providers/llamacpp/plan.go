@@ -44,19 +44,14 @@ func (p *Provider) PlanPool(ctx context.Context, req providers.PlanPoolRequest) 
 	}
 	planned := &providers.PlannedPool{}
 
-	version, d := p.plannedVersion(ctx, cfg)
+	version, sum, d := p.plannedVersion(ctx, cfg, req.PinnedBinarySHA256)
 	diags = append(diags, d...)
-	planned.EngineVersion = version
+	if d.HasErrors() {
+		return planned, diags
+	}
+	planned.EngineVersion, planned.BinarySHA256 = version, sum
 	if req.Prior != nil && req.Prior.EngineVersion != "" && version != "" && version != req.Prior.EngineVersion {
 		planned.RequiresReplace = append(planned.RequiresReplace, cty.GetAttrPath("engine_version"))
-	}
-
-	if cfg.Source == nil && version != "" {
-		sum, err := p.plannedBinaryDigest(ctx, cfg, req.Prior)
-		if err != nil {
-			return planned, append(diags, providers.FromError("Engine Binary Unreadable", err)...)
-		}
-		planned.BinarySHA256 = sum
 	}
 
 	info, err := p.plannedModel(ctx, ref, cfg, wantSHA256(req.Pool), req.Prior)
@@ -80,7 +75,11 @@ type plannedEngine struct {
 // learnt once per command: the binary's place on PATH (the binary itself is
 // still stat'ed for each pool, so one replaced in place shows its new
 // version), and in source mode the whole answer.
-func (p *Provider) plannedVersion(ctx context.Context, cfg *providerConfig) (string, providers.Diagnostics) {
+//
+// A binary is run (for its --version) only when its digest is pinned, the
+// one the lock file holds: the configuration may come from a pull request.
+// The binary's digest is returned either way ("" in source mode).
+func (p *Provider) plannedVersion(ctx context.Context, cfg *providerConfig, pinned string) (version, sum string, _ providers.Diagnostics) {
 	if cfg.Source == nil {
 		path, err := p.binaries.do(ctx, cfg.Binary, func(context.Context) (string, bool, error) {
 			path, err := p.resolveBinary(cfg.Binary)
@@ -88,15 +87,22 @@ func (p *Provider) plannedVersion(ctx context.Context, cfg *providerConfig) (str
 		})
 		switch {
 		case err != nil && ctx.Err() != nil:
-			return "", providers.FromError("Planning Cancelled", ctx.Err())
+			return "", "", providers.FromError("Planning Cancelled", ctx.Err())
 		case err != nil:
-			return "", toDiags("Engine Binary Not Found", err)
+			return "", "", toDiags("Engine Binary Not Found", err)
+		}
+		sum, err := p.binaryDigest(ctx, path)
+		if err != nil {
+			return "", "", providers.FromError("Engine Binary Unreadable", err)
+		}
+		if sum != pinned {
+			return "", sum, nil
 		}
 		v, err := p.binaryVersion(ctx, path)
 		if err != nil {
-			return "", toDiags("Engine Version Unknown", err)
+			return "", sum, toDiags("Engine Version Unknown", err)
 		}
-		return v, nil
+		return v, sum, nil
 	}
 	pe, err := p.sourcePlans.do(ctx, cfg, func(ctx context.Context) (plannedEngine, bool, error) {
 		v, diags := p.plannedSourceVersion(ctx, cfg)
@@ -105,9 +111,9 @@ func (p *Provider) plannedVersion(ctx context.Context, cfg *providerConfig) (str
 		return plannedEngine{version: v, diags: diags}, v != "" || len(diags) > 0, nil
 	})
 	if err != nil {
-		return "", providers.FromError("Planning Cancelled", err)
+		return "", "", providers.FromError("Planning Cancelled", err)
 	}
-	return pe.version, slices.Clone(pe.diags)
+	return pe.version, "", slices.Clone(pe.diags)
 }
 
 func (p *Provider) plannedSourceVersion(ctx context.Context, cfg *providerConfig) (string, providers.Diagnostics) {
@@ -129,21 +135,14 @@ func (p *Provider) plannedSourceVersion(ctx context.Context, cfg *providerConfig
 	return sourceVersion(cfg.Source.Ref, commit, kind), nil
 }
 
-// plannedBinaryDigest is the digest of the binary Ensure will use, "" when
-// it is not known without hashing a binary no replica runs.
-func (p *Provider) plannedBinaryDigest(ctx context.Context, cfg *providerConfig, prior *providers.PreparedEngine) (string, error) {
-	path, err := p.binaries.do(ctx, cfg.Binary, func(context.Context) (string, bool, error) {
-		path, err := p.resolveBinary(cfg.Binary)
-		return path, true, err
-	})
-	if err != nil {
-		return "", nil // plannedVersion reported it
-	}
+// binaryDigest is the digest of the engine binary at path, from the digest
+// cache when the file is unchanged since it was last hashed.
+func (p *Provider) binaryDigest(ctx context.Context, path string) (string, error) {
 	fi, err := os.Stat(path)
 	if err != nil {
 		return "", fmt.Errorf("checking llama-server binary %q: %w", path, err)
 	}
-	return p.plannedDigest(ctx, path, fi, prior != nil && prior.BinaryPath == path && prior.BinarySHA256 != "")
+	return p.plannedDigest(ctx, path, fi, true)
 }
 
 // plannedDigest is path's digest from the digest cache, or, when the

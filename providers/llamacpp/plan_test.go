@@ -11,9 +11,41 @@ import (
 	"github.com/llorch/llorch/providers"
 )
 
+// planPool plans pool with the engine binary pinned, as the lock file
+// pins it: whatever binary the provider finds is the one pinned.
 func planPool(t *testing.T, p *Provider, pool providers.PoolSpec, block string, prior *providers.PreparedEngine) (*providers.PlannedPool, providers.Diagnostics) {
 	t.Helper()
-	return p.PlanPool(context.Background(), providers.PlanPoolRequest{Pool: pool, Config: poolBlock(t, block), Prior: prior})
+	req := providers.PlanPoolRequest{Pool: pool, Config: poolBlock(t, block), Prior: prior}
+	if cfg, err := p.config(); err == nil {
+		_, req.PinnedBinarySHA256, _ = p.plannedVersion(context.Background(), cfg, "")
+	}
+	return p.PlanPool(context.Background(), req)
+}
+
+// An engine binary whose digest is not the pinned one is not run while
+// planning: its digest is reported, its version left unknown.
+func TestPlanPoolRunsOnlyAPinnedBinary(t *testing.T) {
+	bin := t.TempDir()
+	server, counter := fakeServer(t, bin, "llama-server", "version: 4748 (c392e5094)")
+	p := newTestProvider(t, testEnv(t, bin), "")
+	pool := testPool("file:" + writeFile(t, t.TempDir(), "m.gguf", smallGGUF("llama", 512), 0o644))
+	sum := sha256Hex(readFile(t, server))
+	for _, pinned := range []string{"", strings.Repeat("0", 64)} {
+		planned, diags := p.PlanPool(context.Background(), providers.PlanPoolRequest{Pool: pool, Config: poolBlock(t, ""), PinnedBinarySHA256: pinned})
+		if len(diags) > 0 {
+			t.Fatal(describe(diags))
+		}
+		if planned.BinarySHA256 != sum || planned.EngineVersion != "" {
+			t.Errorf("pinned %q: planned digest %q version %q, want %q and no version", pinned, planned.BinarySHA256, planned.EngineVersion, sum)
+		}
+	}
+	if n := runs(t, counter); n != 0 {
+		t.Fatalf("--version ran %d times for a binary not pinned, want 0", n)
+	}
+	planned, diags := p.PlanPool(context.Background(), providers.PlanPoolRequest{Pool: pool, Config: poolBlock(t, ""), PinnedBinarySHA256: sum})
+	if len(diags) > 0 || planned.EngineVersion != "llamacpp-b4748-c392e5094" || runs(t, counter) != 1 {
+		t.Errorf("pinned: version %q after %d runs (%s), want the version from one run", planned.EngineVersion, runs(t, counter), describe(diags))
+	}
 }
 
 func TestPlanPoolBinaryMode(t *testing.T) {
@@ -30,15 +62,15 @@ func TestPlanPoolBinaryMode(t *testing.T) {
 	fi, _ := os.Stat(model)
 	want := &providers.PlannedPool{
 		EngineVersion: "llamacpp-b4748-c392e5094",
+		BinarySHA256:  planned.BinarySHA256,
 		Model: &providers.ModelInfo{Path: model, SizeBytes: fi.Size(), Architecture: "llama", Parameters: tinyLlamaParams,
 			Quantization: "F16", ContextLength: 256},
 	}
 	if !reflect.DeepEqual(planned, want) {
 		t.Errorf("planned =\n %+v %+v\nwant\n %+v %+v", *planned, *planned.Model, *want, *want.Model)
 	}
-	cfg, _ := p.config()
-	if _, err := os.Stat(filepath.Join(cfg.CacheDir, "digests.json")); !os.IsNotExist(err) {
-		t.Errorf("PlanPool hashed the model (digests.json exists: %v)", err)
+	if planned.BinarySHA256 == "" {
+		t.Error("PlanPool did not report the binary's digest")
 	}
 
 	// After Ensure the digest is known to the plan, and --version is not run again.

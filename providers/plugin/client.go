@@ -80,6 +80,8 @@ func (c *GRPCClient) PlanPool(ctx context.Context, req providers.PlanPoolRequest
 		Pool:   encodePool(req.Pool),
 		Config: cfg,
 		Prior:  encodePrepared(req.Prior),
+
+		PinnedBinarySha256: req.PinnedBinarySHA256,
 	})
 	if err != nil {
 		return nil, c.callFailed(ctx, "PlanPool", err)

@@ -63,6 +63,8 @@ func (s *GRPCServer) PlanPool(ctx context.Context, req *proto.PlanPool_Request) 
 		Pool:   decodePool(req.GetPool()),
 		Config: cfg,
 		Prior:  decodePrepared(req.GetPrior()),
+
+		PinnedBinarySHA256: req.GetPinnedBinarySha256(),
 	})
 	return &proto.PlanPool_Response{Planned: encodePlanned(planned), Diagnostics: encodeDiagnostics(diags)}, nil
 }

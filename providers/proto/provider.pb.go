@@ -1757,9 +1757,13 @@ type PlanPool_Request struct {
 	Pool   *PoolSpec              `protobuf:"bytes,1,opt,name=pool,proto3" json:"pool,omitempty"`
 	Config *DynamicValue          `protobuf:"bytes,2,opt,name=config,proto3" json:"config,omitempty"`
 	// Absent for a new pool.
-	Prior         *PreparedEngine `protobuf:"bytes,3,opt,name=prior,proto3" json:"prior,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Prior *PreparedEngine `protobuf:"bytes,3,opt,name=prior,proto3" json:"prior,omitempty"`
+	// The engine binary digest the lock file pins (hex sha256), "" when
+	// none: a provider runs the binary while planning only when its
+	// digest is this one.
+	PinnedBinarySha256 string `protobuf:"bytes,4,opt,name=pinned_binary_sha256,json=pinnedBinarySha256,proto3" json:"pinned_binary_sha256,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
 }
 
 func (x *PlanPool_Request) Reset() {
@@ -1811,6 +1815,13 @@ func (x *PlanPool_Request) GetPrior() *PreparedEngine {
 		return x.Prior
 	}
 	return nil
+}
+
+func (x *PlanPool_Request) GetPinnedBinarySha256() string {
+	if x != nil {
+		return x.PinnedBinarySha256
+	}
+	return ""
 }
 
 type PlanPool_Response struct {
@@ -2300,12 +2311,13 @@ const file_provider_proto_rawDesc = "" +
 	"\x04pool\x18\x01 \x01(\v2\x1c.llorch.provider.v1.PoolSpecR\x04pool\x128\n" +
 	"\x06config\x18\x02 \x01(\v2 .llorch.provider.v1.DynamicValueR\x06config\x1aL\n" +
 	"\bResponse\x12@\n" +
-	"\vdiagnostics\x18\x01 \x03(\v2\x1e.llorch.provider.v1.DiagnosticR\vdiagnostics\"\xc6\x02\n" +
-	"\bPlanPool\x1a\xaf\x01\n" +
+	"\vdiagnostics\x18\x01 \x03(\v2\x1e.llorch.provider.v1.DiagnosticR\vdiagnostics\"\xf8\x02\n" +
+	"\bPlanPool\x1a\xe1\x01\n" +
 	"\aRequest\x120\n" +
 	"\x04pool\x18\x01 \x01(\v2\x1c.llorch.provider.v1.PoolSpecR\x04pool\x128\n" +
 	"\x06config\x18\x02 \x01(\v2 .llorch.provider.v1.DynamicValueR\x06config\x128\n" +
-	"\x05prior\x18\x03 \x01(\v2\".llorch.provider.v1.PreparedEngineR\x05prior\x1a\x87\x01\n" +
+	"\x05prior\x18\x03 \x01(\v2\".llorch.provider.v1.PreparedEngineR\x05prior\x120\n" +
+	"\x14pinned_binary_sha256\x18\x04 \x01(\tR\x12pinnedBinarySha256\x1a\x87\x01\n" +
 	"\bResponse\x129\n" +
 	"\aplanned\x18\x01 \x01(\v2\x1f.llorch.provider.v1.PlannedPoolR\aplanned\x12@\n" +
 	"\vdiagnostics\x18\x02 \x03(\v2\x1e.llorch.provider.v1.DiagnosticR\vdiagnostics\"\x97\x03\n" +

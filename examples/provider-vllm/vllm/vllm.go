@@ -81,12 +81,30 @@ func (p *provider) PlanPool(ctx context.Context, req providers.PlanPoolRequest) 
 	if _, diags := parsePool(req.Pool, req.Config); diags.HasErrors() {
 		return nil, diags
 	}
-	_, version, err := p.locate(ctx)
-	if err != nil {
+	notReady := func(err error) (*providers.PlannedPool, providers.Diagnostics) {
 		return &providers.PlannedPool{}, providers.Diagnostics{providers.Warnf("vLLM not ready",
 			"%v. Apply will fail unless this is fixed first.", err)}
 	}
-	return &providers.PlannedPool{EngineVersion: "vllm-" + version}, nil
+	path, err := p.find()
+	if err != nil {
+		return notReady(err)
+	}
+	sum, err := sdk.FileSHA256(path)
+	if err != nil {
+		return notReady(err)
+	}
+	planned := &providers.PlannedPool{BinarySHA256: sum}
+	// The configuration may come from a pull request: the executable runs
+	// while planning only when the lock file pins it.
+	if sum != req.PinnedBinarySHA256 {
+		return planned, nil
+	}
+	version, err := p.version(ctx, path)
+	if err != nil {
+		return notReady(err)
+	}
+	planned.EngineVersion = "vllm-" + version
+	return planned, nil
 }
 
 func (p *provider) Ensure(ctx context.Context, req providers.EnsureRequest) (*providers.PreparedEngine, providers.Diagnostics) {
@@ -99,6 +117,10 @@ func (p *provider) Ensure(ctx context.Context, req providers.EnsureRequest) (*pr
 		return nil, diags
 	}
 	bin, version, err := p.locate(ctx)
+	if err != nil {
+		return nil, append(diags, providers.Errorf("vLLM not ready", "%v.", err))
+	}
+	sum, err := sdk.FileSHA256(bin)
 	if err != nil {
 		return nil, append(diags, providers.Errorf("vLLM not ready", "%v.", err))
 	}
@@ -143,6 +165,7 @@ func (p *provider) Ensure(ctx context.Context, req providers.EnsureRequest) (*pr
 	}
 	pe := &providers.PreparedEngine{
 		BinaryPath:       bin,
+		BinarySHA256:     sum,
 		Args:             args,
 		Env:              env,
 		Host:             host,
@@ -170,32 +193,46 @@ func (p *provider) Close() error { return nil }
 
 // locate finds the vllm executable and asks it for its version.
 func (p *provider) locate(ctx context.Context) (path, version string, err error) {
+	if path, err = p.find(); err != nil {
+		return "", "", err
+	}
+	version, err = p.version(ctx, path)
+	return path, version, err
+}
+
+// find looks for the vllm executable.
+func (p *provider) find() (string, error) {
 	p.mu.Lock()
 	binary := p.binary
 	p.mu.Unlock()
-	path, err = exec.LookPath(binary)
+	path, err := exec.LookPath(binary)
 	switch {
 	case err == nil:
+		return path, nil
 	case !strings.ContainsRune(binary, '/'):
-		return "", "", fmt.Errorf("vllm executable %q is not on PATH; install vLLM (pip install vllm) or set binary in the provider \"vllm\" block to its path", binary)
+		return "", fmt.Errorf("vllm executable %q is not on PATH; install vLLM (pip install vllm) or set binary in the provider \"vllm\" block to its path", binary)
 	case errors.Is(err, fs.ErrNotExist):
-		return "", "", fmt.Errorf("vllm executable %s does not exist; fix binary in the provider \"vllm\" block", binary)
+		return "", fmt.Errorf("vllm executable %s does not exist; fix binary in the provider \"vllm\" block", binary)
 	default:
-		return "", "", fmt.Errorf("vllm executable %s cannot be run (%v); make it executable with chmod +x", binary, err)
+		return "", fmt.Errorf("vllm executable %s cannot be run (%v); make it executable with chmod +x", binary, err)
 	}
+}
+
+// version runs path --version.
+func (p *provider) version(ctx context.Context, path string) (string, error) {
 	var stdout, stderr bytes.Buffer
 	cmd := exec.CommandContext(ctx, path, "--version")
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Run(); err != nil {
-		return "", "", fmt.Errorf("`%s --version` failed: %v: %s", path, err, strings.TrimSpace(stderr.String()))
+		return "", fmt.Errorf("`%s --version` failed: %v: %s", path, err, strings.TrimSpace(stderr.String()))
 	}
 	// vLLM may log before printing the version: the version is the last line.
 	lines := strings.Split(strings.TrimSpace(stdout.String()), "\n")
-	version = strings.TrimSpace(lines[len(lines)-1])
+	version := strings.TrimSpace(lines[len(lines)-1])
 	if version == "" || version[0] < '0' || version[0] > '9' {
-		return "", "", fmt.Errorf("`%s --version` printed %q, which does not end with a version", path, stdout.String())
+		return "", fmt.Errorf("`%s --version` printed %q, which does not end with a version", path, stdout.String())
 	}
-	return path, version, nil
+	return version, nil
 }
 
 // settings is a pool as vLLM sees it.

@@ -10,6 +10,7 @@ import (
 	"github.com/zclconf/go-cty/cty"
 
 	"github.com/llorch/llorch/providers"
+	"github.com/llorch/llorch/providers/sdk"
 )
 
 // fakeVLLM puts an executable named vllm on PATH that behaves like
@@ -203,8 +204,13 @@ func TestEnsurePreparesVLLMServe(t *testing.T) {
 	if diags.HasErrors() {
 		t.Fatal(diags)
 	}
+	sum, err := sdk.FileSHA256(bin)
+	if err != nil {
+		t.Fatal(err)
+	}
 	want := &providers.PreparedEngine{
-		BinaryPath: bin,
+		BinaryPath:   bin,
+		BinarySHA256: sum,
 		Args: []string{"serve", "Qwen/Qwen2.5-0.5B-Instruct", "--host", "127.0.0.1", "--port", "8000",
 			"--max-model-len", "8192", "--tensor-parallel-size", "2", "--gpu-memory-utilization", "0.85",
 			"--revision", "v2", "--enforce-eager"},
@@ -345,10 +351,22 @@ func TestConfigureRejectsAnEmptyBinary(t *testing.T) {
 }
 
 func TestPlanPoolReportsTheEngineVersion(t *testing.T) {
-	fakeVLLM(t, versionScript)
-	planned, diags := New().PlanPool(t.Context(), providers.PlanPoolRequest{Pool: pool("hf:org/repo"), Config: config(nil)})
-	if diags.HasErrors() || planned.EngineVersion != "vllm-0.6.3.post1" {
+	bin := fakeVLLM(t, versionScript)
+	sum, err := sdk.FileSHA256(bin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	planned, diags := New().PlanPool(t.Context(), providers.PlanPoolRequest{Pool: pool("hf:org/repo"), Config: config(nil), PinnedBinarySHA256: sum})
+	if diags.HasErrors() || planned.EngineVersion != "vllm-0.6.3.post1" || planned.BinarySHA256 != sum {
 		t.Errorf("got %#v, %v", planned, diags)
+	}
+	// Not pinned: vllm is not run, its digest is reported.
+	if err := os.WriteFile(bin, []byte("#!/bin/sh\ntouch \"$0.ran\"\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	planned, diags = New().PlanPool(t.Context(), providers.PlanPoolRequest{Pool: pool("hf:org/repo"), Config: config(nil), PinnedBinarySHA256: sum})
+	if _, err := os.Stat(bin + ".ran"); err == nil || diags.HasErrors() || planned.EngineVersion != "" || planned.BinarySHA256 == sum {
+		t.Errorf("a vllm other than the pinned one: got %#v, %v (ran: %v)", planned, diags, err == nil)
 	}
 
 	t.Setenv("PATH", t.TempDir())
