@@ -19,13 +19,13 @@ const LockFileName = ".llorch.lock.hcl"
 // model is reported once, at the first pool that uses it.
 func (pl *Planner) checkPins(desired []*Desired) hcl.Diagnostics {
 	var diags hcl.Diagnostics
-	seen := map[string]bool{}
+	seen := map[[2]string]bool{} // {"engine"|"model", name}
 	for _, d := range desired {
 		if d.Planned == nil {
 			continue
 		}
-		if sum := d.Planned.BinarySHA256; sum != "" && !seen["engine "+d.Pool.Engine] {
-			seen["engine "+d.Pool.Engine] = true
+		if sum := d.Planned.BinarySHA256; sum != "" && !seen[[2]string{"engine", d.Pool.Engine}] {
+			seen[[2]string{"engine", d.Pool.Engine}] = true
 			pin, ok := pl.Pins.Engine(d.Pool.Engine)
 			subject := d.Pool.Range("engine").Ptr()
 			switch {
@@ -56,10 +56,10 @@ func (pl *Planner) checkPins(desired []*Desired) hcl.Diagnostics {
 			}
 		}
 		m := d.Planned.Model
-		if m == nil || m.SHA256 == "" || seen["model "+d.Spec.Model.Ref] {
+		if m == nil || m.SHA256 == "" || seen[[2]string{"model", d.Spec.Model.Ref}] {
 			continue
 		}
-		seen["model "+d.Spec.Model.Ref] = true
+		seen[[2]string{"model", d.Spec.Model.Ref}] = true
 		pin, ok := pl.Pins.Model(d.Spec.Model.Ref)
 		if !ok || pin.SHA256 == strings.TrimPrefix(m.SHA256, "sha256:") {
 			continue

@@ -429,7 +429,10 @@ func (pl *Planner) desiredPool(ctx context.Context, p *config.Pool, e *providerE
 			priorVersion = prior.EngineVersion + "\x00" + prior.BinaryPath + "\x00" + prior.BinarySHA256 + "\x00" + prior.ModelPath + "\x00" + prior.ModelSHA256
 		}
 		pin, _ := pl.Pins.Engine(p.Engine)
-		pp, pd := e.planned.do(shapeKey(p.Engine, ps, bs.spec.Provider, priorVersion+"\x00"+pin.SHA256), func() (*providers.PlannedPool, providers.Diagnostics) {
+		if pin.SHA256 != "" {
+			priorVersion += "\x00" + pin.SHA256 // answers differ with the pin
+		}
+		pp, pd := e.planned.do(shapeKey(p.Engine, ps, bs.spec.Provider, priorVersion), func() (*providers.PlannedPool, providers.Diagnostics) {
 			return e.prov.PlanPool(ctx, providers.PlanPoolRequest{Pool: ps, Config: val, Prior: prior, PinnedBinarySHA256: pin.SHA256})
 		})
 		diags = append(diags, poolDiagnostics(pd, p, e.schema.Pool, bs.secrets)...)
