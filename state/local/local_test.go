@@ -210,7 +210,7 @@ func TestWriteRecordsTheVersionAndFormat(t *testing.T) {
 		t.Errorf("caller's header = format %d, version %q", st.FormatVersion, st.LlorchVersion)
 	}
 	data, _ := afero.ReadFile(fs, filepath.Join(dir, "state.json"))
-	if !bytes.Contains(data, []byte(`"llorch_version": "0.1.0"`)) {
+	if !bytes.Contains(data, []byte(`"llorch_version":"0.1.0"`)) {
 		t.Errorf("state file does not record this version:\n%s", data)
 	}
 }
