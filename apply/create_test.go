@@ -354,7 +354,7 @@ func TestEnsureFailureNamesThePoolAndOthersFinish(t *testing.T) {
 					return &pe, nil
 				}
 			},
-			wantParts: []string{"pool.chat: ", "preparing engine: Model not found: The file /models/chat.gguf does not exist."},
+			wantParts: []string{"pool.chat: ", `preparing engine (provider "llamacpp"): Model not found: The file /models/chat.gguf does not exist.`},
 		},
 		{
 			name: "provider returns nothing",

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/hashicorp/hcl/v2"
+
 	"github.com/llorch/llorch/plan"
 	"github.com/llorch/llorch/providers"
 	"github.com/llorch/llorch/state"
@@ -58,7 +60,7 @@ func (r *runner) ensure(d *plan.Desired) (*providers.PreparedEngine, error) {
 		pe, pdiags = r.retryEnsure(d, req)
 	}
 	if err := pdiags.Err(); err != nil {
-		err = scrubbed(d, fmt.Errorf("preparing engine: %w", err))
+		err = &EnsureError{Provider: d.Pool.Engine, Range: d.Pool.DeclRange, Err: scrubbed(d, err)}
 		r.hooks.post(addr, StepEnsure, Result{}, err)
 		return nil, err
 	}
@@ -120,6 +122,20 @@ func PinsOf(st *state.State) providers.Pins {
 	return pins
 }
 
+// EnsureError is a provider's failure to prepare a pool's engine. It names
+// the provider, and Range is the pool's block, so that the error points at
+// the configuration that asked for the engine.
+type EnsureError struct {
+	Provider string
+	Range    hcl.Range
+	Err      error
+}
+
+func (e *EnsureError) Error() string {
+	return fmt.Sprintf("preparing engine (provider %q): %v", e.Provider, e.Err)
+}
+func (e *EnsureError) Unwrap() error { return e.Err }
+
 // interruptible is r.work, cancelled as well when the run is interrupted
 // (Ctrl-C).
 func (r *runner) interruptible() (context.Context, context.CancelFunc) {
@@ -151,6 +167,8 @@ func (r *runner) retryEnsure(d *plan.Desired, req providers.EnsureRequest) (*pro
 	// Resolve again: the resolver starts a fresh process when the last one
 	// exited (an earlier retry may have crashed it too), and the new one
 	// is configured before use.
+	r.hooks.progress(d.Addr)(providers.Event{Stage: "retry",
+		Message: fmt.Sprintf("provider %q exited while preparing; retrying once on a new plugin process", d.Pool.Engine)})
 	r.deps.Providers.Forget(d.Pool.Engine)
 	prov, _, diags := r.deps.Providers.Provider(r.work, r.opts.Config, d.Pool.Engine)
 	if diags.HasErrors() {

@@ -509,7 +509,12 @@ func (m *meta) reportApply(name string, p *plan.Plan, runErr error, stream *view
 		if errors.Is(err, apply.ErrInterrupted) {
 			summary = capitalizeFirst(name) + " interrupted"
 		}
-		diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: summary, Detail: err.Error()})
+		diag := &hcl.Diagnostic{Severity: hcl.DiagError, Summary: summary, Detail: err.Error()}
+		var ee *apply.EnsureError
+		if errors.As(err, &ee) {
+			diag.Subject = ee.Range.Ptr()
+		}
+		diags = append(diags, diag)
 	}
 	fmt.Fprintln(m.stdout)
 	m.diagnostics(diags)

@@ -11,6 +11,7 @@ import (
 
 	"github.com/llorch/llorch/providers"
 	"github.com/llorch/llorch/providers/sdk"
+	"github.com/llorch/llorch/providers/sdk/sdktest"
 )
 
 // fakeVLLM puts an executable named vllm on PATH that behaves like
@@ -374,5 +375,23 @@ func TestPlanPoolReportsTheEngineVersion(t *testing.T) {
 	if planned == nil || planned.EngineVersion != "" || len(diags) != 1 || diags[0].Severity != providers.Warning ||
 		!strings.HasSuffix(diags[0].Detail, "Apply will fail unless this is fixed first.") {
 		t.Errorf("without vllm: got %#v, %#v; want a warning and no version", planned, diags)
+	}
+}
+
+// Through the plugin protocol, as llorch calls it: the pin reaches the
+// provider and the digest comes back.
+func TestPlanPoolOverThePluginProtocol(t *testing.T) {
+	bin := fakeVLLM(t, versionScript)
+	sum, err := sdk.FileSHA256(bin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := sdktest.Connect(t, "vllm", New())
+	if diags := p.Configure(t.Context(), providers.ConfigureRequest{Config: cty.ObjectVal(map[string]cty.Value{"binary": cty.NullVal(cty.String)})}); diags.HasErrors() {
+		t.Fatal(diags)
+	}
+	planned, diags := p.PlanPool(t.Context(), providers.PlanPoolRequest{Pool: pool("hf:org/repo"), Config: config(nil), PinnedBinarySHA256: sum})
+	if diags.HasErrors() || planned.EngineVersion != "vllm-0.6.3.post1" || planned.BinarySHA256 != sum {
+		t.Errorf("got %#v, %v", planned, diags)
 	}
 }
