@@ -15,6 +15,7 @@ import (
 
 	"github.com/hashicorp/go-multierror"
 	"github.com/spf13/afero"
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 
 	"github.com/llorch/llorch/config"
 	"github.com/llorch/llorch/internal/atomicfile"
@@ -232,6 +233,32 @@ func saveIfLost(ctx context.Context, s state.Store, out *state.State, runErr err
 		return runErr
 	}
 	return multierror.Append(runErr, fmt.Errorf("saving state: %w", err))
+}
+
+// backendFailure is the heading and text of an error that etcd itself
+// caused (not reachable, credentials refused), whatever the command was
+// doing when it came: that is what the user must fix, so it heads the
+// message rather than "Error acquiring the state lock". A failed state
+// write keeps its own message, which says where the state went instead.
+func backendFailure(err error) (string, error, bool) {
+	if errors.As(err, new(*state.WriteError)) {
+		return "", nil, false
+	}
+	var ue *etcd.UnreachableError
+	if errors.As(err, &ue) {
+		if ue.Untrusted {
+			return "etcd's TLS certificate is not trusted", ue, true
+		}
+		return "etcd is not reachable", ue, true
+	}
+	var ae *etcd.AuthError
+	if errors.As(err, &ae) {
+		if errors.Is(ae, rpctypes.ErrPermissionDenied) {
+			return "etcd denied access", ae, true
+		}
+		return "etcd authentication failed", ae, true
+	}
+	return "", nil, false
 }
 
 // closeAll closes what the command opened (etcd connections).

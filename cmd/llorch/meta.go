@@ -297,19 +297,23 @@ func (m *meta) errorf(summary, detailFormat string, args ...any) {
 
 // fail prints a sourceless error diagnostic whose detail is err.
 func (m *meta) fail(summary string, err error) {
+	if s, cause, ok := backendFailure(err); ok {
+		summary, err = s, cause
+	}
 	m.errorf(summary, "%s", sentence(err))
 }
 
 // sentence turns a Go error, lower-case and without a final period by
 // convention, into diagnostic detail, which is written in sentences. A
-// first word that is a name (a path, an address, a flag) keeps its case.
+// first word that is a name (a path, an address, a flag, etcd, llorch)
+// keeps its case.
 func sentence(err error) string {
 	s := err.Error()
 	if s == "" {
 		return s
 	}
 	first, _, _ := strings.Cut(s, " ")
-	if strings.IndexFunc(first, func(r rune) bool { return !unicode.IsLetter(r) }) < 0 {
+	if strings.IndexFunc(first, func(r rune) bool { return !unicode.IsLetter(r) }) < 0 && first != "etcd" && first != "llorch" {
 		r, size := utf8.DecodeRuneInString(s)
 		s = string(unicode.ToUpper(r)) + s[size:]
 	}

@@ -35,18 +35,31 @@ func scriptEtcd(ts *testscript.TestScript) *etcdtest.Server {
 	return s
 }
 
-// etcd start|stop|kill|restart|lockpid PREFIX VAR: run a real etcd for
-// the script (data in $WORK/etcd, free ports, $ETCD_ENDPOINT set, stopped
-// when the script ends); stop it (SIGTERM), kill it (SIGKILL), start it
-// again on the same ports and data; or set $VAR to the pid recorded in the
-// lock under PREFIX.
+const etcdUsage = "usage: etcd start [-tls CERTDIR]|stop|kill|restart|certs DIR|auth ROOT_PASSWORD|lockpid PREFIX VAR"
+
+// etcd start [-tls CERTDIR]|stop|kill|restart|certs DIR|auth ROOT_PASSWORD|lockpid PREFIX VAR:
+// run a real etcd for the script (data in $WORK/etcd, free ports,
+// $ETCD_ENDPOINT set, stopped when the script ends), serving TLS with
+// CERTDIR's server certificate; stop it (SIGTERM), kill it (SIGKILL),
+// start it again on the same ports and data; write a CA and certificates
+// signed by it into DIR (etcdtest.WriteCerts); turn etcd's authentication
+// on, with one user, root; or set $VAR to the pid recorded in the lock
+// under PREFIX.
 func cmdEtcd(ts *testscript.TestScript, neg bool, args []string) {
 	if neg || len(args) == 0 {
-		ts.Fatalf("usage: etcd start|stop|kill|restart|lockpid PREFIX VAR")
+		ts.Fatalf(etcdUsage)
 	}
 	switch args[0] {
 	case "start":
-		s, err := etcdtest.Run(ts.MkAbs("."), etcdtest.Options{})
+		var opts etcdtest.Options
+		switch {
+		case len(args) == 3 && args[1] == "-tls":
+			dir := ts.MkAbs(args[2])
+			opts.CertFile, opts.KeyFile = filepath.Join(dir, "server.pem"), filepath.Join(dir, "server-key.pem")
+		case len(args) != 1:
+			ts.Fatalf(etcdUsage)
+		}
+		s, err := etcdtest.Run(ts.MkAbs("."), opts)
 		ts.Check(err)
 		etcdServers.Lock()
 		etcdServers.m[ts] = s
@@ -64,6 +77,17 @@ func cmdEtcd(ts *testscript.TestScript, neg bool, args []string) {
 		ts.Check(scriptEtcd(ts).Kill())
 	case "restart":
 		ts.Check(scriptEtcd(ts).Restart())
+	case "certs":
+		if len(args) != 2 {
+			ts.Fatalf(etcdUsage)
+		}
+		_, err := etcdtest.WriteCerts(ts.MkAbs(args[1]))
+		ts.Check(err)
+	case "auth":
+		if len(args) != 2 {
+			ts.Fatalf(etcdUsage)
+		}
+		ts.Check(etcdEnableAuth(scriptEtcd(ts).Endpoint, args[1]))
 	case "lockpid":
 		if len(args) != 3 {
 			ts.Fatalf("usage: etcd lockpid PREFIX VAR")
@@ -102,4 +126,27 @@ func etcdLockPID(ts *testscript.TestScript, prefix string) int {
 	}
 	ts.Fatalf("the lock at %s was not taken within 30s", filepath.Clean(key))
 	return 0
+}
+
+// etcdEnableAuth turns on etcd's authentication, as etcdctl user add root
+// and etcdctl auth enable do.
+func etcdEnableAuth(endpoint, rootPassword string) error {
+	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{endpoint}, DialTimeout: 5 * time.Second})
+	if err != nil {
+		return err
+	}
+	defer cli.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := cli.RoleAdd(ctx, "root"); err != nil {
+		return err
+	}
+	if _, err := cli.UserAdd(ctx, "root", rootPassword); err != nil {
+		return err
+	}
+	if _, err := cli.UserGrantRole(ctx, "root", "root"); err != nil {
+		return err
+	}
+	_, err = cli.AuthEnable(ctx)
+	return err
 }

@@ -27,22 +27,46 @@ type Certs struct {
 // directory of t.
 func NewCerts(t testing.TB) Certs {
 	t.Helper()
-	dir := t.TempDir()
-	caKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	c, err := WriteCerts(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// WriteCerts makes a CA and a server and a client certificate in dir (for
+// testscript, whose scripts name the files): ca.pem, server.pem,
+// server-key.pem, client.pem, client-key.pem.
+func WriteCerts(dir string) (Certs, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return Certs{}, err
+	}
+	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return Certs{}, err
+	}
 	caTmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "llorch test CA"},
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "llorch test CA " + filepath.Base(dir)},
 		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
 		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
 	}
 	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
 	if err != nil {
-		t.Fatal(err)
+		return Certs{}, err
 	}
-	ca, _ := x509.ParseCertificate(caDER)
+	ca, err := x509.ParseCertificate(caDER)
+	if err != nil {
+		return Certs{}, err
+	}
 	c := Certs{CAFile: filepath.Join(dir, "ca.pem")}
-	writePEM(t, c.CAFile, "CERTIFICATE", caDER)
-	leaf := func(name string, serial int64, usage x509.ExtKeyUsage) (string, string) {
-		key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err := writePEM(c.CAFile, "CERTIFICATE", caDER); err != nil {
+		return Certs{}, err
+	}
+	leaf := func(name string, serial int64, usage x509.ExtKeyUsage) (string, string, error) {
+		key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		if err != nil {
+			return "", "", err
+		}
 		tmpl := &x509.Certificate{
 			SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: name},
 			NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
@@ -51,22 +75,27 @@ func NewCerts(t testing.TB) Certs {
 		}
 		der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
 		if err != nil {
-			t.Fatal(err)
+			return "", "", err
 		}
-		keyDER, _ := x509.MarshalECPrivateKey(key)
+		keyDER, err := x509.MarshalECPrivateKey(key)
+		if err != nil {
+			return "", "", err
+		}
 		certFile, keyFile := filepath.Join(dir, name+".pem"), filepath.Join(dir, name+"-key.pem")
-		writePEM(t, certFile, "CERTIFICATE", der)
-		writePEM(t, keyFile, "EC PRIVATE KEY", keyDER)
-		return certFile, keyFile
+		if err := writePEM(certFile, "CERTIFICATE", der); err != nil {
+			return "", "", err
+		}
+		return certFile, keyFile, writePEM(keyFile, "EC PRIVATE KEY", keyDER)
 	}
-	c.ServerCert, c.ServerKey = leaf("server", 2, x509.ExtKeyUsageServerAuth)
-	c.ClientCert, c.ClientKey = leaf("client", 3, x509.ExtKeyUsageClientAuth)
-	return c
+	if c.ServerCert, c.ServerKey, err = leaf("server", 2, x509.ExtKeyUsageServerAuth); err != nil {
+		return Certs{}, err
+	}
+	if c.ClientCert, c.ClientKey, err = leaf("client", 3, x509.ExtKeyUsageClientAuth); err != nil {
+		return Certs{}, err
+	}
+	return c, nil
 }
 
-func writePEM(t testing.TB, path, typ string, der []byte) {
-	t.Helper()
-	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600); err != nil {
-		t.Fatal(err)
-	}
+func writePEM(path, typ string, der []byte) error {
+	return os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600)
 }

@@ -33,10 +33,15 @@ func TestTLS(t *testing.T) {
 	}{
 		{"a CA that did not sign the server's certificate", srv.Endpoint,
 			func(o *Options) { o.CAFile, o.CertFile, o.KeyFile = other.CAFile, certs.ClientCert, certs.ClientKey },
-			[]string{"TLS handshake failed", "x509: certificate signed by unknown authority"}},
+			[]string{"etcd's TLS certificate could not be verified (etcd " + srv.Endpoint,
+				srv.Endpoint + ": the server's certificate could not be verified with the CA in ca_file " + other.CAFile,
+				"x509: certificate signed by unknown authority", "set ca_file to the CA that signed etcd's certificate"}},
+		{"no CA: the system's", srv.Endpoint,
+			func(o *Options) { o.CertFile, o.KeyFile = certs.ClientCert, certs.ClientKey },
+			[]string{"could not be verified with the system's trusted CAs (tls { ca_file } is not set)"}},
 		{"no client certificate", srv.Endpoint,
 			func(o *Options) { o.CAFile = certs.CAFile },
-			[]string{"etcd did not answer within 500ms", srv.Endpoint + ":"}},
+			[]string{"etcd did not answer within 500ms", srv.Endpoint + ": it accepts TLS connections but did not answer", "does it require a client certificate, tls { cert_file key_file }?"}},
 		{"http:// for a TLS server", strings.Replace(srv.Endpoint, "https://", "http://", 1), nil,
 			[]string{"it accepts connections but did not answer", "is it serving TLS where http:// was given?"}},
 	}
@@ -88,7 +93,7 @@ func TestAuth(t *testing.T) {
 		name, user, password string
 		want                 string
 	}{
-		{"wrong password", "root", "nope", `etcd refused the user name and password from LLORCH_ETCD_USERNAME and LLORCH_ETCD_PASSWORD (user "root"`},
+		{"wrong password", "root", "nope", `etcd refused user "root" and its password (from LLORCH_ETCD_USERNAME and LLORCH_ETCD_PASSWORD; etcd http://`},
 		{"no credentials", "", "", "etcd requires a user name and password"},
 		{"no permission on the prefix", "ci", "s3cret", `etcd user "ci" may not read and write the prefix`},
 	}

@@ -3,13 +3,16 @@ package etcd
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
 	"net/url"
+	"os"
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -32,6 +35,10 @@ const (
 	DefaultDialTimeout    = 2 * time.Second // as etcdctl's --dial-timeout
 	DefaultRequestTimeout = 5 * time.Second // as etcdctl's --command-timeout
 	DefaultErroredPath    = "errored.state.json"
+
+	// refusedProbeDelay is how long a first request waits for an answer
+	// before llorch dials the endpoints itself to see whether any listens.
+	refusedProbeDelay = 100 * time.Millisecond
 
 	// defaultPartSize and defaultTxnBytes keep every request well under
 	// etcd's default --max-request-bytes (1.5 MiB).
@@ -157,10 +164,24 @@ func New(opts Options) (*Store, error) {
 		}
 	}
 	if opts.CAFile != "" || opts.CertFile != "" || opts.KeyFile != "" || s.schemeTLS {
+		for _, f := range []struct{ name, path string }{{"ca_file", opts.CAFile}, {"cert_file", opts.CertFile}, {"key_file", opts.KeyFile}} {
+			if f.path == "" {
+				continue
+			}
+			data, err := os.ReadFile(f.path)
+			if err != nil {
+				return nil, fmt.Errorf("the tls { %s } of the backend \"etcd\" block cannot be read: %w; a relative path is relative to the configuration's directory", f.name, err)
+			}
+			// etcd's client takes a CA file without certificates as an
+			// empty pool, and then trusts no server: say so here.
+			if f.name == "ca_file" && !x509.NewCertPool().AppendCertsFromPEM(data) {
+				return nil, fmt.Errorf("the tls { ca_file } of the backend \"etcd\" block, %s, holds no PEM certificate (\"-----BEGIN CERTIFICATE-----\"): give the CA certificate that signed etcd's", f.path)
+			}
+		}
 		info := transport.TLSInfo{CertFile: opts.CertFile, KeyFile: opts.KeyFile, TrustedCAFile: opts.CAFile}
 		cfg, err := info.ClientConfig()
 		if err != nil {
-			return nil, fmt.Errorf("setting up TLS for etcd: %w", err)
+			return nil, fmt.Errorf("the tls { ca_file cert_file key_file } of the backend \"etcd\" block cannot be used: %w", err)
 		}
 		s.tlsConfig = cfg
 	}
@@ -244,10 +265,10 @@ func (s *Store) call(ctx context.Context, fn func(ctx context.Context, cli *clie
 		timeout = s.opts.DialTimeout
 	}
 	if conn := cli.ActiveConnection(); conn != nil && conn.GetState() == connectivity.TransientFailure {
-		// The connection failed: if no endpoint even accepts one, say so
-		// now rather than after the timeout.
-		if causes, refused := s.probe(); refused {
-			err := &UnreachableError{Where: s.where, Causes: causes}
+		// The connection failed: if no endpoint can answer, say so now
+		// rather than after the timeout.
+		if ue := s.probe(ctx, 0); ue.hopeless {
+			err := ue
 			s.connMu.Lock()
 			s.down = err
 			s.connMu.Unlock()
@@ -256,7 +277,27 @@ func (s *Store) call(ctx context.Context, fn func(ctx context.Context, cli *clie
 	}
 	cctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
+	var refused atomic.Pointer[UnreachableError]
+	if !answered {
+		// The client waits out the dial timeout even when every endpoint
+		// refuses connections or has a certificate it cannot trust: when
+		// no answer came soon, look, and stop at once if none can answer.
+		// The probe ends with the call (cctx).
+		probe := time.AfterFunc(refusedProbeDelay, func() {
+			if ue := s.probe(cctx, 0); ue.hopeless {
+				refused.Store(ue)
+				cancel()
+			}
+		})
+		defer probe.Stop()
+	}
 	err = fn(cctx, cli)
+	if ue := refused.Load(); err != nil && ue != nil {
+		s.connMu.Lock()
+		s.down = ue
+		s.connMu.Unlock()
+		return ue
+	}
 	if err == nil {
 		s.connMu.Lock()
 		s.answered = true
@@ -276,20 +317,32 @@ func (s *Store) call(ctx context.Context, fn func(ctx context.Context, cli *clie
 	return err
 }
 
-// UnreachableError is etcd not answering in time.
+// UnreachableError is etcd not answering in time, or not at all: nothing
+// listens at the endpoints, or their TLS certificates cannot be trusted.
 type UnreachableError struct {
 	Where   string
-	Timeout time.Duration
-	Causes  []string // per endpoint: what dialling it said
+	Timeout time.Duration // 0: no endpoint could answer, so none was waited for
+	Causes  []string      // per endpoint: what dialling it said
+	// Untrusted is set when an endpoint's TLS certificate could not be
+	// verified: then the endpoints are right and the tls block is not.
+	Untrusted bool
+
+	hopeless bool // every endpoint refused connections or is untrusted
 }
 
 func (e *UnreachableError) Error() string {
 	msg := fmt.Sprintf("etcd did not answer within %s (%s)", e.Timeout, e.Where)
-	if e.Timeout == 0 {
+	switch {
+	case e.Untrusted:
+		msg = fmt.Sprintf("etcd's TLS certificate could not be verified (%s)", e.Where)
+	case e.Timeout == 0:
 		msg = fmt.Sprintf("etcd cannot be reached (%s)", e.Where)
 	}
 	if len(e.Causes) > 0 {
 		msg += ": " + strings.Join(e.Causes, "; ")
+	}
+	if e.Untrusted {
+		return msg
 	}
 	return msg + "; check that etcd runs there and is reachable from this machine, or fix endpoints in the backend \"etcd\" block"
 }
@@ -308,7 +361,7 @@ func (e *AuthError) Error() string {
 	if e.User == "" {
 		return fmt.Sprintf("etcd requires a user name and password (%s): %v; set LLORCH_ETCD_USERNAME and LLORCH_ETCD_PASSWORD", e.Where, e.Err)
 	}
-	return fmt.Sprintf("etcd refused the user name and password from LLORCH_ETCD_USERNAME and LLORCH_ETCD_PASSWORD (user %q, %s): %v", e.User, e.Where, e.Err)
+	return fmt.Sprintf("etcd refused user %q and its password (from LLORCH_ETCD_USERNAME and LLORCH_ETCD_PASSWORD; %s): %v; set them to a user that etcd knows and its password", e.User, e.Where, e.Err)
 }
 
 func (e *AuthError) Unwrap() error { return e.Err }
@@ -326,48 +379,59 @@ func (s *Store) explain(err error) error {
 			timeout = s.opts.DialTimeout
 		}
 		s.connMu.Unlock()
-		return &UnreachableError{Where: s.where, Timeout: timeout, Causes: s.diagnose()}
+		return s.probe(context.Background(), timeout)
 	}
 	return fmt.Errorf("%s: %w", s.where, err)
 }
 
-// diagnose dials every endpoint to say why etcd did not answer: the
-// client only reports that its deadline passed.
-func (s *Store) diagnose() []string {
-	causes, _ := s.probe()
-	return causes
-}
-
-// probe dials every endpoint and reports what each said, and whether
-// every one refused the connection outright.
-func (s *Store) probe() ([]string, bool) {
+// probe dials every endpoint and says what each said (the client only
+// reports that its deadline passed), after waiting timeout for an answer;
+// a timeout of 0 when no endpoint could answer.
+func (s *Store) probe(ctx context.Context, timeout time.Duration) *UnreachableError {
 	causes := make([]string, len(s.opts.Endpoints))
-	refused := make([]bool, len(s.opts.Endpoints))
+	verdicts := make([]dialVerdict, len(s.opts.Endpoints))
 	var wg sync.WaitGroup
 	for i, ep := range s.opts.Endpoints {
 		wg.Go(func() {
-			msg, r := s.dialOne(ep)
-			causes[i], refused[i] = ep+": "+msg, r
+			msg, v := s.dialOne(ctx, ep)
+			causes[i], verdicts[i] = ep+": "+msg, v
 		})
 	}
 	wg.Wait()
-	return causes, !slices.Contains(refused, false)
+	e := &UnreachableError{Where: s.where, Timeout: timeout, Causes: causes,
+		Untrusted: slices.Contains(verdicts, dialUntrusted), hopeless: !slices.Contains(verdicts, dialUnknown)}
+	if e.hopeless {
+		e.Timeout = 0 // not a slow etcd: none can answer
+	}
+	return e
 }
 
-// dialOne says what dialling ep gives, and whether it was refused.
-func (s *Store) dialOne(ep string) (string, bool) {
+// dialVerdict is what dialling an endpoint showed.
+type dialVerdict int
+
+const (
+	dialUnknown   dialVerdict = iota // it may yet answer
+	dialRefused                      // nothing listens
+	dialUntrusted                    // its TLS certificate cannot be verified
+)
+
+// dialOne says what dialling ep gives.
+func (s *Store) dialOne(ctx context.Context, ep string) (string, dialVerdict) {
 	host := ep
 	if u, err := url.Parse(ep); err == nil && u.Host != "" {
 		host = u.Host
 	}
 	d := net.Dialer{Timeout: min(s.opts.DialTimeout, time.Second)}
-	conn, err := d.Dial("tcp", host)
+	conn, err := d.DialContext(ctx, "tcp", host)
 	if err != nil {
-		return err.Error(), errors.Is(err, syscall.ECONNREFUSED)
+		if errors.Is(err, syscall.ECONNREFUSED) {
+			return err.Error(), dialRefused
+		}
+		return err.Error(), dialUnknown
 	}
 	defer conn.Close()
 	if s.tlsConfig == nil {
-		return "it accepts connections but did not answer (is it etcd, and is it healthy? is it serving TLS where http:// was given?)", false
+		return "it accepts connections but did not answer (is it etcd, and is it healthy? is it serving TLS where http:// was given?)", dialUnknown
 	}
 	cfg := s.tlsConfig.Clone()
 	if cfg.ServerName == "" {
@@ -375,8 +439,28 @@ func (s *Store) dialOne(ep string) (string, bool) {
 	}
 	tc := tls.Client(conn, cfg)
 	_ = tc.SetDeadline(time.Now().Add(min(s.opts.DialTimeout, time.Second)))
-	if err := tc.Handshake(); err != nil {
-		return "TLS handshake failed: " + err.Error(), false
+	if err := tc.HandshakeContext(ctx); err != nil {
+		return s.handshakeFailure(err)
 	}
-	return "it accepts TLS connections but did not answer (is it healthy?)", false
+	if s.opts.CertFile == "" {
+		return "it accepts TLS connections but did not answer (is it healthy? does it require a client certificate, tls { cert_file key_file }?)", dialUnknown
+	}
+	return "it accepts TLS connections but did not answer (is it healthy? does it trust the CA of cert_file " + s.opts.CertFile + "?)", dialUnknown
+}
+
+// handshakeFailure says why a TLS handshake failed and what to change.
+func (s *Store) handshakeFailure(err error) (string, dialVerdict) {
+	var ve *tls.CertificateVerificationError
+	if !errors.As(err, &ve) {
+		return "TLS handshake failed: " + err.Error(), dialUnknown
+	}
+	by, fix := "the CA in ca_file "+s.opts.CAFile, "set ca_file to the CA that signed etcd's certificate"
+	if s.opts.CAFile == "" {
+		by, fix = "the system's trusted CAs (tls { ca_file } is not set)", "set tls { ca_file } to the CA that signed etcd's certificate"
+	}
+	var he x509.HostnameError
+	if errors.As(err, &he) {
+		fix = "use an endpoint address the certificate names, or a certificate that names this one"
+	}
+	return fmt.Sprintf("the server's certificate could not be verified with %s (%v); %s", by, ve.Err, fix), dialUntrusted
 }

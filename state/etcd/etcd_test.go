@@ -473,7 +473,7 @@ func TestUnreachable(t *testing.T) {
 	if !errors.As(err, &ue) {
 		t.Fatalf("Read: %v, want an *UnreachableError", err)
 	}
-	for _, want := range []string{"etcd did not answer within 500ms", "http://" + l + ": dial tcp " + l + ": connect: connection refused", "fix endpoints in the backend \"etcd\" block"} {
+	for _, want := range []string{"etcd cannot be reached (etcd http://" + l, "http://" + l + ": dial tcp " + l + ": connect: connection refused", "fix endpoints in the backend \"etcd\" block"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error = %v\nwant it to contain %q", err, want)
 		}
@@ -554,8 +554,16 @@ func TestNewRefusesWhatCannotWork(t *testing.T) {
 		t.Errorf("New without endpoints: %v", err)
 	}
 	_, err := New(Options{Endpoints: []string{"https://127.0.0.1:1"}, CAFile: filepath.Join(t.TempDir(), "missing.pem")})
-	if err == nil || !strings.Contains(err.Error(), "setting up TLS for etcd") || !strings.Contains(err.Error(), "missing.pem") {
+	if err == nil || !strings.Contains(err.Error(), "the tls { ca_file } of the backend \"etcd\" block cannot be read: open ") || !strings.Contains(err.Error(), "missing.pem") {
 		t.Errorf("New with a missing CA file: %v", err)
+	}
+	notPEM := filepath.Join(t.TempDir(), "ca.pem")
+	if err := os.WriteFile(notPEM, []byte("not a certificate\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err = New(Options{Endpoints: []string{"https://127.0.0.1:1"}, CAFile: notPEM})
+	if err == nil || !strings.Contains(err.Error(), notPEM+", holds no PEM certificate") {
+		t.Errorf("New with a CA file holding no certificate: %v", err)
 	}
 }
 
