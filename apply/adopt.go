@@ -58,7 +58,7 @@ func (r *runner) adoptSuccessor(poolAddr string, old *state.Replica) error {
 		if err := r.stopRecorded(addr+" (unrecorded successor)", succ, false, keepHandoff); err != nil {
 			return fmt.Errorf("stopping the successor an interrupted apply left in %s: %w", succ.RunDir, err)
 		}
-		return r.mutate(func(st *state.State) {
+		return r.mutate(poolAddr, func(st *state.State) {
 			if rep := st.Pools[poolAddr].Replica(old.ID); rep != nil {
 				rep.ClearSuccessor()
 			}
@@ -75,7 +75,7 @@ func (r *runner) adoptSuccessor(poolAddr string, old *state.Replica) error {
 		succ.Port = live.Port
 	}
 	succ.Restarts = live.Restarts
-	err := r.mutate(func(st *state.State) { putReplica(st.Pools[poolAddr], succ) })
+	err := r.mutate(poolAddr, func(st *state.State) { putReplica(st.Pools[poolAddr], succ) })
 	r.hooks.post(addr, StepAdopt, Result{PID: succ.PID, Port: succ.Port}, err)
 	return err
 }

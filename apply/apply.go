@@ -89,7 +89,9 @@ var ErrInterrupted = errors.New("interrupted: changes not yet started were skipp
 
 // Run executes p. Deletions run first (so a renamed pool can take over its
 // predecessor's port), then everything else, up to Parallelism steps at a
-// time. State is saved after every replica, not at the end. A failing
+// time. State is saved after every replica, not only at the end: as a
+// journal record where the store keeps one (the whole state is written
+// once, at the end), else as a whole-state write. A failing
 // change does not stop the others: each failure is recorded in state
 // (last_error) and returned. When ctx is cancelled nothing new starts;
 // steps in flight finish (or roll back) and their results are saved.
@@ -114,6 +116,7 @@ func Run(ctx context.Context, p *plan.Plan, deps Deps, opts Options) (*state.Sta
 		stop:  ctx.Done(),
 		work:  context.WithoutCancel(ctx),
 	}
+	r.journal, _ = deps.Store.(state.Journal)
 
 	if err := checkCapacity(p, deps.TaskRoom); err != nil {
 		return st, fmt.Errorf("not enough room for new processes: %w", err)
@@ -134,6 +137,9 @@ func Run(ctx context.Context, p *plan.Plan, deps Deps, opts Options) (*state.Sta
 	}
 	r.runAll(first)
 	r.runAll(second)
+	if err := r.fold(); err != nil {
+		r.fail("run", err)
+	}
 
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -181,9 +187,13 @@ type runner struct {
 	errs    *multierror.Error
 	skipped int
 
-	wmu     sync.Mutex // one state write at a time; guards saved, saveErr
-	saved   uint64     // mutations covered by the last write
-	saveErr error
+	journal state.Journal      // deps.Store, when it keeps a journal
+	pending []state.PoolChange // mutations not yet in the journal; guarded by mu
+
+	wmu       sync.Mutex // one state save at a time; guards saved, saveErr, journaled
+	saved     uint64     // mutations covered by the last save
+	saveErr   error
+	journaled bool // some steps are in the journal only: fold at the end
 }
 
 func (r *runner) runAll(changes []*plan.Change) {
@@ -243,14 +253,20 @@ func (r *runner) fail(addr string, err error) {
 	r.errs = multierror.Append(r.errs, err)
 }
 
-// mutate applies fn to the working state and returns once a save that
-// includes the change is on disk, so a replica is reported done only when
-// its record is durable. Concurrent finishes share one write (group
-// commit): writers queue on wmu while a write holds mu, apply their
-// changes when it ends, and the first of them writes for all.
-func (r *runner) mutate(fn func(st *state.State)) error {
+// mutate applies fn, which changes the pool at addr, to the working state
+// and returns once a save that includes the change is on disk, so a
+// replica is reported done only when its record is durable. With a store
+// that keeps a journal (state.Journal) the save is one small record of
+// the pools changed, and the whole state is written once, at the end of
+// the run (fold); with any other store it is a write of the whole state.
+// Concurrent finishes share one save (group commit): savers queue on wmu
+// while a save is in flight, and the first of them saves for all.
+func (r *runner) mutate(addr string, fn func(st *state.State)) error {
 	r.mu.Lock()
 	fn(r.st)
+	if r.journal != nil {
+		r.pending = append(r.pending, state.PoolChange{Addr: addr, Pool: r.st.Pools[addr].DeepCopy()})
+	}
 	r.changed++
 	mine := r.changed
 	r.mu.Unlock()
@@ -262,13 +278,70 @@ func (r *runner) mutate(fn func(st *state.State)) error {
 	}
 	r.mu.Lock()
 	upTo := r.changed
-	err := r.deps.Store.Write(r.work, r.st)
-	r.mu.Unlock()
+	var err error
+	if r.journal == nil {
+		err = r.deps.Store.Write(r.work, r.st)
+		r.mu.Unlock()
+	} else {
+		changes, lineage, serial := lastPerPool(r.pending), r.st.Lineage, r.st.Serial
+		r.pending = nil
+		r.mu.Unlock()
+		// Outside mu: steps go on changing the working state while the
+		// record is synced, and their changes go in the next one.
+		serial, err = r.journal.Append(r.work, lineage, serial, changes)
+		if err == nil {
+			r.mu.Lock()
+			r.st.Serial = serial
+			r.journaled = true
+			r.mu.Unlock()
+		}
+	}
 	r.saved, r.saveErr = upTo, nil
 	if err != nil {
 		r.saveErr = &StateSaveError{Err: err}
 	}
 	return r.saveErr
+}
+
+// lastPerPool keeps the last change of each pool, in the order of first
+// change: each is the whole pool, so an earlier one adds nothing.
+func lastPerPool(changes []state.PoolChange) []state.PoolChange {
+	at := make(map[string]int, len(changes))
+	out := changes[:0]
+	for _, c := range changes {
+		if i, ok := at[c.Addr]; ok {
+			out[i] = c
+			continue
+		}
+		at[c.Addr] = len(out)
+		out = append(out, c)
+	}
+	return out
+}
+
+// fold writes the whole working state once the run's steps are done, when
+// they were saved as journal records: the state file then holds them, and
+// the journal is dropped. Should it fail, the journal still holds every
+// step, and the next read folds it.
+func (r *runner) fold() error {
+	r.wmu.Lock()
+	defer r.wmu.Unlock()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if !r.journaled {
+		// Nothing appended by this run; an earlier one killed before its
+		// fold may have left records, which this run read.
+		if r.journal == nil {
+			return nil
+		}
+		if unfolded, err := r.journal.Unfolded(r.work); err != nil || !unfolded {
+			return nil // Read would have failed on a journal it cannot read
+		}
+	}
+	if err := r.deps.Store.Write(r.work, r.st); err != nil {
+		return &StateSaveError{Err: err}
+	}
+	return nil
 }
 
 func (r *runner) change(c *plan.Change) error {

@@ -21,7 +21,7 @@ func (r *runner) create(c *plan.Change) error {
 	if err != nil {
 		return err
 	}
-	if err := r.mutate(func(st *state.State) {
+	if err := r.mutate(d.Addr, func(st *state.State) {
 		st.Pools[d.Addr] = &state.Pool{
 			Engine: d.Pool.Engine, SpecHash: d.SpecHash, Spec: d.Spec,
 			Prepared: recordPrepared(r.deps.Fs, d, pe), Replicas: []*state.Replica{},
@@ -75,7 +75,7 @@ func (r *runner) update(c *plan.Change) error {
 		}
 	}
 	if pushed {
-		if err := r.mutate(func(st *state.State) {
+		if err := r.mutate(d.Addr, func(st *state.State) {
 			sp := st.Pools[d.Addr]
 			sp.Spec, sp.SpecHash = d.Spec, d.SpecHash
 		}); err != nil {
@@ -192,7 +192,7 @@ func (r *runner) replaceCreateFirst(d *plan.Desired, ids []string, pe *providers
 
 // recordPool records the pool's new spec and prepared engine.
 func (r *runner) recordPool(d *plan.Desired, pe *providers.PreparedEngine) error {
-	return r.mutate(func(st *state.State) {
+	return r.mutate(d.Addr, func(st *state.State) {
 		sp := st.Pools[d.Addr]
 		sp.Engine, sp.Spec, sp.SpecHash, sp.Prepared = d.Pool.Engine, d.Spec, d.SpecHash, recordPrepared(r.deps.Fs, d, pe)
 	})
@@ -227,10 +227,10 @@ func (r *runner) replaceOne(d *plan.Desired, pe *providers.PreparedEngine, id st
 	}
 	if err != nil {
 		if old == nil {
-			_ = r.mutate(func(st *state.State) { putReplica(st.Pools[d.Addr], res.replica) })
+			_ = r.mutate(d.Addr, func(st *state.State) { putReplica(st.Pools[d.Addr], res.replica) })
 			return err
 		}
-		_ = r.mutate(func(st *state.State) {
+		_ = r.mutate(d.Addr, func(st *state.State) {
 			if rep := st.Pools[d.Addr].Replica(id); rep != nil {
 				rep.LastError = "replacement failed, old engine kept serving: " + err.Error()
 				rep.ClearSuccessor() // the launcher leaves nothing running
@@ -260,7 +260,7 @@ func (r *runner) retire(d *plan.Desired, id string, old, successor *state.Replic
 			successor.LastError = stopErr.Error()
 		}
 	}
-	if err := r.mutate(func(st *state.State) { putReplica(st.Pools[d.Addr], successor) }); err != nil {
+	if err := r.mutate(d.Addr, func(st *state.State) { putReplica(st.Pools[d.Addr], successor) }); err != nil {
 		return err
 	}
 	return stopErr
@@ -279,7 +279,7 @@ func (r *runner) moveHome(d *plan.Desired, pe *providers.PreparedEngine, id stri
 	}
 	if err != nil {
 		nh := &notHomeError{port: temp.Port, home: home, err: err}
-		_ = r.mutate(func(st *state.State) {
+		_ = r.mutate(d.Addr, func(st *state.State) {
 			if rep := st.Pools[d.Addr].Replica(id); rep != nil {
 				rep.LastError = nh.Error()
 				rep.ClearSuccessor()
@@ -350,7 +350,7 @@ func (r *runner) drainThenStart(d *plan.Desired, pe *providers.PreparedEngine, i
 	// as starting before it is spawned, so an apply killed now leaves
 	// nothing the next run does not know.
 	res, err := r.launchWith(d, pe, id, configuredPort(d, id), gen, StepStart, func(spec supervisor.Spec) error {
-		return r.mutate(func(st *state.State) {
+		return r.mutate(d.Addr, func(st *state.State) {
 			putReplica(st.Pools[d.Addr], &state.Replica{
 				ID: id, Status: state.StatusStarting, Port: spec.Port, RunDir: spec.RunDir, Handoff: spec.HandoffPath,
 				Generation: gen, StartedAt: r.deps.Clock.Now().UTC(),
@@ -363,7 +363,7 @@ func (r *runner) drainThenStart(d *plan.Desired, pe *providers.PreparedEngine, i
 	if err != nil && previous != nil && !errors.Is(err, ErrInterrupted) {
 		return r.startPrevious(d.Addr, id, *previous, old, err)
 	}
-	if serr := r.mutate(func(st *state.State) { putReplica(st.Pools[d.Addr], res.replica) }); err == nil {
+	if serr := r.mutate(d.Addr, func(st *state.State) { putReplica(st.Pools[d.Addr], res.replica) }); err == nil {
 		err = serr
 	}
 	return err
@@ -376,7 +376,7 @@ func (r *runner) startPrevious(poolAddr, id string, spec supervisor.Spec, old *s
 	rec := &state.Replica{ID: id, Status: state.StatusFailed, Generation: old.Generation}
 	if !r.acquire() {
 		rec.LastError = "replacement failed, and apply was interrupted before the previous engine could start again: " + cause.Error()
-		_ = r.mutate(func(st *state.State) { putReplica(st.Pools[poolAddr], rec) })
+		_ = r.mutate(poolAddr, func(st *state.State) { putReplica(st.Pools[poolAddr], rec) })
 		return fmt.Errorf("replacement failed: %w; the previous engine was not started again: %w", cause, ErrInterrupted)
 	}
 	defer r.release()
@@ -387,12 +387,12 @@ func (r *runner) startPrevious(poolAddr, id string, spec supervisor.Spec, old *s
 	}
 	if err != nil {
 		res.replica.LastError = fmt.Sprintf("replacement failed: %v; starting the previous engine again failed too: %v", cause, err)
-		_ = r.mutate(func(st *state.State) { putReplica(st.Pools[poolAddr], res.replica) })
+		_ = r.mutate(poolAddr, func(st *state.State) { putReplica(st.Pools[poolAddr], res.replica) })
 		return fmt.Errorf("replacement failed: %w; starting the previous engine again failed too: %v", cause, err)
 	}
 	res.replica.LastError = "replacement failed, the previous engine was started again and serves: " + cause.Error()
 	res.replica.Restarts = old.Restarts
-	if err := r.mutate(func(st *state.State) { putReplica(st.Pools[poolAddr], res.replica) }); err != nil {
+	if err := r.mutate(poolAddr, func(st *state.State) { putReplica(st.Pools[poolAddr], res.replica) }); err != nil {
 		return err
 	}
 	return fmt.Errorf("replacement failed, the previous engine was started again and serves: %w", cause)
@@ -413,7 +413,7 @@ func (r *runner) restart(c *plan.Change) error {
 	old := r.replica(poolAddr, id)
 	pe, err := r.ensure(d)
 	if err != nil {
-		_ = r.mutate(func(st *state.State) {
+		_ = r.mutate(poolAddr, func(st *state.State) {
 			if rep := st.Pools[poolAddr].Replica(id); rep != nil {
 				rep.Status = state.StatusFailed
 				rep.LastError = "restart failed: " + err.Error()
@@ -444,7 +444,7 @@ func (r *runner) restart(c *plan.Change) error {
 	if old != nil {
 		res.replica.Restarts = max(old.Restarts, r.observed[c.Addr].Restarts) + 1
 	}
-	if serr := r.mutate(func(st *state.State) { putReplica(st.Pools[poolAddr], res.replica) }); err == nil {
+	if serr := r.mutate(poolAddr, func(st *state.State) { putReplica(st.Pools[poolAddr], res.replica) }); err == nil {
 		err = serr
 	}
 	return err
@@ -472,7 +472,7 @@ func (r *runner) deletePool(c *plan.Change) error {
 		return flatten(errs)
 	}
 	cerr := r.cleanup(c)
-	if err := r.mutate(func(st *state.State) { delete(st.Pools, c.Addr) }); err != nil {
+	if err := r.mutate(c.Addr, func(st *state.State) { delete(st.Pools, c.Addr) }); err != nil {
 		return err
 	}
 	return cerr
@@ -505,7 +505,7 @@ func (r *runner) deleteReplica(c *plan.Change) error {
 // noteReplaceFailure records on the replicas a replacement was for why it
 // did not start; they keep serving.
 func (r *runner) noteReplaceFailure(poolAddr string, ids []string, err error) {
-	_ = r.mutate(func(st *state.State) {
+	_ = r.mutate(poolAddr, func(st *state.State) {
 		sp := st.Pools[poolAddr]
 		if sp == nil {
 			return

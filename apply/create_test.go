@@ -274,8 +274,8 @@ func TestCreateSavesStateAfterEveryReplica(t *testing.T) {
 		if got := replicaIDs(e.stored().Pools["pool.chat"]); !slices.Equal(got, []string{"r0", "r1"}) {
 			t.Errorf("finally recorded %v", got)
 		}
-		if n := len(e.store.Writes()); n < 3 {
-			t.Errorf("%d state writes, want at least 3 (pool, r0, r1)", n)
+		if w, a := e.store.saves(); w+a < 3 {
+			t.Errorf("%d state writes and %d journal appends, want at least 3 saves (pool, r0, r1)", w, a)
 		}
 	})
 }

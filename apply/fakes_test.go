@@ -402,8 +402,12 @@ type recordingStore struct {
 	mu        sync.Mutex
 	writes    []*state.State
 	n         int  // writes done since reset
+	appends   int  // journal appends done since reset
 	countOnly bool // count the writes without keeping copies (benchmarks)
 	FailWith  error
+	// FailWrites fails only whole-state writes: a run whose fold never
+	// happens, as when it is killed after its last step.
+	FailWrites error
 	// OnWrite is called (outside the lock) with each written state.
 	OnWrite func(*state.State)
 }
@@ -411,6 +415,9 @@ type recordingStore struct {
 func (s *recordingStore) Write(ctx context.Context, st *state.State) error {
 	s.mu.Lock()
 	fail := s.FailWith
+	if fail == nil {
+		fail = s.FailWrites
+	}
 	s.mu.Unlock()
 	if fail != nil {
 		return fail
@@ -436,13 +443,31 @@ func (s *recordingStore) Write(ctx context.Context, st *state.State) error {
 	return nil
 }
 
-func (s *recordingStore) reset() { s.mu.Lock(); s.n = 0; s.mu.Unlock() }
+// Append is the journal's save of a step; FailWith fails it too.
+func (s *recordingStore) Append(ctx context.Context, lineage string, serial uint64, changes []state.PoolChange) (uint64, error) {
+	s.mu.Lock()
+	fail := s.FailWith
+	s.mu.Unlock()
+	if fail != nil {
+		return 0, fail
+	}
+	next, err := s.Store.Append(ctx, lineage, serial, changes)
+	if err == nil {
+		s.mu.Lock()
+		s.appends++
+		s.mu.Unlock()
+	}
+	return next, err
+}
 
-func (s *recordingStore) count() int {
+// saves is how many writes and appends were made since reset.
+func (s *recordingStore) saves() (writes, appends int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.n
+	return s.n, s.appends
 }
+
+func (s *recordingStore) reset() { s.mu.Lock(); s.n, s.appends = 0, 0; s.mu.Unlock() }
 
 func (s *recordingStore) Writes() []*state.State {
 	s.mu.Lock()

@@ -48,7 +48,7 @@ func (r *runner) launch(d *plan.Desired, pe *providers.PreparedEngine, id string
 // run does not know (see adoptSuccessors).
 func (r *runner) launchSuccessor(d *plan.Desired, pe *providers.PreparedEngine, id string, port, generation int) (started, error) {
 	return r.launchWith(d, pe, id, port, generation, StepStart, func(spec supervisor.Spec) error {
-		return r.mutate(func(st *state.State) {
+		return r.mutate(d.Addr, func(st *state.State) {
 			if rep := st.Pools[d.Addr].Replica(id); rep != nil {
 				rep.SuccessorRunDir, rep.SuccessorPort, rep.SuccessorGeneration = spec.RunDir, spec.Port, generation
 			}
@@ -136,7 +136,7 @@ func (r *runner) startReplicas(d *plan.Desired, pe *providers.PreparedEngine, id
 			if res.client != nil {
 				_ = res.client.Close()
 			}
-			serr := r.mutate(func(st *state.State) { putReplica(st.Pools[d.Addr], res.replica) })
+			serr := r.mutate(d.Addr, func(st *state.State) { putReplica(st.Pools[d.Addr], res.replica) })
 			if err == nil {
 				err = serr
 			}
@@ -172,7 +172,7 @@ func (r *runner) stopReplica(poolAddr, id string, drain bool) error {
 	}
 	if err := r.stopRecorded(plan.ReplicaAddr(poolAddr, id), rep, drain, removeHandoff); err != nil {
 		if !errors.Is(err, ErrInterrupted) {
-			_ = r.mutate(func(st *state.State) {
+			_ = r.mutate(poolAddr, func(st *state.State) {
 				if cur := st.Pools[poolAddr].Replica(id); cur != nil {
 					cur.LastError = err.Error()
 				}
@@ -180,7 +180,7 @@ func (r *runner) stopReplica(poolAddr, id string, drain bool) error {
 		}
 		return err
 	}
-	return r.mutate(func(st *state.State) {
+	return r.mutate(poolAddr, func(st *state.State) {
 		if sp := st.Pools[poolAddr]; sp != nil {
 			removeReplica(sp, id)
 		}

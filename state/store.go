@@ -17,9 +17,9 @@ import (
 // may replace what (lineage, serial) are NextSerial and PushSerial, which
 // every backend applies; state/statetest holds backends to them.
 //
-// A later, finer-grained kind of write (appending one step's result to a
-// journal folded into the state) can come as an optional interface beside
-// this one: Write stays the whole-state write every backend has.
+// A finer-grained kind of write, appending one step's result to a journal
+// folded into the state, is the optional Journal beside it (state/local
+// has it): Write stays the whole-state write every backend has.
 type Store interface {
 	// Read returns a private deep copy of the latest snapshot. With no state
 	// yet it returns an empty State with a new lineage. A corrupt or

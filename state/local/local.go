@@ -45,8 +45,10 @@ type Store struct {
 	dir  string
 	opts Options
 
-	writeMu sync.Mutex // one Write at a time in this process; guards last
+	writeMu sync.Mutex // one Write or Append at a time in this process; guards last, head, jhead
 	last    lastWrite
+	head    *stateHead   // the state file under the journal, as Append last saw it
+	jhead   *journalHead // the journal, as Append left it
 
 	lockMu sync.Mutex // guards held
 	held   *heldLock  // the lock this Store holds, if any
@@ -93,25 +95,36 @@ func (s *Store) ErroredPath() string { return s.opts.ErroredPath }
 // serial 0; nothing is written until Write. A corrupt or newer-format file
 // is a *state.CorruptError or *state.VersionError naming the backup.
 func (s *Store) Read(ctx context.Context) (*state.State, error) {
+	st, fromFile, err := s.readFile()
+	if err != nil {
+		return nil, err
+	}
+	return s.fold(st, fromFile)
+}
+
+// readFile is the state file decoded, or a new state when there is none
+// (fromFile false).
+func (s *Store) readFile() (st *state.State, fromFile bool, err error) {
 	pre := s.takePrefetched()
 	if pre != nil && pre.id != (fileID{}) {
 		if fi, err := s.fs.Stat(s.Path()); err == nil && idOf(fi) == pre.id {
-			return pre.st, nil
+			return pre.st, true, nil
 		}
 	}
 	data, err := afero.ReadFile(s.fs, s.Path())
 	if errors.Is(err, fs.ErrNotExist) {
 		st := state.New(uuid.NewString())
 		st.LlorchVersion = s.opts.Version
-		return st, nil
+		return st, false, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("reading state file %s: %w", s.Path(), err)
+		return nil, false, fmt.Errorf("reading state file %s: %w", s.Path(), err)
 	}
 	if pre != nil && pre.data != nil && bytes.Equal(pre.data, data) {
-		return pre.st, nil
+		return pre.st, true, nil
 	}
-	return state.Decode(data, s.Path(), s.existingBackup())
+	st, err = state.Decode(data, s.Path(), s.existingBackup())
+	return st, err == nil, err
 }
 
 // Prefetch reads and decodes the state file ahead of a Read, typically
@@ -207,6 +220,10 @@ func (s *Store) Write(_ context.Context, st *state.State) error {
 			}
 			stored = h
 		}
+		stored, err := s.withJournal(stored)
+		if err != nil {
+			return 0, false, err
+		}
 		serial, err := state.NextSerial(s.Path(), stored, st)
 		return serial, true, err
 	}, true)
@@ -221,6 +238,9 @@ func (s *Store) Push(_ context.Context, st *state.State, force bool) error {
 		var stored *state.State
 		if old != nil {
 			prev, err := state.Decode(old, s.Path(), s.existingBackup())
+			if err == nil {
+				prev, err = s.fold(prev, true)
+			}
 			switch {
 			case err != nil && !force:
 				return 0, false, err
@@ -294,6 +314,7 @@ func (s *Store) store(st *state.State, decide decideFunc, dumpRefusals bool) err
 	}
 	if wrote {
 		st.FormatVersion, st.LlorchVersion = cp.FormatVersion, cp.LlorchVersion
+		s.removeJournal() // the state written holds its records (a push replaces them)
 	}
 	st.Serial = cp.Serial
 	return nil
