@@ -139,6 +139,7 @@ func supervisorSpec(d *plan.Desired, pe providers.PreparedEngine, dirs Dirs, gen
 			StartTimeout: p.Health.StartTimeout,
 			LiveInterval: p.Health.LiveInterval,
 			Failures:     p.Health.Failures,
+			Smoke:        smokePolicy(p.Health.Smoke),
 		},
 		Restart: supervisor.RestartPolicy{
 			Policy:         p.Restart.Policy,
@@ -217,4 +218,11 @@ func killTimeout(sp *state.Pool) time.Duration {
 		}
 	}
 	return config.DefaultDrain.KillTimeout
+}
+
+func smokePolicy(s *config.Smoke) *supervisor.SmokePolicy {
+	if s == nil {
+		return nil
+	}
+	return &supervisor.SmokePolicy{Prompt: s.Prompt, NPredict: s.NPredict, Expect: s.Expect, Timeout: s.Timeout}
 }

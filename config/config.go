@@ -127,7 +127,20 @@ type Health struct {
 	StartTimeout time.Duration // 120s
 	LiveInterval time.Duration // 5s
 	Failures     int           // 3
+	Smoke        *Smoke        // nil: no smoke completion
 }
+
+// Smoke is health's smoke {} block: a replica is ready only once a real
+// completion of Prompt (NPredict tokens, within Timeout) matches Expect.
+type Smoke struct {
+	Prompt   string
+	NPredict int           // 4
+	Expect   string        // a regular expression; "" accepts any completion
+	Timeout  time.Duration // 20s
+}
+
+// DefaultSmoke holds the smoke block's defaults.
+var DefaultSmoke = Smoke{NPredict: 4, Timeout: 20 * time.Second}
 
 // Restart policies.
 const (

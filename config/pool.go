@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/netip"
 	"path/filepath"
+	"regexp"
 	"runtime"
 	"slices"
 	"sort"
@@ -35,7 +36,7 @@ var nestedSchemas = map[string]*hcl.BodySchema{
 	"model": {Attributes: []hcl.AttributeSchema{{Name: "ref"}, {Name: "sha256"}}},
 	"health": {Attributes: []hcl.AttributeSchema{
 		{Name: "path"}, {Name: "interval"}, {Name: "start_timeout"}, {Name: "live_interval"}, {Name: "failures"},
-	}},
+	}, Blocks: []hcl.BlockHeaderSchema{{Type: "smoke"}}},
 	"restart": {Attributes: []hcl.AttributeSchema{
 		{Name: "policy"}, {Name: "initial_backoff"}, {Name: "max_backoff"}, {Name: "multiplier"},
 		{Name: "jitter"}, {Name: "reset_after"}, {Name: "max_failures"}, {Name: "cooldown"},
@@ -190,8 +191,9 @@ type poolBlock struct {
 }
 
 type nestedBlock struct {
-	block *hcl.Block
-	attrs hcl.Attributes
+	block  *hcl.Block
+	attrs  hcl.Attributes
+	blocks hcl.Blocks // health's smoke
 }
 
 func (l *loader) decodePools(blocks []*hcl.Block) {
@@ -256,7 +258,7 @@ func (l *loader) decodePoolBlock(b *hcl.Block, schema *schemaIndex) (*poolBlock,
 			}
 			c, cd := s.content(nb.Body)
 			diags = append(diags, cd...)
-			pb.nested[nb.Type] = &nestedBlock{block: nb, attrs: c.Attributes}
+			pb.nested[nb.Type] = &nestedBlock{block: nb, attrs: c.Attributes, blocks: c.Blocks}
 			continue
 		}
 		if i := slices.IndexFunc(pb.engineBlocks, func(e *hcl.Block) bool { return e.Type == nb.Type }); i >= 0 {
@@ -567,6 +569,7 @@ func (d *poolDecoder) decode(pb *poolBlock) {
 	if nb := pb.nested["health"]; nb != nil {
 		p.AttrRanges["health"] = nb.block.DefRange
 		d.health(nb.attrs)
+		d.smoke(nb.blocks)
 	}
 	if nb := pb.nested["restart"]; nb != nil {
 		p.AttrRanges["restart"] = nb.block.DefRange
@@ -681,6 +684,51 @@ func (d *poolDecoder) health(attrs hcl.Attributes) {
 		} else {
 			h.Failures = n
 		}
+	}
+}
+
+var smokeSchema = indexSchema(&hcl.BodySchema{Attributes: []hcl.AttributeSchema{
+	{Name: "prompt", Required: true}, {Name: "n_predict"}, {Name: "expect"}, {Name: "timeout"},
+}})
+
+// smoke decodes health's smoke block: readiness waits for a completion.
+func (d *poolDecoder) smoke(blocks hcl.Blocks) {
+	for i, b := range blocks {
+		if i > 0 {
+			d.errorf(b.DefRange, "Duplicate smoke block", "Only one smoke block is allowed in a health block. Another was defined at %s.", d.l.pos(blocks[0].DefRange))
+			return
+		}
+		c, diags := smokeSchema.content(b.Body)
+		if diags.HasErrors() {
+			d.diags = append(d.diags, diags...)
+			return
+		}
+		d.p.AttrRanges["health.smoke"] = b.DefRange
+		sm := DefaultSmoke
+		if s, a, ok := d.string(c.Attributes, "prompt", "health.smoke.prompt"); ok {
+			if s == "" {
+				d.errorf(a.Expr.Range(), "Empty smoke prompt", "health.smoke.prompt must be a prompt the model completes, like \"The capital of France is\".")
+			}
+			sm.Prompt = s
+		}
+		if n, a, ok := d.int(c.Attributes, "n_predict", "health.smoke.n_predict"); ok {
+			if n < 1 {
+				d.errorf(a.Expr.Range(), "Invalid smoke n_predict",
+					"health.smoke.n_predict must be at least 1, but it is %d: it is how many tokens the smoke completion asks for.", n)
+			}
+			sm.NPredict = n
+		}
+		if s, a, ok := d.string(c.Attributes, "expect", "health.smoke.expect"); ok {
+			if _, err := regexp.Compile(s); err != nil {
+				d.errorf(a.Expr.Range(), "Invalid smoke expect",
+					"health.smoke.expect must be a regular expression (Go syntax) the completion must match: %s.", err)
+			}
+			sm.Expect = s
+		}
+		if v, _, ok := d.duration(c.Attributes, "timeout", "health.smoke.timeout", true); ok {
+			sm.Timeout = v
+		}
+		d.p.Health.Smoke = &sm
 	}
 }
 

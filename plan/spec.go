@@ -62,6 +62,7 @@ func buildSpecWith(p *config.Pool, raw json.RawMessage, sens, secrets []string) 
 			StartTimeout: durationString(p.Health.StartTimeout),
 			LiveInterval: durationString(p.Health.LiveInterval),
 			Failures:     p.Health.Failures,
+			Smoke:        smokeSpec(p.Health.Smoke),
 		},
 		Restart: state.RestartSpec{
 			Policy:         p.Restart.Policy,
@@ -909,4 +910,11 @@ func SpecAttrs(s *state.Spec) []SpecAttr {
 		out[i] = SpecAttr{Path: v.path, Value: v.val}
 	}
 	return out
+}
+
+func smokeSpec(s *config.Smoke) *state.SmokeSpec {
+	if s == nil {
+		return nil
+	}
+	return &state.SmokeSpec{Prompt: s.Prompt, NPredict: s.NPredict, Expect: s.Expect, Timeout: durationString(s.Timeout)}
 }

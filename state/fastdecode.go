@@ -194,11 +194,38 @@ func (d *scanner) healthSpec() HealthSpec {
 		case "failures":
 			d.Once(&seen, 4)
 			h.Failures = d.Int()
+		case "smoke":
+			d.Once(&seen, 5)
+			h.Smoke = d.smokeSpec()
 		default:
 			d.Fail()
 		}
 	})
 	return h
+}
+
+func (d *scanner) smokeSpec() *SmokeSpec {
+	var s SmokeSpec
+	var seen jsonscan.Fields
+	d.Object(func(key []byte) {
+		switch string(key) {
+		case "prompt":
+			d.Once(&seen, 0)
+			s.Prompt = d.Str()
+		case "n_predict":
+			d.Once(&seen, 1)
+			s.NPredict = d.Int()
+		case "expect":
+			d.Once(&seen, 2)
+			s.Expect = d.Str()
+		case "timeout":
+			d.Once(&seen, 3)
+			s.Timeout = d.Str()
+		default:
+			d.Fail()
+		}
+	})
+	return &s
 }
 
 func (d *scanner) restartSpec() RestartSpec {

@@ -52,6 +52,19 @@ func (s *Spec) AppendJSON(b []byte) ([]byte, error) {
 	b = appendJSONString(b, h.LiveInterval)
 	b = append(b, `,"failures":`...)
 	b = strconv.AppendInt(b, int64(h.Failures), 10)
+	if sm := h.Smoke; sm != nil {
+		b = append(b, `,"smoke":{"prompt":`...)
+		b = appendJSONString(b, sm.Prompt)
+		b = append(b, `,"n_predict":`...)
+		b = strconv.AppendInt(b, int64(sm.NPredict), 10)
+		if sm.Expect != "" {
+			b = append(b, `,"expect":`...)
+			b = appendJSONString(b, sm.Expect)
+		}
+		b = append(b, `,"timeout":`...)
+		b = appendJSONString(b, sm.Timeout)
+		b = append(b, '}')
+	}
 
 	r := &s.Restart
 	b = append(b, `},"restart":{"policy":`...)

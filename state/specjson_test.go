@@ -44,6 +44,10 @@ func TestSpecAppendJSONIsJSONMarshal(t *testing.T) {
 			s.Devices, s.Flags, s.Env, s.Labels = []int{}, []string{}, map[string]string{}, map[string]string{}
 		},
 		"no model digest": func(s *Spec) { s.Model.SHA256 = "" },
+		"smoke": func(s *Spec) {
+			s.Health.Smoke = &SmokeSpec{Prompt: "The capital of <France> is", NPredict: 4, Expect: "(?i)paris", Timeout: "20s"}
+		},
+		"smoke without expect": func(s *Spec) { s.Health.Smoke = &SmokeSpec{Prompt: "hi", NPredict: 1, Timeout: "1s"} },
 		"escaped strings": func(s *Spec) {
 			s.Flags = []string{"a\"b", "c\\d", "<tag>", "a&b", "tab\there", "\u2028", "é", "\x00", "\xff"}
 		},

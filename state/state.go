@@ -90,6 +90,10 @@ func (s *Spec) DeepCopy() *Spec {
 	out.Env = maps.Clone(s.Env)
 	out.Labels = maps.Clone(s.Labels)
 	out.Provider = slices.Clone(s.Provider)
+	if s.Health.Smoke != nil {
+		sm := *s.Health.Smoke
+		out.Health.Smoke = &sm
+	}
 	return &out
 }
 
@@ -167,11 +171,20 @@ type ModelSpec struct {
 
 // HealthSpec is the pool's health block.
 type HealthSpec struct {
-	Path         string `json:"path"`
-	Interval     string `json:"interval"`
-	StartTimeout string `json:"start_timeout"`
-	LiveInterval string `json:"live_interval"`
-	Failures     int    `json:"failures"`
+	Path         string     `json:"path"`
+	Interval     string     `json:"interval"`
+	StartTimeout string     `json:"start_timeout"`
+	LiveInterval string     `json:"live_interval"`
+	Failures     int        `json:"failures"`
+	Smoke        *SmokeSpec `json:"smoke,omitempty"` // absent: no smoke completion (and the spec hash of pools without one is unchanged)
+}
+
+// SmokeSpec is health's smoke block.
+type SmokeSpec struct {
+	Prompt   string `json:"prompt"`
+	NPredict int    `json:"n_predict"`
+	Expect   string `json:"expect,omitempty"`
+	Timeout  string `json:"timeout"`
 }
 
 // RestartSpec is the pool's restart block.

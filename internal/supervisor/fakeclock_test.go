@@ -81,6 +81,9 @@ func (f fakeProber) Health(context.Context, Target) (int, string, error) {
 }
 func (f fakeProber) Confirm(context.Context, Target) error         { return f.confirm }
 func (f fakeProber) InFlight(context.Context, Target) (int, error) { return 0, nil }
+func (f fakeProber) Complete(context.Context, Target, string, int) (string, error) {
+	return " fake", nil
+}
 
 var fakeEpoch = time.Date(2025, 6, 1, 8, 0, 0, 0, time.UTC)
 

@@ -2,6 +2,7 @@ package supervisor
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -46,6 +47,9 @@ type Prober interface {
 	// InFlight reports how many requests the engine has in flight
 	// (processing or waiting for a slot).
 	InFlight(ctx context.Context, t Target) (int, error)
+	// Complete asks the engine to complete prompt with nPredict tokens and
+	// returns the text, for the smoke readiness check.
+	Complete(ctx context.Context, t Target, prompt string, nPredict int) (string, error)
 }
 
 // ForeignServerError says that something other than the spawned engine
@@ -94,9 +98,16 @@ func (p *HTTPProber) client() *http.Client {
 }
 
 func (p *HTTPProber) get(ctx context.Context, url, token string, limit int64) (int, []byte, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	return p.do(ctx, http.MethodGet, url, token, nil, limit)
+}
+
+func (p *HTTPProber) do(ctx context.Context, method, url, token string, body io.Reader, limit int64) (int, []byte, error) {
+	req, err := http.NewRequestWithContext(ctx, method, url, body)
 	if err != nil {
 		return 0, nil, fmt.Errorf("building request for %s: %w", url, err)
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
 	}
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
@@ -112,11 +123,34 @@ func (p *HTTPProber) get(ctx context.Context, url, token string, limit int64) (i
 	// TIME-WAIT), no kept-alive connection (Nagle stalls).
 	defer c.CloseIdleConnections()
 	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, limit))
+	answer, err := io.ReadAll(io.LimitReader(resp.Body, limit))
 	if err != nil {
 		return resp.StatusCode, nil, fmt.Errorf("reading answer from %s: %w", url, err)
 	}
-	return resp.StatusCode, body, nil
+	return resp.StatusCode, answer, nil
+}
+
+// Complete implements Prober: POST /completion, llama-server's native
+// endpoint, and the completion's text.
+func (p *HTTPProber) Complete(ctx context.Context, t Target, prompt string, nPredict int) (string, error) {
+	req, err := json.Marshal(map[string]any{"prompt": prompt, "n_predict": nPredict})
+	if err != nil {
+		return "", err
+	}
+	code, body, err := p.do(ctx, http.MethodPost, t.BaseURL+"/completion", t.Token, bytes.NewReader(req), 1<<20)
+	if err != nil {
+		return "", fmt.Errorf("asking %s/completion: %w", t.BaseURL, err)
+	}
+	if code != http.StatusOK {
+		return "", fmt.Errorf("%s/completion answered %s", t.BaseURL, describeAnswer(code, body))
+	}
+	var answer struct {
+		Content *string `json:"content"`
+	}
+	if err := json.Unmarshal(body, &answer); err != nil || answer.Content == nil {
+		return "", fmt.Errorf("%s/completion answered 200 without a completion: %.200q", t.BaseURL, body)
+	}
+	return *answer.Content, nil
 }
 
 // Health implements Prober.

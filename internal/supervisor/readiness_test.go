@@ -163,6 +163,9 @@ func (p *gateProber) Health(ctx context.Context, _ Target) (int, string, error) 
 }
 func (p *gateProber) Confirm(context.Context, Target) error         { return nil }
 func (p *gateProber) InFlight(context.Context, Target) (int, error) { return 0, nil }
+func (p *gateProber) Complete(context.Context, Target, string, int) (string, error) {
+	return " fake", nil
+}
 
 func (p *gateProber) counts() (calls, maxIn int) {
 	p.mu.Lock()

@@ -13,6 +13,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"sync/atomic"
@@ -179,6 +180,11 @@ type probeResult struct {
 	// confirm is Confirm's answer after a 200 readiness probe.
 	confirm  error
 	inFlight int
+	// smoked is set when the readiness probe also ran the smoke
+	// completion: smoke is its text, smokeErr why there is none.
+	smoked   bool
+	smoke    string
+	smokeErr error
 }
 
 // request is a control request handed to the loop.
@@ -547,6 +553,9 @@ func (s *supervisor) startProbe() {
 	switch s.st.State {
 	case Starting:
 		kind, timeout = probeReadiness, readinessProbeTimeout
+		if sm := s.spec.Health.Smoke; sm != nil {
+			timeout += sm.Timeout
+		}
 	case Ready:
 		kind, timeout = probeLiveness, livenessProbeTimeout
 	case Draining:
@@ -560,7 +569,7 @@ func (s *supervisor) startProbe() {
 	s.probeCancel = cancel
 	t := s.target
 	t.PID = s.proc.PID()
-	seq, prober := s.seq, s.deps.Prober
+	seq, prober, smoke := s.seq, s.deps.Prober, s.spec.Health.Smoke
 	go func() {
 		defer cancel()
 		r := probeResult{seq: seq, kind: kind}
@@ -572,6 +581,15 @@ func (s *supervisor) startProbe() {
 			}
 			if kind == probeReadiness && r.err == nil && r.code == 200 {
 				r.confirm = prober.Confirm(ctx, t)
+				if r.confirm == nil && smoke != nil {
+					sctx, scancel := context.WithTimeout(ctx, smoke.Timeout)
+					r.smoke, r.smokeErr = prober.Complete(sctx, t, smoke.Prompt, smoke.NPredict)
+					if sctx.Err() == context.DeadlineExceeded {
+						r.smokeErr = fmt.Errorf("no completion within %s", smoke.Timeout)
+					}
+					scancel()
+					r.smoked = true
+				}
 			}
 		case probeBusy:
 			r.inFlight, r.err = prober.InFlight(ctx, t)
@@ -640,7 +658,34 @@ func (s *supervisor) readinessAnswered(r probeResult) {
 		s.notReadyYet()
 		return
 	}
+	if sm := s.spec.Health.Smoke; sm != nil {
+		if !r.smoked {
+			s.notReadyYet() // the smoke block came with a settings update
+			return
+		}
+		if msg := smokeVerdict(sm, r.smoke, r.smokeErr); msg != "" {
+			s.log.Error("smoke completion failed; stopping the engine", "err", msg)
+			s.stopEngine(s.spec.StopGrace, func(ExitStatus) { s.decide(ending{failed: true, cause: msg, tail: s.elog.Tail()}) })
+			return
+		}
+	}
 	s.becomeReady()
+}
+
+// smokeVerdict says why the smoke completion does not make the engine
+// ready, "" when it does.
+func smokeVerdict(sm *SmokePolicy, answer string, err error) string {
+	if err != nil {
+		return fmt.Sprintf("smoke completion of %q failed: %v", sm.Prompt, err)
+	}
+	re, rerr := regexp.Compile(sm.Expect)
+	if rerr != nil {
+		return fmt.Sprintf("smoke expect %q is not a regular expression: %v", sm.Expect, rerr)
+	}
+	if !re.MatchString(answer) {
+		return fmt.Sprintf("smoke completion of %q answered %q, which does not match %q", sm.Prompt, answer, sm.Expect)
+	}
+	return ""
 }
 
 // notReadyYet waits for the next readiness probe: the next interval tick,

@@ -48,6 +48,19 @@ type HealthPolicy struct {
 	StartTimeout time.Duration `json:"start_timeout"`
 	LiveInterval time.Duration `json:"live_interval"`
 	Failures     int           `json:"failures"`
+	// Smoke, when set, makes readiness wait for a real completion.
+	Smoke *SmokePolicy `json:"smoke,omitempty"`
+}
+
+// SmokePolicy is health's smoke block: once /health says 200, the engine
+// is ready only when a completion of Prompt (NPredict tokens, within
+// Timeout) matches Expect (a regular expression; "" accepts any answer).
+// A completion that fails or does not match is a failed start.
+type SmokePolicy struct {
+	Prompt   string        `json:"prompt"`
+	NPredict int           `json:"n_predict"`
+	Expect   string        `json:"expect,omitempty"`
+	Timeout  time.Duration `json:"timeout"`
 }
 
 // RestartPolicy mirrors the pool's restart block.

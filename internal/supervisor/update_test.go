@@ -45,6 +45,10 @@ func (p *switchProber) Health(_ context.Context, t Target) (int, string, error) 
 	return c, strconv.Itoa(c), nil
 }
 func (p *switchProber) Confirm(context.Context, Target) error { return nil }
+func (p *switchProber) Complete(context.Context, Target, string, int) (string, error) {
+	return " fake", nil
+}
+
 func (p *switchProber) InFlight(context.Context, Target) (int, error) {
 	if p.busy.Load() {
 		return 1, nil
