@@ -2,16 +2,19 @@ package apply_test
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"os"
 	"runtime/debug"
 	"strconv"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/spf13/afero"
 
 	"github.com/llorch/llorch/config"
+	"github.com/llorch/llorch/internal/supervisor"
 	"github.com/llorch/llorch/plan"
 	"github.com/llorch/llorch/state/local"
 )
@@ -25,13 +28,25 @@ import (
 // (writes/op), journal records appended (appends/op), bytes written to the state directory (state-B/op), file
 // syncs (fsyncs/op), and the peak resident memory of the run (peak-RSS-MiB,
 // Linux only: /proc/self/clear_refs resets the high-water mark).
+// launch=5ms gives each launch that much time, as a real supervisor takes
+// to start its engine, so that steps finish spread out as they do in a real
+// apply instead of all at once.
 func BenchmarkApply(b *testing.B) {
-	for _, n := range []int{10, 100, 1000} {
-		b.Run(fmt.Sprintf("replicas=%d", n), func(b *testing.B) {
+	for _, bc := range []struct {
+		n      int
+		launch time.Duration
+	}{{10, 0}, {100, 0}, {1000, 0}, {1000, 5 * time.Millisecond}} {
+		name := fmt.Sprintf("replicas=%d", bc.n)
+		if bc.launch > 0 {
+			name += fmt.Sprintf("/launch=%s", bc.launch)
+		}
+		n := bc.n
+		b.Run(name, func(b *testing.B) {
 			var m runMetrics
 			for b.Loop() {
 				b.StopTimer()
 				e := newBenchEnv(b)
+				e.fake.LaunchFunc = launchTaking(bc.launch)
 				cfg := benchConfig(n)
 				p := e.plan(cfg, plan.Options{})
 				m.start(e)
@@ -84,6 +99,23 @@ func newBenchEnv(b *testing.B) *env {
 	e.store = &recordingStore{Store: local.New(e.counted, stateDir, local.Options{Version: "0.1.0-test"}), countOnly: true}
 	e.hook = &recordingHook{discard: true}
 	return e
+}
+
+// launchTaking is a LaunchFunc that takes d (nil for 0).
+func launchTaking(d time.Duration) func(context.Context, supervisor.Spec) error {
+	if d == 0 {
+		return nil
+	}
+	return func(ctx context.Context, _ supervisor.Spec) error {
+		t := time.NewTimer(d)
+		defer t.Stop()
+		select {
+		case <-t.C:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
 }
 
 func benchConfig(n int) *config.Config {
