@@ -89,7 +89,7 @@ func TestAJournalOfAnOlderStateIsIgnoredAndStartedAfresh(t *testing.T) {
 	// The run wrote its fold but was killed before it removed the journal.
 	fs := seeded(t)
 	s := newStore(fs)
-	next := appendOK(t, s, 2, state.PoolChange{Addr: "pool.embed", Pool: replicaPool("r0")})
+	appendOK(t, s, 2, state.PoolChange{Addr: "pool.embed", Pool: replicaPool("r0")})
 	st := readOK(t, fs)
 	old, _ := afero.ReadFile(fs, journalPath)
 	if err := s.Write(t.Context(), st); err != nil {
@@ -111,7 +111,6 @@ func TestAJournalOfAnOlderStateIsIgnoredAndStartedAfresh(t *testing.T) {
 	if got.Serial != 5 || got.Pools["pool.embed"] != nil {
 		t.Errorf("read %v at serial %d; want serial 5 without pool.embed (the stale record ignored)", got.Addrs(), got.Serial)
 	}
-	_ = next
 	// The next Append replaces the stale records.
 	appendOK(t, newStore(fs), 5, state.PoolChange{Addr: "pool.new", Pool: replicaPool("r0")})
 	data, _ := afero.ReadFile(fs, journalPath)
@@ -123,12 +122,23 @@ func TestAJournalOfAnOlderStateIsIgnoredAndStartedAfresh(t *testing.T) {
 	}
 }
 
-func TestATornLastRecordIsIgnoredAndCutOff(t *testing.T) {
+// twoRecords is seeded with pool.embed and then pool.rerank appended,
+// and the journal's bytes.
+func twoRecords(t *testing.T) (afero.Fs, []byte) {
+	t.Helper()
 	fs := seeded(t)
 	s := newStore(fs)
 	next := appendOK(t, s, 2, state.PoolChange{Addr: "pool.embed", Pool: replicaPool("r0")})
 	appendOK(t, s, next, state.PoolChange{Addr: "pool.rerank", Pool: replicaPool("r0")})
-	data, _ := afero.ReadFile(fs, journalPath)
+	data, err := afero.ReadFile(fs, journalPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fs, data
+}
+
+func TestATornLastRecordIsIgnoredAndCutOff(t *testing.T) {
+	fs, data := twoRecords(t)
 
 	// Killed in the middle of the second record's write: every cut of it
 	// reads as the first record alone, never as an error.
@@ -160,11 +170,7 @@ func TestATornLastRecordIsIgnoredAndCutOff(t *testing.T) {
 }
 
 func TestADamagedRecordBeforeTheLastIsCorrupt(t *testing.T) {
-	fs := seeded(t)
-	s := newStore(fs)
-	next := appendOK(t, s, 2, state.PoolChange{Addr: "pool.embed", Pool: replicaPool("r0")})
-	appendOK(t, s, next, state.PoolChange{Addr: "pool.rerank", Pool: replicaPool("r0")})
-	data, _ := afero.ReadFile(fs, journalPath)
+	fs, data := twoRecords(t)
 	second := strings.Index(string(data), "\n") + 1
 	bad := slices.Clone(data)
 	bad[second+20] ^= 1 // flip a bit in the second record
