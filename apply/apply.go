@@ -190,10 +190,9 @@ type runner struct {
 	journal state.Journal      // deps.Store, when it keeps a journal
 	pending []state.PoolChange // mutations not yet in the journal; guarded by mu
 
-	wmu       sync.Mutex // one state save at a time; guards saved, saveErr, journaled
-	saved     uint64     // mutations covered by the last save
-	saveErr   error
-	journaled bool // some steps are in the journal only: fold at the end
+	wmu     sync.Mutex // one state save at a time; guards saved, saveErr
+	saved   uint64     // mutations covered by the last save
+	saveErr error
 }
 
 func (r *runner) runAll(changes []*plan.Change) {
@@ -292,7 +291,6 @@ func (r *runner) mutate(addr string, fn func(st *state.State)) error {
 		if err == nil {
 			r.mu.Lock()
 			r.st.Serial = serial
-			r.journaled = true
 			r.mu.Unlock()
 		}
 	}
@@ -320,22 +318,23 @@ func lastPerPool(changes []state.PoolChange) []state.PoolChange {
 }
 
 // fold writes the whole working state once the run's steps are done, when
-// they were saved as journal records: the state file then holds them, and
-// the journal is dropped. Should it fail, the journal still holds every
-// step, and the next read folds it.
+// they were saved as journal records (or tried to be: a failed append is
+// written now): the state file then holds them, and the journal is
+// dropped. Should it fail, the journal still holds every step it
+// recorded, and the next read folds it.
 func (r *runner) fold() error {
 	r.wmu.Lock()
 	defer r.wmu.Unlock()
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if !r.journaled {
-		// Nothing appended by this run; an earlier one killed before its
+	if r.journal == nil {
+		return nil // every save was a whole-state write
+	}
+	if r.changed == 0 {
+		// Nothing changed by this run; an earlier one killed before its
 		// fold may have left records, which this run read.
-		if r.journal == nil {
-			return nil
-		}
 		if unfolded, err := r.journal.Unfolded(r.work); err != nil || !unfolded {
-			return nil // Read would have failed on a journal it cannot read
+			return nil
 		}
 	}
 	if err := r.deps.Store.Write(r.work, r.st); err != nil {

@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/llorch/llorch/apply"
+	"github.com/llorch/llorch/internal/faultfs"
 	"github.com/llorch/llorch/plan"
 	"github.com/llorch/llorch/state/local"
 )
@@ -61,5 +62,31 @@ func TestEveryStartedReplicaIsRecordedWithoutTheFold(t *testing.T) {
 	}
 	if _, err := e.fs.Stat(stateDir + "/" + local.JournalFile); err == nil {
 		t.Error("the journal is still there after a run that folded it")
+	}
+}
+
+// A journal append that fails (a failed fsync) fails the step's save and
+// leaves no torn record; the final write still records the step. The
+// first append records the pool, the second the replica that was started.
+func TestAFailedAppendIsReportedAndTheFoldRecordsTheStep(t *testing.T) {
+	e := newEnv(t)
+	ffs := faultfs.New(e.fs).FailOn(faultfs.Sync, 2)
+	e.store = &recordingStore{Store: local.New(ffs, stateDir, local.Options{Version: "0.1.0-test"})}
+	cfg := configOf(pool("pool.chat"))
+	_, err := e.run(e.ctx, cfg, e.plan(cfg, plan.Options{}), 1)
+	var se *apply.StateSaveError
+	if !errors.As(err, &se) || !errors.Is(err, faultfs.ErrInjected) {
+		t.Fatalf("Run = %v, want the failed append as a *apply.StateSaveError", err)
+	}
+	containsAll(t, "error", err.Error(), "saving state: appending to the state journal "+stateDir+"/"+local.JournalFile)
+	st := e.stored()
+	if r := replicaOf(t, st, "pool.chat", "r0"); r.Status != "ready" || r.PID == 0 {
+		t.Errorf("r0 recorded as %+v", r)
+	}
+	if _, err := e.fs.Stat(stateDir + "/" + local.JournalFile); err == nil {
+		t.Error("the journal is still there after the fold")
+	}
+	if n := len(e.fake.Launches()); n != 1 {
+		t.Errorf("%d launches, want 1", n)
 	}
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/spf13/afero"
 
+	"github.com/llorch/llorch/internal/faultfs"
 	"github.com/llorch/llorch/state"
 	"github.com/llorch/llorch/state/local"
 )
@@ -227,5 +228,25 @@ func TestAJournalWithoutAStateFileIsReadOnAnEmptyState(t *testing.T) {
 	}
 	if got := readOK(t, fs); got.Pools["pool.chat"] == nil || got.Lineage != st.Lineage {
 		t.Errorf("after the fold read %v of %s", got.Addrs(), got.Lineage)
+	}
+}
+
+func TestAFailedAppendLeavesTheJournalAsItWas(t *testing.T) {
+	for _, op := range []faultfs.Op{faultfs.Write, faultfs.Sync} {
+		t.Run(string(op), func(t *testing.T) {
+			fs, before := twoRecords(t)
+			ffs := faultfs.New(fs).FailOn(op, 1)
+			_, err := newStore(ffs).Append(t.Context(), lineage, 3, []state.PoolChange{{Addr: "pool.third", Pool: replicaPool("r0")}})
+			if !errors.Is(err, faultfs.ErrInjected) || !strings.Contains(err.Error(), "appending to the state journal "+journalPath) {
+				t.Fatalf("Append = %v, want the injected failure, naming the journal", err)
+			}
+			after, _ := afero.ReadFile(fs, journalPath)
+			if string(after) != string(before) {
+				t.Errorf("the journal changed:\n%s\nwant\n%s", after, before)
+			}
+			if st := readOK(t, fs); st.Pools["pool.third"] != nil || st.Pools["pool.rerank"] == nil {
+				t.Errorf("read %v", st.Addrs())
+			}
+		})
 	}
 }
