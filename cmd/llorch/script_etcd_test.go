@@ -35,16 +35,16 @@ func scriptEtcd(ts *testscript.TestScript) *etcdtest.Server {
 	return s
 }
 
-const etcdUsage = "usage: etcd start [-tls CERTDIR]|stop|kill|restart|certs DIR|auth ROOT_PASSWORD|lockpid PREFIX VAR"
+const etcdUsage = "usage: etcd start [-tls CERTDIR]|stop|kill|restart|certs DIR|auth ROOT_PASSWORD|lockpid|lockid PREFIX VAR"
 
-// etcd start [-tls CERTDIR]|stop|kill|restart|certs DIR|auth ROOT_PASSWORD|lockpid PREFIX VAR:
+// etcd start [-tls CERTDIR]|stop|kill|restart|certs DIR|auth ROOT_PASSWORD|lockpid|lockid PREFIX VAR:
 // run a real etcd for the script (data in $WORK/etcd, free ports,
 // $ETCD_ENDPOINT set, stopped when the script ends), serving TLS with
 // CERTDIR's server certificate; stop it (SIGTERM), kill it (SIGKILL),
 // start it again on the same ports and data; write a CA and certificates
 // signed by it into DIR (etcdtest.WriteCerts); turn etcd's authentication
-// on, with one user, root; or set $VAR to the pid recorded in the lock
-// under PREFIX.
+// on, with one user, root; or set $VAR to the pid or the ID recorded in
+// the lock under PREFIX, once it is taken.
 func cmdEtcd(ts *testscript.TestScript, neg bool, args []string) {
 	if neg || len(args) == 0 {
 		ts.Fatalf(etcdUsage)
@@ -88,19 +88,24 @@ func cmdEtcd(ts *testscript.TestScript, neg bool, args []string) {
 			ts.Fatalf(etcdUsage)
 		}
 		ts.Check(etcdEnableAuth(scriptEtcd(ts).Endpoint, args[1]))
-	case "lockpid":
+	case "lockpid", "lockid":
 		if len(args) != 3 {
-			ts.Fatalf("usage: etcd lockpid PREFIX VAR")
+			ts.Fatalf(etcdUsage)
 		}
-		ts.Setenv(args[2], strconv.Itoa(etcdLockPID(ts, args[1])))
+		in := etcdLockInfo(ts, args[1])
+		if args[0] == "lockid" {
+			ts.Setenv(args[2], in.ID)
+		} else {
+			ts.Setenv(args[2], strconv.Itoa(in.PID))
+		}
 	default:
 		ts.Fatalf("unknown etcd subcommand %q", args[0])
 	}
 }
 
-// etcdLockPID waits for the lock under prefix to be taken and returns its
-// holder's pid: a watch, so no poll.
-func etcdLockPID(ts *testscript.TestScript, prefix string) int {
+// etcdLockInfo waits for the lock under prefix to be taken and returns its
+// holder's info: a watch, so no poll.
+func etcdLockInfo(ts *testscript.TestScript, prefix string) state.LockInfo {
 	s := scriptEtcd(ts)
 	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{s.Endpoint}, DialTimeout: 5 * time.Second})
 	ts.Check(err)
@@ -110,10 +115,10 @@ func etcdLockPID(ts *testscript.TestScript, prefix string) int {
 	key := prefix + "lock"
 	resp, err := cli.Get(ctx, key)
 	ts.Check(err)
-	value := func(v []byte) int {
+	value := func(v []byte) state.LockInfo {
 		var in state.LockInfo
 		ts.Check(json.Unmarshal(v, &in))
-		return in.PID
+		return in
 	}
 	if len(resp.Kvs) > 0 {
 		return value(resp.Kvs[0].Value)
@@ -125,7 +130,7 @@ func etcdLockPID(ts *testscript.TestScript, prefix string) int {
 		}
 	}
 	ts.Fatalf("the lock at %s was not taken within 30s", filepath.Clean(key))
-	return 0
+	return state.LockInfo{}
 }
 
 // etcdEnableAuth turns on etcd's authentication, as etcdctl user add root
