@@ -25,6 +25,7 @@ import (
 	"github.com/llorch/llorch/examples/provider-vllm/vllm"
 	"github.com/llorch/llorch/internal/fakeengine"
 	"github.com/llorch/llorch/internal/supervisor"
+	"github.com/llorch/llorch/internal/textdiff"
 	"github.com/llorch/llorch/plan"
 	"github.com/llorch/llorch/providers/sdk"
 	"github.com/llorch/llorch/state"
@@ -121,6 +122,40 @@ var scriptCmds = map[string]func(ts *testscript.TestScript, neg bool, args []str
 	"reap":        cmdReap,
 	"alive":       cmdAlive,
 	"checkruns":   cmdCheckRuns,
+	"cmptimes":    cmdCmpTimes,
+}
+
+// measured is a duration the plan measured (a replica's last start, a
+// downtime estimate): it differs from run to run.
+var measured = regexp.MustCompile(`(last start |≈ )(?:[0-9.]+(?:ns|µs|ms|s|m|h))+`)
+
+// cmptimes [-env] stdout|stderr FILE: cmp (cmpenv with -env), with
+// measured durations written as DUR in FILE ("last start DUR", "≈ DUR").
+func cmdCmpTimes(ts *testscript.TestScript, neg bool, args []string) {
+	env := len(args) > 0 && args[0] == "-env"
+	if env {
+		args = args[1:]
+	}
+	if neg || len(args) != 2 {
+		ts.Fatalf("usage: cmptimes [-env] stdout|stderr FILE")
+	}
+	var got string
+	switch args[0] {
+	case "stdout":
+		got = ts.ReadFile("stdout")
+	case "stderr":
+		got = ts.ReadFile("stderr")
+	default:
+		ts.Fatalf("cmptimes compares stdout or stderr, not %s", args[0])
+	}
+	got = measured.ReplaceAllString(got, "${1}DUR")
+	want := ts.ReadFile(args[1])
+	if env {
+		want = os.Expand(want, ts.Getenv)
+	}
+	if got != want {
+		ts.Fatalf("%s and %s differ (durations as DUR):\n%s", args[0], args[1], textdiff.Unified(args[1], args[0], []byte(want), []byte(got)))
+	}
 }
 
 // copyrepo SRC DST: copy a file or directory of the repository (relative to

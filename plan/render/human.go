@@ -113,6 +113,9 @@ func Human(w io.Writer, p *plan.Plan, opts Options) error {
 			pr.printf("\n")
 		}
 		pr.printf("%s %s.\n", pr.bold("Plan:"), p.Summary())
+		if d := p.DowntimeSummary(); d != "" {
+			pr.printf("%s %s.\n", pr.bold("Downtime:"), d)
+		}
 	}
 	for _, warn := range p.Warnings {
 		summary, rest, _ := strings.Cut(warn, "\n")
@@ -166,6 +169,11 @@ func renderChange(pr *printer, c *plan.Change) {
 	poolAddr, replica := plan.SplitReplicaAddr(addr)
 	head := func(s string) { pr.printf("  %s\n", pr.bold("# "+addr+" "+s)) }
 	note := func(s string) { pr.printf("  # (%s)\n", s) }
+	downtime := func() {
+		if d := c.Downtime(); d != nil {
+			note("downtime: " + d.Detail)
+		}
+	}
 
 	switch {
 	case c.Action == plan.Restart:
@@ -173,6 +181,7 @@ func renderChange(pr *printer, c *plan.Change) {
 		if c.Detail != "" {
 			note(c.Detail)
 		}
+		downtime()
 		return
 	case replica != "" && c.Action.IsReplace():
 		if c.Reason == plan.ReplaceBecausePortMoved {
@@ -186,6 +195,7 @@ func renderChange(pr *printer, c *plan.Change) {
 		} else {
 			note(fmt.Sprintf("%s is drained and stopped, then started again", replica))
 		}
+		downtime()
 		return
 	case c.Action == plan.Create:
 		head("will be created")
@@ -226,6 +236,7 @@ func renderChange(pr *printer, c *plan.Change) {
 		}
 	}
 
+	downtime()
 	sym := actionSymbol(c.Action)
 	name := poolName(poolAddr)
 	pr.printf("%s pool %q {\n", padSymbol(pr, sym), name)

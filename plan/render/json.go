@@ -26,6 +26,10 @@ type Document struct {
 	ResourceDrift   []ResourceDrift  `json:"resource_drift"`
 	Warnings        []string         `json:"warnings"`
 	Summary         Summary          `json:"summary"`
+	// Downtime totals what the plan leaves clients without ("none",
+	// "pool.chat unavailable ≈ 2s"); absent when no change touches a
+	// serving replica.
+	Downtime string `json:"downtime,omitempty"`
 	// UnknownSupervisors are running supervisors the state does not know;
 	// apply stops them.
 	UnknownSupervisors []UnknownSupervisor `json:"unknown_supervisors,omitempty"`
@@ -61,6 +65,17 @@ type ResourceChange struct {
 	ActionDetail string `json:"action_detail,omitempty"`
 	// Replicas lists the replica ids the change touches.
 	Replicas []string `json:"replicas,omitempty"`
+	// Downtime is what the change leaves clients without; absent for a
+	// create and a no-op.
+	Downtime *Downtime `json:"downtime,omitempty"`
+}
+
+// Downtime is plan.Downtime with the durations in seconds.
+type Downtime struct {
+	Kind             string  `json:"kind"` // none | partial | gap | unavailable | removed
+	EstimateSeconds  float64 `json:"estimate_seconds,omitempty"`
+	LastStartSeconds float64 `json:"last_start_seconds,omitempty"`
+	Detail           string  `json:"detail"`
 }
 
 // Change is the before and after of a resource change. Before and After
@@ -122,6 +137,7 @@ func NewDocument(p *plan.Plan) *Document {
 		ResourceDrift:   []ResourceDrift{},
 		Warnings:        append([]string{}, p.Warnings...),
 		Summary:         Summary{Add: s.Add, Change: s.Change, Destroy: s.Destroy, Restart: s.Restart, Unknown: s.Unknown},
+		Downtime:        p.DowntimeSummary(),
 	}
 	for _, u := range p.Unknown {
 		doc.UnknownSupervisors = append(doc.UnknownSupervisors, UnknownSupervisor{
@@ -187,6 +203,9 @@ func resourceChange(c *plan.Change) ResourceChange {
 	rc.ActionReason = string(c.Reason)
 	rc.ActionDetail = c.Detail
 	rc.Replicas = c.Replicas
+	if d := c.Downtime(); d != nil {
+		rc.Downtime = &Downtime{Kind: d.Kind, EstimateSeconds: d.Estimate.Seconds(), LastStartSeconds: d.LastStart.Seconds(), Detail: d.Detail}
+	}
 	var before, after *state.Spec
 	var afterSensitive []string
 	if c.Before != nil {
