@@ -12,6 +12,7 @@ import (
 	"github.com/hashicorp/go-multierror"
 	"github.com/spf13/afero"
 
+	"github.com/llorch/llorch/config"
 	"github.com/llorch/llorch/internal/supervisor"
 	"github.com/llorch/llorch/plan"
 	"github.com/llorch/llorch/providers"
@@ -234,7 +235,7 @@ type stopped struct {
 }
 
 func stopTimingOf(sp *state.Pool) stopTiming {
-	t := stopTiming{deadline: 30 * time.Second, grace: killTimeout(sp)}
+	t := stopTiming{deadline: config.DefaultDrain.Deadline, grace: killTimeout(sp)}
 	if sp != nil && sp.Spec != nil {
 		if d, err := time.ParseDuration(sp.Spec.Drain.Deadline); err == nil && d > 0 {
 			t.deadline = d

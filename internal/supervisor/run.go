@@ -261,7 +261,7 @@ func newSupervisor(spec Spec, deps Deps, elog *engineLog) *supervisor {
 		deps:     deps,
 		log:      deps.Logger.With("addr", spec.Addr),
 		elog:     elog,
-		tracker:  restart.NewTracker(spec.Restart.policy(), deps.Rand),
+		tracker:  restart.NewTracker(spec.Restart, deps.Rand),
 		reqs:     make(chan request),
 		probes:   make(chan probeResult, 1),
 		output:   make(chan struct{}, 1),
@@ -1092,7 +1092,7 @@ func (s *supervisor) update(set Settings) error {
 	s.spec = next
 	s.target.HealthPath = next.Health.Path
 	s.elog.setQuiet(probeLogLines(next.Health.Path))
-	s.tracker.SetPolicy(next.Restart.policy())
+	s.tracker.SetPolicy(next.Restart)
 	s.rearmProbe()
 	s.log.Info("settings updated", "health", next.Health, "restart", next.Restart, "drain", next.Drain, "labels", next.Handoff.Labels)
 	if err := s.relabelHandoff(); err != nil {

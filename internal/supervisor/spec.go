@@ -4,6 +4,7 @@ import (
 	"context"
 	"time"
 
+	"github.com/llorch/llorch/internal/supervisor/restart"
 	"github.com/llorch/llorch/state/handoff"
 )
 
@@ -63,17 +64,9 @@ type SmokePolicy struct {
 	Timeout  time.Duration `json:"timeout"`
 }
 
-// RestartPolicy mirrors the pool's restart block.
-type RestartPolicy struct {
-	Policy         string        `json:"policy"` // always | on-failure | never
-	InitialBackoff time.Duration `json:"initial_backoff"`
-	MaxBackoff     time.Duration `json:"max_backoff"`
-	Multiplier     float64       `json:"multiplier"`
-	Jitter         float64       `json:"jitter"`
-	ResetAfter     time.Duration `json:"reset_after"`
-	MaxFailures    int           `json:"max_failures"`
-	Cooldown       time.Duration `json:"cooldown"`
-}
+// RestartPolicy mirrors the pool's restart block: restart.Policy, the
+// type the restart tracker runs on, under the name the spec uses.
+type RestartPolicy = restart.Policy
 
 // DrainPolicy mirrors the pool's drain block.
 type DrainPolicy struct {

@@ -115,7 +115,7 @@ func (s Spec) Validate() error {
 	if s.LogMaxBytes < 0 || s.LogKeep < 0 {
 		errs = append(errs, fmt.Errorf("log_max_bytes %d and log_keep %d must not be negative", s.LogMaxBytes, s.LogKeep))
 	}
-	if err := s.Restart.policy().Validate(); err != nil {
+	if err := s.Restart.Validate(); err != nil {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
@@ -151,19 +151,6 @@ func writeSpec(fs afero.Fs, s Spec) error {
 		return fmt.Errorf("encoding supervisor spec: %w", err)
 	}
 	return atomicfile.Write(fs, filepath.Join(s.RunDir, SpecFile), append(b, '\n'), 0o600)
-}
-
-func (r RestartPolicy) policy() restart.Policy {
-	return restart.Policy{
-		Policy:         r.Policy,
-		InitialBackoff: r.InitialBackoff,
-		MaxBackoff:     r.MaxBackoff,
-		Multiplier:     r.Multiplier,
-		Jitter:         r.Jitter,
-		ResetAfter:     r.ResetAfter,
-		MaxFailures:    r.MaxFailures,
-		Cooldown:       r.Cooldown,
-	}
 }
 
 // ReadSpec reads runDir/spec.json. The spec's RunDir becomes runDir, the

@@ -15,21 +15,22 @@ const (
 	Never     = "never"      // never restart
 )
 
-// Policy mirrors a pool's restart block.
+// Policy mirrors a pool's restart block. It is the one restart policy type
+// of the supervisor: spec.json and the settings update carry it as is.
 type Policy struct {
-	Policy         string // Always, OnFailure or Never; "" means Always
-	InitialBackoff time.Duration
-	MaxBackoff     time.Duration // 0 = no cap
-	Multiplier     float64       // below 1 counts as 1 (no growth)
-	Jitter         float64       // fraction, 0.1 = ±10 %
+	Policy         string        `json:"policy"` // Always, OnFailure or Never; "" means Always
+	InitialBackoff time.Duration `json:"initial_backoff"`
+	MaxBackoff     time.Duration `json:"max_backoff"` // 0 = no cap
+	Multiplier     float64       `json:"multiplier"`  // below 1 counts as 1 (no growth)
+	Jitter         float64       `json:"jitter"`      // fraction, 0.1 = ±10 %
 	// ResetAfter is how long a run must stay healthy for its exit to reset
 	// the backoff and the failure count; 0 disables the reset.
-	ResetAfter time.Duration
+	ResetAfter time.Duration `json:"reset_after"`
 	// MaxFailures consecutive failures open the circuit breaker; 0 disables it.
-	MaxFailures int
+	MaxFailures int `json:"max_failures"`
 	// Cooldown is how long the breaker stays open before one half-open try;
 	// 0 keeps the replica failed until the next apply.
-	Cooldown time.Duration
+	Cooldown time.Duration `json:"cooldown"`
 }
 
 // Validate reports every field that cannot drive a Tracker.
