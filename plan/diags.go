@@ -222,7 +222,7 @@ func sensitiveValues(cfg *config.Config) []string {
 			}
 		}
 	}
-	for _, name := range sortedKeys(cfg.Variables) {
+	for _, name := range providers.SortedKeys(cfg.Variables) {
 		if v := cfg.Variables[name]; v.Sensitive {
 			walk(v.Value)
 		}

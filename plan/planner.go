@@ -264,7 +264,7 @@ func (pl *Planner) desired(ctx context.Context, cfg *config.Config, prior *state
 			names[name] = true
 		}
 	}
-	engines := sortedKeys(names)
+	engines := providers.SortedKeys(names)
 	entries := make([]*providerEntry, len(engines))
 	err := parallel.For(ctx, len(engines), pl.parallelism(), func(i int) {
 		entries[i] = pl.provider(ctx, cfg, engines[i])

@@ -211,7 +211,7 @@ func redactPoolAttrs(s *state.Spec, paths []string) (sensitive, secrets []string
 			if path == "labels" {
 				m = s.Labels
 			}
-			for _, k := range sortedKeys(m) {
+			for _, k := range providers.SortedKeys(m) {
 				if hasKey && k != key {
 					continue
 				}
@@ -230,7 +230,7 @@ func redactPoolAttrs(s *state.Spec, paths []string) (sensitive, secrets []string
 			}
 			continue
 		}
-		for _, leaf := range sortedKeys(strs) {
+		for _, leaf := range providers.SortedKeys(strs) {
 			if leaf == path || strings.HasPrefix(leaf, path+".") {
 				hashAt(leaf, strs[leaf])
 			}
@@ -588,10 +588,10 @@ func flattenSpec(s *state.Spec, schema *providers.Block) []attrVal {
 	} else {
 		add("flags", nil)
 	}
-	for _, k := range sortedKeys(s.Env) {
+	for _, k := range providers.SortedKeys(s.Env) {
 		add("env."+k, s.Env[k])
 	}
-	for _, k := range sortedKeys(s.Labels) {
+	for _, k := range providers.SortedKeys(s.Labels) {
 		add("labels."+k, s.Labels[k])
 	}
 	add("health.path", nonEmpty(s.Health.Path))
@@ -713,7 +713,7 @@ func slowMembers(raw json.RawMessage) ([]member, bool) {
 		return nil, false
 	}
 	out := make([]member, 0, len(m))
-	for _, k := range sortedKeys(m) {
+	for _, k := range providers.SortedKeys(m) {
 		out = append(out, member{k, m[k]})
 	}
 	return out, true
@@ -843,15 +843,6 @@ var defaultSettings = sync.OnceValue(func() map[string]any {
 // drain and update blocks by flattened path ("health.interval" → "100ms"),
 // so output can leave out settings nobody changed.
 func DefaultSettings() map[string]any { return maps.Clone(defaultSettings()) }
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
-}
 
 // PoolSpec is the provider-neutral pool a provider sees, with real values.
 func PoolSpec(p *config.Pool) providers.PoolSpec {

@@ -1,7 +1,5 @@
 package providers
 
-import "sort"
-
 // Pins are what the lock file pins besides plugins: the engine binary each
 // provider runs and the bytes each model ref stands for. Plan and apply
 // refuse an engine or model whose digest differs from its pin, and no
@@ -64,7 +62,7 @@ func (p *Pins) Merge(found Pins, mode LockMode) []string {
 		return nil
 	}
 	var pinned []string
-	for _, name := range sortedKeys(found.Engines) {
+	for _, name := range SortedKeys(found.Engines) {
 		e := found.Engines[name]
 		old, ok := p.Engines[name]
 		if ok && (old.SHA256 != e.SHA256 && mode != LockUpgrade || old == e) {
@@ -80,7 +78,7 @@ func (p *Pins) Merge(found Pins, mode LockMode) []string {
 		}
 		pinned = append(pinned, what+")")
 	}
-	for _, ref := range sortedKeys(found.Models) {
+	for _, ref := range SortedKeys(found.Models) {
 		m := found.Models[ref]
 		old, ok := p.Models[ref]
 		if ok && (old.SHA256 != m.SHA256 && mode != LockUpgrade || old == m) {
@@ -100,13 +98,4 @@ func short(sum string) string {
 		return sum[:12]
 	}
 	return sum
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }

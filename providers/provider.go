@@ -223,7 +223,7 @@ func (pe PreparedEngine) ForReplica(id string, port int) PreparedEngine {
 var PortFlags = []string{"--port"}
 
 // SortedKeys returns m's keys in order; handy for deterministic env lists.
-func SortedKeys(m map[string]string) []string {
+func SortedKeys[V any](m map[string]V) []string {
 	keys := make([]string, 0, len(m))
 	for k := range m {
 		keys = append(keys, k)

@@ -190,7 +190,7 @@ func providersDiff(a, b *LockFile) string {
 		}
 		delete(was, p.Name)
 	}
-	for _, name := range sortedKeys(was) {
+	for _, name := range providers.SortedKeys(was) {
 		changes = append(changes, fmt.Sprintf("provider %q would be removed", name))
 	}
 	return strings.Join(changes, "; ")

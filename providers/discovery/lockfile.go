@@ -241,7 +241,7 @@ func (lf *LockFile) Bytes() []byte {
 		b.SetAttributeValue("path", cty.StringVal(p.Path))
 		b.SetAttributeValue("sha256", cty.StringVal(p.SHA256))
 	}
-	for _, name := range sortedKeys(lf.Pins.Engines) {
+	for _, name := range providers.SortedKeys(lf.Pins.Engines) {
 		e := lf.Pins.Engines[name]
 		body.AppendNewline()
 		b := body.AppendNewBlock("engine", []string{name}).Body()
@@ -250,7 +250,7 @@ func (lf *LockFile) Bytes() []byte {
 		}
 		b.SetAttributeValue("sha256", cty.StringVal(e.SHA256))
 	}
-	for _, ref := range sortedKeys(lf.Pins.Models) {
+	for _, ref := range providers.SortedKeys(lf.Pins.Models) {
 		m := lf.Pins.Models[ref]
 		body.AppendNewline()
 		b := body.AppendNewBlock("model", []string{ref}).Body()
@@ -260,15 +260,6 @@ func (lf *LockFile) Bytes() []byte {
 		b.SetAttributeValue("sha256", cty.StringVal(m.SHA256))
 	}
 	return hclwrite.Format(f.Bytes())
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }
 
 // Save writes the lock file atomically, mode 0644: it belongs in version
