@@ -86,3 +86,19 @@ func BenchmarkLock(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkPlanWait is what a plan of 1000 pools waits for on etcd once
+// its prefetch (connection, lease, state) has run: the lock transaction,
+// the read (the prefetched state), the release (the lease revoked) and
+// closing the connection.
+func BenchmarkPlanWait(b *testing.B) {
+	prefix := newPrefix()
+	statetest.BenchPlanWait(b, statetest.Big(benchLineage, 1000), func() state.Store {
+		s, err := New(Options{Endpoints: []string{shared.Endpoint}, Prefix: prefix, Version: "0.1.0",
+			ErroredPath: filepath.Join(b.TempDir(), "errored.state.json")})
+		if err != nil {
+			b.Fatal(err)
+		}
+		return s
+	})
+}

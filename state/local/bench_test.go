@@ -73,3 +73,14 @@ func BenchmarkLock(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkPlanWait is what a plan of 1000 pools waits for on the local
+// file once its prefetch (the state read and decoded) has run: the flock
+// and lock info, the read (the prefetched state, the file unchanged) and
+// the release.
+func BenchmarkPlanWait(b *testing.B) {
+	dir := filepath.Join(b.TempDir(), ".llorch")
+	statetest.BenchPlanWait(b, bigState(1000), func() state.Store {
+		return local.New(afero.NewOsFs(), dir, local.Options{})
+	})
+}
