@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -351,15 +352,38 @@ var (
 	portsHanded = map[int]bool{}
 )
 
-// freePorts finds n consecutive free loopback ports, starting from ports
-// the kernel picks, that no script of this process was given before.
+// ephemeralLow is the first port of the kernel's ephemeral range, 0 when
+// unknown.
+func ephemeralLow() int {
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err != nil {
+		return 0
+	}
+	f := strings.Fields(string(b))
+	if len(f) != 2 {
+		return 0
+	}
+	lo, _ := strconv.Atoi(f[0])
+	return lo
+}
+
+// freePorts finds n consecutive free loopback ports that no script of this
+// process was given before. They are below the kernel's ephemeral range
+// when it can: an engine restarted or moved back onto its configured port
+// must find it free, and a port in the ephemeral range may meanwhile be the
+// local end of any outgoing connection on the machine.
 func freePorts(n int) (int, error) {
 	portsMu.Lock()
 	defer portsMu.Unlock()
+	lo := ephemeralLow()
 	for try := 0; try < 100; try++ {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
+		addr := "127.0.0.1:0"
+		if lo > 10000+n {
+			addr = "127.0.0.1:" + strconv.Itoa(10000+rand.IntN(lo-10000-n))
+		}
+		l, err := net.Listen("tcp", addr)
 		if err != nil {
-			return 0, err
+			continue
 		}
 		base := l.Addr().(*net.TCPAddr).Port
 		l.Close()
