@@ -82,8 +82,12 @@ func (c *Change) Downtime() *Downtime {
 // DowntimeSummary totals the plan's downtime for its summary line:
 // "none", or what each pool is without ("pool.chat unavailable ≈ 2s;
 // pool.old removed"). "" when no change touches a serving replica.
+//
+// A plan of many pools names the first few and counts the rest: "pool.a
+// unavailable ≈ 2s; pool.b unavailable ≈ 1s; and 8 more pools unavailable;
+// 1000 pools removed".
 func (p *Plan) DowntimeSummary() string {
-	var parts []string
+	var unavailable, removed []string
 	touched := false
 	for _, c := range p.Changes {
 		d := c.Downtime()
@@ -95,22 +99,36 @@ func (p *Plan) DowntimeSummary() string {
 		switch d.Kind {
 		case DowntimeGap, DowntimeUnavailable:
 			if d.Estimate > 0 {
-				parts = append(parts, fmt.Sprintf("%s unavailable ≈ %s", pool, roundDuration(d.Estimate)))
+				unavailable = append(unavailable, fmt.Sprintf("%s unavailable ≈ %s", pool, roundDuration(d.Estimate)))
 			} else {
-				parts = append(parts, pool+" unavailable for a while")
+				unavailable = append(unavailable, pool+" unavailable for a while")
 			}
 		case DowntimeRemoved:
-			parts = append(parts, pool+" removed")
+			removed = append(removed, pool+" removed")
 		}
 	}
-	switch {
-	case !touched:
+	if !touched {
 		return ""
-	case len(parts) == 0:
+	}
+	var parts []string
+	if len(unavailable) > summaryNames {
+		parts = append(unavailable[:summaryNames:summaryNames], fmt.Sprintf("and %d more pools unavailable", len(unavailable)-summaryNames))
+	} else {
+		parts = unavailable
+	}
+	if len(removed) > summaryNames {
+		parts = append(parts, fmt.Sprintf("%d pools removed", len(removed)))
+	} else {
+		parts = append(parts, removed...)
+	}
+	if len(parts) == 0 {
 		return "none"
 	}
 	return strings.Join(parts, "; ")
 }
+
+// summaryNames is how many pools the Downtime line names of each kind.
+const summaryNames = 3
 
 // lastStart is the longest time a recorded replica of sp took from spawn
 // to ready.

@@ -59,3 +59,18 @@ func TestDowntimeEstimates(t *testing.T) {
 		})
 	}
 }
+
+func TestDowntimeSummaryCountsWhatItDoesNotName(t *testing.T) {
+	t0 := time.Date(2026, 12, 7, 10, 0, 0, 0, time.UTC)
+	p := &Plan{}
+	for _, name := range []string{"a", "b", "c", "d", "e"} {
+		sp := &state.Pool{Spec: &state.Spec{}, Replicas: []*state.Replica{{ID: "r0", StartedAt: t0, ReadyAt: t0.Add(time.Second)}}}
+		p.Changes = append(p.Changes,
+			&Change{Addr: "pool." + name, Action: Restart, Before: sp, Replicas: []string{"r0"}},
+			&Change{Addr: "pool.old" + name, Action: Delete, Before: sp})
+	}
+	want := "pool.a unavailable ≈ 1s; pool.b unavailable ≈ 1s; pool.c unavailable ≈ 1s; and 2 more pools unavailable; 5 pools removed"
+	if got := p.DowntimeSummary(); got != want {
+		t.Errorf("DowntimeSummary = %q\nwant %q", got, want)
+	}
+}
