@@ -194,15 +194,29 @@ type PreparedEngine struct {
 	HealthPath       string // "/health" when empty
 }
 
-// ForReplica returns a copy of pe for one replica listening on port: the
-// port in Args is rewritten (PortFlags names the spellings), ReplicaID set,
-// and the maps copied so replicas never share them.
+// ForReplica returns a copy of pe for one replica listening on port,
+// ReplicaID set and the maps copied so replicas never share them. When Args
+// or Env values hold PortPlaceholder, each one becomes the port; otherwise
+// (providers written before the placeholder) the port after a PortFlags
+// spelling in Args is rewritten.
 func (pe PreparedEngine) ForReplica(id string, port int) PreparedEngine {
 	out := pe
 	out.ReplicaID = id
 	out.Port = port
 	out.Args = make([]string, len(pe.Args))
 	copy(out.Args, pe.Args)
+	out.Env = maps.Clone(pe.Env)
+	out.SecretEnv = maps.Clone(pe.SecretEnv)
+	if pe.usesPlaceholder() {
+		p := strconv.Itoa(port)
+		for i, a := range out.Args {
+			out.Args[i] = strings.ReplaceAll(a, PortPlaceholder, p)
+		}
+		for k, v := range out.Env {
+			out.Env[k] = strings.ReplaceAll(v, PortPlaceholder, p)
+		}
+		return out
+	}
 	for i, a := range out.Args {
 		for _, f := range PortFlags {
 			switch {
@@ -213,9 +227,26 @@ func (pe PreparedEngine) ForReplica(id string, port int) PreparedEngine {
 			}
 		}
 	}
-	out.Env = maps.Clone(pe.Env)
-	out.SecretEnv = maps.Clone(pe.SecretEnv)
 	return out
+}
+
+// PortPlaceholder, in a PreparedEngine's Args or Env values, is where each
+// replica's port goes: "--port", "{port}", or "PORT": "{port}" for an
+// engine that reads its port from the environment.
+const PortPlaceholder = "{port}"
+
+func (pe PreparedEngine) usesPlaceholder() bool {
+	for _, a := range pe.Args {
+		if strings.Contains(a, PortPlaceholder) {
+			return true
+		}
+	}
+	for _, v := range pe.Env {
+		if strings.Contains(v, PortPlaceholder) {
+			return true
+		}
+	}
+	return false
 }
 
 // PortFlags are the argument spellings ForReplica rewrites ("--port N" and

@@ -141,7 +141,8 @@ func (p *provider) Ensure(ctx context.Context, req providers.EnsureRequest) (*pr
 	if host == "" {
 		host = "127.0.0.1" // vLLM's own default is every interface
 	}
-	args := []string{"serve", s.model, "--host", host, "--port", strconv.Itoa(pool.Port)}
+	// llorch puts each replica's port where the placeholder is.
+	args := []string{"serve", s.model, "--host", host, "--port", providers.PortPlaceholder}
 	if pool.Ctx > 0 {
 		args = append(args, "--max-model-len", strconv.Itoa(pool.Ctx))
 	}

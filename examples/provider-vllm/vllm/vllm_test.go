@@ -212,7 +212,7 @@ func TestEnsurePreparesVLLMServe(t *testing.T) {
 	want := &providers.PreparedEngine{
 		BinaryPath:   bin,
 		BinarySHA256: sum,
-		Args: []string{"serve", "Qwen/Qwen2.5-0.5B-Instruct", "--host", "127.0.0.1", "--port", "8000",
+		Args: []string{"serve", "Qwen/Qwen2.5-0.5B-Instruct", "--host", "127.0.0.1", "--port", providers.PortPlaceholder,
 			"--max-model-len", "8192", "--tensor-parallel-size", "2", "--gpu-memory-utilization", "0.85",
 			"--revision", "v2", "--enforce-eager"},
 		Env:              map[string]string{"HF_HOME": "/srv/hf", "CUDA_VISIBLE_DEVICES": "0,1"},
@@ -239,7 +239,7 @@ func TestEnsurePreparesVLLMServe(t *testing.T) {
 	if diff := cmp.Diff(wantStages, stages); diff != "" {
 		t.Errorf("progress (-want +got):\n%s", diff)
 	}
-	// Replicas get their own port through the shared helper, so the port must be spelled --port N.
+	// Each replica gets its port where the placeholder is.
 	if r1 := pe.ForReplica("r1", 8001); !strings.Contains(strings.Join(r1.Args, " "), "--port 8001") {
 		t.Errorf("ForReplica did not move the port: %v", r1.Args)
 	}
