@@ -6,7 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -25,6 +24,7 @@ import (
 
 	"github.com/llorch/llorch/examples/provider-vllm/vllm"
 	"github.com/llorch/llorch/internal/fakeengine"
+	"github.com/llorch/llorch/internal/freeport"
 	"github.com/llorch/llorch/internal/supervisor"
 	"github.com/llorch/llorch/internal/textdiff"
 	"github.com/llorch/llorch/plan"
@@ -352,21 +352,6 @@ var (
 	portsHanded = map[int]bool{}
 )
 
-// ephemeralLow is the first port of the kernel's ephemeral range, 0 when
-// unknown.
-func ephemeralLow() int {
-	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
-	if err != nil {
-		return 0
-	}
-	f := strings.Fields(string(b))
-	if len(f) != 2 {
-		return 0
-	}
-	lo, _ := strconv.Atoi(f[0])
-	return lo
-}
-
 // freePorts finds n consecutive free loopback ports that no script of this
 // process was given before. They are below the kernel's ephemeral range
 // when it can: an engine restarted or moved back onto its configured port
@@ -375,13 +360,8 @@ func ephemeralLow() int {
 func freePorts(n int) (int, error) {
 	portsMu.Lock()
 	defer portsMu.Unlock()
-	lo := ephemeralLow()
 	for try := 0; try < 100; try++ {
-		addr := "127.0.0.1:0"
-		if lo > 10000+n {
-			addr = "127.0.0.1:" + strconv.Itoa(10000+rand.IntN(lo-10000-n))
-		}
-		l, err := net.Listen("tcp", addr)
+		l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(freeport.Candidate(n)))
 		if err != nil {
 			continue
 		}

@@ -7,17 +7,17 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/llorch/llorch/internal/freeport"
 )
 
 // startTimeout bounds how long etcd may take to serve clients.
@@ -248,42 +248,7 @@ func (s *Server) WaitReachable(ctx context.Context) error {
 	return c.Close()
 }
 
-// freePort returns a loopback port nothing listens on, below the kernel's
-// ephemeral range when it can: a server restarted on its ports (Restart)
-// must find them free, and a port from the ephemeral range may meanwhile
-// be the local end of any outgoing connection on the machine.
-func freePort() (int, error) {
-	if lo := ephemeralLow(); lo > 10000 {
-		for range 200 {
-			port := 10000 + rand.IntN(lo-10000)
-			if l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port)); err == nil {
-				l.Close()
-				return port, nil
-			}
-		}
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, fmt.Errorf("finding a free port: %w", err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}
-
-// ephemeralLow is the first port of the kernel's ephemeral range, 0 when
-// unknown.
-func ephemeralLow() int {
-	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
-	if err != nil {
-		return 0
-	}
-	f := strings.Fields(string(b))
-	if len(f) != 2 {
-		return 0
-	}
-	lo, _ := strconv.Atoi(f[0])
-	return lo
-}
+func freePort() (int, error) { return freeport.Port() }
 
 // lockedBuffer keeps the lines etcd logs, for errors.
 type lockedBuffer struct {
