@@ -369,6 +369,19 @@ func TestEnsureFailureNamesThePoolAndOthersFinish(t *testing.T) {
 			},
 			wantParts: []string{"pool.chat: ", `provider "llamacpp" returned no prepared engine`},
 		},
+		{
+			name: "provider describes a protocol the supervisor cannot follow",
+			setup: func(e *env) {
+				e.prov.EnsureFunc = func(_ context.Context, req providers.EnsureRequest) (*providers.PreparedEngine, providers.Diagnostics) {
+					pe := providertest.DefaultEngine(req.Pool)
+					if req.Pool.Addr == "pool.chat" {
+						pe.Protocol = &providers.EngineProtocol{Stop: providers.StopBehaviour{Signal: "SIGSTOP"}}
+					}
+					return &pe, nil
+				}
+			},
+			wantParts: []string{"pool.chat: ", `preparing engine (provider "llamacpp"): the engine protocol it returned is invalid: stop signal "SIGSTOP" is not one of SIGTERM, SIGINT, SIGQUIT, SIGHUP`},
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

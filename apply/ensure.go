@@ -69,6 +69,13 @@ func (r *runner) ensure(d *plan.Desired) (*providers.PreparedEngine, error) {
 		r.hooks.post(addr, StepEnsure, Result{}, err)
 		return nil, err
 	}
+	if pe.Protocol != nil {
+		if err := pe.Protocol.Validate(); err != nil {
+			err = &EnsureError{Provider: d.Pool.Engine, Range: d.Pool.DeclRange, Err: err}
+			r.hooks.post(addr, StepEnsure, Result{}, err)
+			return nil, err
+		}
+	}
 	pe.PoolID = d.Pool.ID
 	if err := checkPinned(pe, d, r.opts.Pins, r.opts.LockMode); err != nil {
 		r.hooks.post(addr, StepEnsure, Result{}, err)

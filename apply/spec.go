@@ -7,6 +7,7 @@ import (
 	"maps"
 	"net"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -133,6 +134,7 @@ func supervisorSpec(d *plan.Desired, pe providers.PreparedEngine, dirs Dirs, gen
 		Host:       pe.Host,
 		Port:       pe.Port,
 		ModelPath:  pe.ModelPath,
+		Protocol:   supervisorProtocol(pe.Protocol),
 		Health: supervisor.HealthPolicy{
 			Path:         healthPath,
 			Interval:     p.Health.Interval,
@@ -167,6 +169,33 @@ func supervisorSpec(d *plan.Desired, pe providers.PreparedEngine, dirs Dirs, gen
 			Labels:           maps.Clone(d.Spec.Labels),
 		},
 	}
+}
+
+// supervisorProtocol maps the provider API's EngineProtocol to the
+// supervisor's; nil stays nil, which the supervisor reads as
+// llama-server's protocol (what a plugin written before EngineProtocol
+// expects).
+func supervisorProtocol(p *providers.EngineProtocol) *supervisor.Protocol {
+	if p == nil {
+		return nil
+	}
+	out := &supervisor.Protocol{
+		ReadyStatus:          slices.Clone(p.Readiness.Ready),
+		LoadingStatus:        slices.Clone(p.Readiness.Loading),
+		StopSignal:           p.Stop.Signal,
+		RepeatStopForcesExit: p.Stop.RepeatForcesExit,
+	}
+	if id := p.Identity; id != nil {
+		out.Identity = &supervisor.IdentityProbe{Path: id.Path, Field: id.Field, Expect: id.Expect}
+	}
+	for _, f := range p.InFlight {
+		out.InFlight = append(out.InFlight, supervisor.InFlightProbe{Path: f.Path, CountTrue: f.CountTrue, Gauges: slices.Clone(f.Gauges)})
+	}
+	if c := p.Completion; c != nil {
+		out.Completion = &supervisor.CompletionProbe{Path: c.Path, PromptField: c.PromptField,
+			MaxTokensField: c.MaxTokensField, Fixed: maps.Clone(c.Fixed), TextField: c.TextField}
+	}
+	return out
 }
 
 // portPicker hands out free ports to replicas without a fixed one. A port

@@ -192,6 +192,9 @@ type PreparedEngine struct {
 	ReplicaID        string
 	DeviceMask       string
 	HealthPath       string // "/health" when empty
+	// Protocol says how to probe, drain and stop the engine; nil means
+	// llama-server's (see EngineProtocol).
+	Protocol *EngineProtocol
 }
 
 // ForReplica returns a copy of pe for one replica listening on port,

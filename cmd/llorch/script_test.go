@@ -24,6 +24,7 @@ import (
 
 	"github.com/llorch/llorch/examples/provider-vllm/vllm"
 	"github.com/llorch/llorch/internal/fakeengine"
+	"github.com/llorch/llorch/internal/fakevllm"
 	"github.com/llorch/llorch/internal/freeport"
 	"github.com/llorch/llorch/internal/supervisor"
 	"github.com/llorch/llorch/internal/textdiff"
@@ -45,6 +46,7 @@ func TestMain(m *testing.M) {
 		"fake-llama-server":    fakeengine.Main,
 		"llama-server":         fakeengine.Main, // examples/quickstart names the real binary
 		"llorch-provider-vllm": func() { sdk.Serve(vllm.New()) },
+		"vllm":                 fakevllm.Main, // what the vLLM plugin runs
 		"llorch-provider-flaky": func() {
 			sdk.Serve(newFlakyProvider())
 		},

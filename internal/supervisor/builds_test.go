@@ -122,7 +122,7 @@ func TestProbesCloseTheirConnectionsFromTheProberSide(t *testing.T) {
 			st, _ := r.waitFor(t, "ready", isState(Ready))
 			target := Target{
 				BaseURL: "http://127.0.0.1:" + strconv.Itoa(spec.Port), Host: "127.0.0.1", Port: spec.Port,
-				PID: st.PID, HealthPath: "/health", ModelPath: spec.ModelPath,
+				PID: st.PID, HealthPath: "/health", Protocol: LegacyProtocol(spec.ModelPath),
 			}
 			p := NewHTTPProber()
 			for range 5 {

@@ -1,10 +1,10 @@
 package supervisor
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -31,8 +31,10 @@ type Target struct {
 	Port       int
 	PID        int // the engine; also its process group
 	HealthPath string
-	ModelPath  string // "" skips the /props check
-	Token      string // bearer token for /props, /slots, /metrics
+	Token      string // bearer token for every path but the health path
+	// Protocol says how this engine answers (identity, in-flight counts,
+	// completions).
+	Protocol Protocol
 }
 
 // Prober asks an engine about itself. HTTPProber is the real one.
@@ -130,27 +132,38 @@ func (p *HTTPProber) do(ctx context.Context, method, url, token string, body io.
 	return resp.StatusCode, answer, nil
 }
 
-// Complete implements Prober: POST /completion, llama-server's native
-// endpoint, and the completion's text.
+// Complete implements Prober: POST the protocol's completion request and
+// read the text from its answer.
 func (p *HTTPProber) Complete(ctx context.Context, t Target, prompt string, nPredict int) (string, error) {
-	req, err := json.Marshal(map[string]any{"prompt": prompt, "n_predict": nPredict})
+	c := t.Protocol.Completion
+	if c == nil {
+		return "", errors.New("this engine's provider describes no completion endpoint, so health { smoke } cannot ask it for one; remove the smoke block")
+	}
+	fields := make(map[string]any, len(c.Fixed)+2)
+	for k, v := range c.Fixed {
+		fields[k] = v
+	}
+	fields[c.PromptField] = prompt
+	if c.MaxTokensField != "" {
+		fields[c.MaxTokensField] = nPredict
+	}
+	req, err := json.Marshal(fields)
 	if err != nil {
 		return "", err
 	}
-	code, body, err := p.do(ctx, http.MethodPost, t.BaseURL+"/completion", t.Token, bytes.NewReader(req), 1<<20)
+	url := t.BaseURL + c.Path
+	code, body, err := p.do(ctx, http.MethodPost, url, t.Token, bytes.NewReader(req), 1<<20)
 	if err != nil {
-		return "", fmt.Errorf("asking %s/completion: %w", t.BaseURL, err)
+		return "", fmt.Errorf("asking %s: %w", url, err)
 	}
 	if code != http.StatusOK {
-		return "", fmt.Errorf("%s/completion answered %s", t.BaseURL, describeAnswer(code, body))
+		return "", fmt.Errorf("%s answered %s", url, describeAnswer(code, body))
 	}
-	var answer struct {
-		Content *string `json:"content"`
+	text, err := jsonStringAt(body, c.TextField)
+	if err != nil {
+		return "", fmt.Errorf("%s answered 200 without a completion: %w", url, err)
 	}
-	if err := json.Unmarshal(body, &answer); err != nil || answer.Content == nil {
-		return "", fmt.Errorf("%s/completion answered 200 without a completion: %.200q", t.BaseURL, body)
-	}
-	return *answer.Content, nil
+	return text, nil
 }
 
 // Health implements Prober.
@@ -207,26 +220,32 @@ func (p *HTTPProber) Confirm(ctx context.Context, t Target) error {
 	case pid < 0:
 		return &ForeignServerError{Host: t.Host, Port: t.Port, PID: t.PID, By: "a process this user cannot inspect"}
 	}
-	if t.ModelPath == "" {
+	id := t.Protocol.Identity
+	if id == nil {
 		return nil
 	}
-	code, body, err := p.get(ctx, t.BaseURL+"/props", t.Token, 1<<20)
+	url := t.BaseURL + id.Path
+	code, body, err := p.get(ctx, url, t.Token, 1<<20)
 	if err != nil {
-		return fmt.Errorf("asking %s/props which model it serves: %w", t.BaseURL, err)
+		return fmt.Errorf("asking %s which model it serves: %w", url, err)
 	}
 	if code != http.StatusOK {
 		return nil // older servers or a disabled endpoint: nothing to compare
 	}
-	var props struct {
-		ModelPath string `json:"model_path"`
-	}
-	if json.Unmarshal(body, &props) != nil || props.ModelPath == "" {
+	got, err := jsonStringAt(body, id.Field)
+	if err != nil || got == "" {
 		return nil
 	}
-	if !samePath(props.ModelPath, t.ModelPath) {
-		return &ForeignServerError{Host: t.Host, Port: t.Port, PID: t.PID, By: fmt.Sprintf("a server with model %s instead of %s", props.ModelPath, t.ModelPath)}
+	if !sameModel(got, id.Expect) {
+		return &ForeignServerError{Host: t.Host, Port: t.Port, PID: t.PID, By: fmt.Sprintf("a server with model %s instead of %s", got, id.Expect)}
 	}
 	return nil
+}
+
+// sameModel compares what an engine says it serves with what it should:
+// equal strings, or two paths naming the same file.
+func sameModel(got, want string) bool {
+	return got == want || (filepath.IsAbs(got) && filepath.IsAbs(want) && samePath(got, want))
 }
 
 func samePath(a, b string) bool {
@@ -238,58 +257,32 @@ func samePath(a, b string) bool {
 	return errA == nil && errB == nil && os.SameFile(fa, fb)
 }
 
-// InFlight implements Prober: the slots with is_processing in /slots and,
-// when that is not available, /metrics (requests_processing plus
-// requests_deferred).
+// InFlight implements Prober: the protocol's in-flight probes in order,
+// the first that answers with a count.
 func (p *HTTPProber) InFlight(ctx context.Context, t Target) (int, error) {
-	code, body, err := p.get(ctx, t.BaseURL+"/slots", t.Token, 4<<20)
-	if err != nil {
-		return 0, fmt.Errorf("asking %s/slots for in-flight requests: %w", t.BaseURL, err)
+	if len(t.Protocol.InFlight) == 0 {
+		return 0, errors.New("this engine's provider describes no way to count requests in flight")
 	}
-	if code == http.StatusOK {
-		var slots []struct {
-			IsProcessing bool `json:"is_processing"`
-		}
-		if err := json.Unmarshal(body, &slots); err == nil {
-			n := 0
-			for _, s := range slots {
-				if s.IsProcessing {
-					n++
-				}
-			}
-			return n, nil
-		}
-	}
-	slotsAnswer := describeAnswer(code, body)
-	code, body, err = p.get(ctx, t.BaseURL+"/metrics", t.Token, 4<<20)
-	if err != nil {
-		return 0, fmt.Errorf("asking %s/metrics for in-flight requests: %w", t.BaseURL, err)
-	}
-	if code == http.StatusOK {
-		if n, ok := metricsInFlight(body); ok {
-			return n, nil
-		}
-	}
-	return 0, fmt.Errorf("the engine reports no in-flight counts: /slots answered %s, /metrics answered %s", slotsAnswer, describeAnswer(code, body))
-}
-
-// metricsInFlight reads llama-server's Prometheus gauges; ok is false when
-// neither gauge is present.
-func metricsInFlight(body []byte) (n int, ok bool) {
-	sc := bufio.NewScanner(strings.NewReader(string(body)))
-	for sc.Scan() {
-		name, value, found := strings.Cut(strings.TrimSpace(sc.Text()), " ")
-		if !found || (name != "llamacpp:requests_processing" && name != "llamacpp:requests_deferred") {
-			continue
-		}
-		v, err := strconv.ParseFloat(strings.TrimSpace(value), 64)
+	var answers []string
+	for _, f := range t.Protocol.InFlight {
+		url := t.BaseURL + f.Path
+		code, body, err := p.get(ctx, url, t.Token, 4<<20)
 		if err != nil {
-			continue
+			return 0, fmt.Errorf("asking %s for in-flight requests: %w", url, err)
 		}
-		ok = true
-		if v > 0 {
-			n += int(v)
+		if code == http.StatusOK {
+			var n int
+			var ok bool
+			if f.CountTrue != "" {
+				n, ok = countTrue(body, f.CountTrue)
+			} else {
+				n, ok = sumGauges(body, f.Gauges)
+			}
+			if ok {
+				return n, nil
+			}
 		}
+		answers = append(answers, fmt.Sprintf("%s answered %s", f.Path, describeAnswer(code, body)))
 	}
-	return n, ok
+	return 0, fmt.Errorf("the engine reports no in-flight counts: %s", strings.Join(answers, ", "))
 }

@@ -72,7 +72,7 @@ func TestHTTPProberInFlight(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			srv, auth := engineStub(t, tc.answers)
-			n, err := NewHTTPProber().InFlight(t.Context(), Target{BaseURL: srv.URL, Token: "s3cret"})
+			n, err := NewHTTPProber().InFlight(t.Context(), Target{BaseURL: srv.URL, Token: "s3cret", Protocol: LegacyProtocol("")})
 			if tc.wantErr != "" {
 				if err == nil || err.Error() != tc.wantErr {
 					t.Fatalf("InFlight error = %v\nwant %q", err, tc.wantErr)
@@ -91,10 +91,10 @@ func TestHTTPProberInFlight(t *testing.T) {
 
 func TestHTTPProberSendsTheTokenOnlyWhenSet(t *testing.T) {
 	srv, auth := engineStub(t, map[string]answer{"/slots": {200, `[]`}})
-	if _, err := NewHTTPProber().InFlight(t.Context(), Target{BaseURL: srv.URL, Token: "k"}); err != nil || *auth != "Bearer k" {
+	if _, err := NewHTTPProber().InFlight(t.Context(), Target{BaseURL: srv.URL, Token: "k", Protocol: LegacyProtocol("")}); err != nil || *auth != "Bearer k" {
 		t.Fatalf("with a token: auth %q, err %v", *auth, err)
 	}
-	if _, err := NewHTTPProber().InFlight(t.Context(), Target{BaseURL: srv.URL}); err != nil || *auth != "" {
+	if _, err := NewHTTPProber().InFlight(t.Context(), Target{BaseURL: srv.URL, Protocol: LegacyProtocol("")}); err != nil || *auth != "" {
 		t.Fatalf("without a token: auth %q, err %v", *auth, err)
 	}
 }
@@ -139,7 +139,7 @@ func TestHTTPProberConfirmComparesTheModelPath(t *testing.T) {
 			srv, _ := engineStub(t, map[string]answer{"/props": tc.props})
 			p := NewHTTPProber()
 			p.Proc = emptyProc
-			err := p.Confirm(t.Context(), Target{BaseURL: srv.URL, Host: "127.0.0.1", Port: 8080, PID: 42, ModelPath: "/m/a.gguf"})
+			err := p.Confirm(t.Context(), Target{BaseURL: srv.URL, Host: "127.0.0.1", Port: 8080, PID: 42, Protocol: LegacyProtocol("/m/a.gguf")})
 			if tc.wantErr == "" {
 				if err != nil {
 					t.Fatalf("Confirm = %v, want nil", err)

@@ -239,11 +239,14 @@ type supervisor struct {
 	drainDeadline time.Duration
 	drainEnds     time.Time
 
-	stopping  bool
-	afterStop func(ExitStatus)
-	draining  bool
-	exiting   bool
-	done      bool
+	stopping bool
+	// repeatedStop: the stop signal went out a second time (the engine's
+	// protocol says that forces its exit); SIGKILL comes next.
+	repeatedStop bool
+	afterStop    func(ExitStatus)
+	draining     bool
+	exiting      bool
+	done         bool
 
 	drainWaiters []chan Status
 	stopWaiters  []chan Status
@@ -274,8 +277,8 @@ func newSupervisor(spec Spec, deps Deps, elog *engineLog) *supervisor {
 			Host:       spec.Host,
 			Port:       spec.Port,
 			HealthPath: spec.Health.Path,
-			ModelPath:  spec.ModelPath,
 			Token:      spec.ProbeToken,
+			Protocol:   spec.protocol(),
 		},
 		st: Status{Addr: spec.Addr, State: Starting, SupervisorPID: os.Getpid(), Port: spec.Port},
 	}
@@ -579,7 +582,7 @@ func (s *supervisor) startProbe() {
 			if r.err != nil {
 				r.detail = r.err.Error()
 			}
-			if kind == probeReadiness && r.err == nil && r.code == 200 {
+			if kind == probeReadiness && r.err == nil && t.Protocol.ready(r.code) {
 				r.confirm = prober.Confirm(ctx, t)
 				if r.confirm == nil && smoke != nil {
 					sctx, scancel := context.WithTimeout(ctx, smoke.Timeout)
@@ -633,8 +636,11 @@ func (s *supervisor) probed(r probeResult) {
 }
 
 func (s *supervisor) readinessAnswered(r probeResult) {
-	if r.err != nil || r.code != 200 {
+	if r.err != nil || !s.target.Protocol.ready(r.code) {
 		s.lastAnswer = r.detail
+		if r.err == nil && !s.target.Protocol.loading(r.code) {
+			s.lastAnswer += ", which this engine answers neither when ready nor while loading: is health.path right?"
+		}
 		s.notReadyYet()
 		return
 	}
@@ -749,7 +755,7 @@ func (s *supervisor) becomeReady() {
 }
 
 func (s *supervisor) livenessAnswered(r probeResult) {
-	if r.err == nil && r.code == 200 {
+	if r.err == nil && s.target.Protocol.ready(r.code) {
 		s.liveFails = 0
 		s.probeT = s.deps.Clock.NewTimer(s.spec.Health.LiveInterval)
 		return
@@ -806,14 +812,28 @@ func (s *supervisor) stopEngine(grace time.Duration, after func(ExitStatus)) {
 	s.cancelProbe()
 	stopTimer(&s.startT)
 	stopTimer(&s.drainT)
-	if err := s.proc.Signal(syscall.SIGTERM); err != nil && !errors.Is(err, syscall.ESRCH) {
+	s.repeatedStop = false
+	if err := s.proc.Signal(s.target.Protocol.stopSignal()); err != nil && !errors.Is(err, syscall.ESRCH) {
 		s.log.Error("stopping engine", "err", err)
 	}
 	s.graceT = s.deps.Clock.NewTimer(grace)
 }
 
+// repeatStopGrace is how long an engine whose protocol says a second stop
+// signal forces its exit gets after that signal, before SIGKILL.
+const repeatStopGrace = time.Second
+
 func (s *supervisor) graceExpired() {
 	if s.proc == nil {
+		return
+	}
+	if s.target.Protocol.RepeatStopForcesExit && !s.repeatedStop {
+		s.repeatedStop = true
+		s.log.Warn("engine did not stop within its grace period; signalling it again, which makes it exit at once")
+		if err := s.proc.Signal(s.target.Protocol.stopSignal()); err != nil && !errors.Is(err, syscall.ESRCH) {
+			s.log.Error("stopping engine", "err", err)
+		}
+		s.graceT = s.deps.Clock.NewTimer(repeatStopGrace)
 		return
 	}
 	s.log.Warn("engine did not stop within its grace period; killing it")

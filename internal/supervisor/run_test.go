@@ -249,7 +249,7 @@ func TestDrainWaitsForInFlightWorkThenStops(t *testing.T) {
 func waitBusy(t *testing.T, spec Spec) {
 	t.Helper()
 	p := NewHTTPProber()
-	tgt := Target{BaseURL: fmt.Sprintf("http://127.0.0.1:%d", spec.Port)}
+	tgt := Target{BaseURL: fmt.Sprintf("http://127.0.0.1:%d", spec.Port), Protocol: LegacyProtocol("")}
 	ctx := waitCtx(t)
 	tick := time.NewTicker(5 * time.Millisecond)
 	defer tick.Stop()

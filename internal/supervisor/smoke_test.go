@@ -46,15 +46,15 @@ func TestSmokeCompletionGatesReadiness(t *testing.T) {
 
 func TestHTTPProberComplete(t *testing.T) {
 	srv, _ := engineStub(t, map[string]answer{"/completion": {200, `{"content":" Paris.","tokens_predicted":2}`}})
-	if got, err := NewHTTPProber().Complete(t.Context(), Target{BaseURL: srv.URL}, "The capital of France is", 2); err != nil || got != " Paris." {
+	if got, err := NewHTTPProber().Complete(t.Context(), Target{BaseURL: srv.URL, Protocol: LegacyProtocol("")}, "The capital of France is", 2); err != nil || got != " Paris." {
 		t.Fatalf("Complete = %q, %v", got, err)
 	}
 	srv, _ = engineStub(t, map[string]answer{"/completion": {503, `{"error":{"code":503,"message":"Loading model","type":"unavailable_error"}}`}})
-	if _, err := NewHTTPProber().Complete(t.Context(), Target{BaseURL: srv.URL}, "x", 1); err == nil || err.Error() != srv.URL+"/completion answered 503 Loading model" {
+	if _, err := NewHTTPProber().Complete(t.Context(), Target{BaseURL: srv.URL, Protocol: LegacyProtocol("")}, "x", 1); err == nil || err.Error() != srv.URL+"/completion answered 503 Loading model" {
 		t.Fatalf("Complete on a loading engine: %v", err)
 	}
 	srv, _ = engineStub(t, map[string]answer{"/completion": {200, `{"id":1}`}})
-	if _, err := NewHTTPProber().Complete(t.Context(), Target{BaseURL: srv.URL}, "x", 1); err == nil || !strings.Contains(err.Error(), "answered 200 without a completion") {
+	if _, err := NewHTTPProber().Complete(t.Context(), Target{BaseURL: srv.URL, Protocol: LegacyProtocol("")}, "x", 1); err == nil || !strings.Contains(err.Error(), "answered 200 without a completion") {
 		t.Fatalf("Complete without content: %v", err)
 	}
 }

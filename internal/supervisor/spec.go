@@ -27,6 +27,10 @@ type Spec struct {
 	// ModelPath lets the readiness check confirm the answering server is the
 	// one spawned (llama-server /props names its model).
 	ModelPath string `json:"model_path"`
+	// Protocol is how to probe, drain and stop the engine; nil (a spec
+	// written before providers described their engines) is
+	// LegacyProtocol.
+	Protocol *Protocol `json:"protocol,omitempty"`
 
 	Health  HealthPolicy  `json:"health"`
 	Restart RestartPolicy `json:"restart"`
@@ -40,6 +44,15 @@ type Spec struct {
 	// LogMaxBytes rotates engine.log at this size, keeping LogKeep old files.
 	LogMaxBytes int64 `json:"log_max_bytes"`
 	LogKeep     int   `json:"log_keep"`
+}
+
+// protocol is the engine's protocol, LegacyProtocol when the spec names
+// none.
+func (s Spec) protocol() Protocol {
+	if s.Protocol == nil {
+		return LegacyProtocol(s.ModelPath)
+	}
+	return *s.Protocol
 }
 
 // HealthPolicy mirrors the pool's health block.

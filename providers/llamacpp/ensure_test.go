@@ -54,6 +54,7 @@ func TestEnsureBinaryModePreparesTheEngine(t *testing.T) {
 		PoolID:           "chat",
 		DeviceMask:       "1,0",
 		HealthPath:       "/health",
+		Protocol:         EngineProtocol(model),
 	}
 	if !reflect.DeepEqual(pe, want) {
 		t.Errorf("PreparedEngine =\n %+v\nwant\n %+v", *pe, *want)

@@ -389,6 +389,7 @@ func encodePrepared(pe *providers.PreparedEngine) *proto.PreparedEngine {
 		DeviceMask:       pe.DeviceMask,
 		HealthPath:       pe.HealthPath,
 		BinarySha256:     pe.BinarySHA256,
+		Protocol:         encodeProtocol(pe.Protocol),
 	}
 }
 
@@ -413,7 +414,72 @@ func decodePrepared(pe *proto.PreparedEngine) *providers.PreparedEngine {
 		DeviceMask:       pe.GetDeviceMask(),
 		HealthPath:       pe.GetHealthPath(),
 		BinarySHA256:     pe.GetBinarySha256(),
+		Protocol:         decodeProtocol(pe.GetProtocol()),
 	}
+}
+
+func encodeProtocol(p *providers.EngineProtocol) *proto.EngineProtocol {
+	if p == nil {
+		return nil
+	}
+	out := &proto.EngineProtocol{
+		Readiness: &proto.EngineProtocol_Readiness{Ready: int64s(p.Readiness.Ready), Loading: int64s(p.Readiness.Loading)},
+		Stop:      &proto.EngineProtocol_Stop{Signal: p.Stop.Signal, RepeatForcesExit: p.Stop.RepeatForcesExit},
+	}
+	if id := p.Identity; id != nil {
+		out.Identity = &proto.EngineProtocol_Identity{Path: id.Path, Field: id.Field, Expect: id.Expect}
+	}
+	for _, f := range p.InFlight {
+		out.InFlight = append(out.InFlight, &proto.EngineProtocol_InFlight{Path: f.Path, CountTrue: f.CountTrue, Gauges: f.Gauges})
+	}
+	if c := p.Completion; c != nil {
+		out.Completion = &proto.EngineProtocol_Completion{Path: c.Path, PromptField: c.PromptField,
+			MaxTokensField: c.MaxTokensField, Fixed: c.Fixed, TextField: c.TextField}
+	}
+	return out
+}
+
+func decodeProtocol(p *proto.EngineProtocol) *providers.EngineProtocol {
+	if p == nil {
+		return nil
+	}
+	out := &providers.EngineProtocol{
+		Readiness: providers.Readiness{Ready: ints(p.GetReadiness().GetReady()), Loading: ints(p.GetReadiness().GetLoading())},
+		Stop:      providers.StopBehaviour{Signal: p.GetStop().GetSignal(), RepeatForcesExit: p.GetStop().GetRepeatForcesExit()},
+	}
+	if id := p.GetIdentity(); id != nil {
+		out.Identity = &providers.IdentityProbe{Path: id.GetPath(), Field: id.GetField(), Expect: id.GetExpect()}
+	}
+	for _, f := range p.GetInFlight() {
+		out.InFlight = append(out.InFlight, providers.InFlightProbe{Path: f.GetPath(), CountTrue: f.GetCountTrue(), Gauges: nonEmpty(f.GetGauges())})
+	}
+	if c := p.GetCompletion(); c != nil {
+		out.Completion = &providers.CompletionProbe{Path: c.GetPath(), PromptField: c.GetPromptField(),
+			MaxTokensField: c.GetMaxTokensField(), Fixed: nonEmptyMap(c.GetFixed()), TextField: c.GetTextField()}
+	}
+	return out
+}
+
+func int64s(in []int) []int64 {
+	if len(in) == 0 {
+		return nil
+	}
+	out := make([]int64, len(in))
+	for i, v := range in {
+		out[i] = int64(v)
+	}
+	return out
+}
+
+func ints(in []int64) []int {
+	if len(in) == 0 {
+		return nil
+	}
+	out := make([]int, len(in))
+	for i, v := range in {
+		out[i] = int(v)
+	}
+	return out
 }
 
 func encodePlanned(pp *providers.PlannedPool) *proto.PlannedPool {

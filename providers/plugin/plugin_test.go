@@ -144,6 +144,18 @@ func fullPrepared() *providers.PreparedEngine {
 		ReplicaID:        "r1",
 		DeviceMask:       "0,1",
 		HealthPath:       "/health",
+		Protocol:         fullProtocol(),
+	}
+}
+
+func fullProtocol() *providers.EngineProtocol {
+	return &providers.EngineProtocol{
+		Readiness: providers.Readiness{Ready: []int{200}, Loading: []int{503}},
+		Identity:  &providers.IdentityProbe{Path: "/props", Field: "model_path", Expect: "/models/q.gguf"},
+		InFlight:  []providers.InFlightProbe{{Path: "/slots", CountTrue: "is_processing", Gauges: []string{"g"}}},
+		Completion: &providers.CompletionProbe{Path: "/completion", PromptField: "prompt", MaxTokensField: "n_predict",
+			Fixed: map[string]string{"model": "q"}, TextField: "content"},
+		Stop: providers.StopBehaviour{Signal: "SIGINT", RepeatForcesExit: true},
 	}
 }
 
@@ -163,16 +175,22 @@ func TestFixturesSetEveryField(t *testing.T) {
 		Blocks: map[string]*providers.NestedBlock{"b": {}}, Description: "d"}, Nesting: providers.NestingList,
 		Required: true, ForcesReplacement: true}
 	for name, v := range map[string]any{
-		"PoolSpec":       fullPool(),
-		"ModelRef":       fullPool().Model,
-		"PreparedEngine": *fullPrepared(),
-		"ModelInfo":      *fullModelInfo(),
-		"PlannedPool":    *planned,
-		"Event":          fullEvent,
-		"Attribute":      attr,
-		"NestedBlock":    nested,
-		"Diagnostic":     everyPathKind[1],
-		"Schema":         providers.Schema{Version: "v", Provider: &nested.Block, Pool: &nested.Block},
+		"PoolSpec":        fullPool(),
+		"ModelRef":        fullPool().Model,
+		"PreparedEngine":  *fullPrepared(),
+		"EngineProtocol":  *fullProtocol(),
+		"Readiness":       fullProtocol().Readiness,
+		"IdentityProbe":   *fullProtocol().Identity,
+		"InFlightProbe":   fullProtocol().InFlight[0],
+		"CompletionProbe": *fullProtocol().Completion,
+		"StopBehaviour":   fullProtocol().Stop,
+		"ModelInfo":       *fullModelInfo(),
+		"PlannedPool":     *planned,
+		"Event":           fullEvent,
+		"Attribute":       attr,
+		"NestedBlock":     nested,
+		"Diagnostic":      everyPathKind[1],
+		"Schema":          providers.Schema{Version: "v", Provider: &nested.Block, Pool: &nested.Block},
 	} {
 		rv := reflect.ValueOf(v)
 		for i := range rv.NumField() {
@@ -440,6 +458,19 @@ func TestEnsureStreamsEveryEventThenTheResult(t *testing.T) {
 	}
 	if key := gotReq.Config.GetAttr("api_key"); !key.RawEquals(cty.StringVal("s3cr3t-key")) {
 		t.Errorf("api_key arrived as %#v", key)
+	}
+}
+
+// TestEnsureWithoutAProtocolStaysWithout: a plugin built before
+// EngineProtocol sends none, and core must see nil (llama-server's
+// protocol), not an empty protocol that probes nothing.
+func TestEnsureWithoutAProtocolStaysWithout(t *testing.T) {
+	p := connect(t, &fakeProvider{ensure: func(context.Context, providers.EnsureRequest) (*providers.PreparedEngine, providers.Diagnostics) {
+		return &providers.PreparedEngine{BinaryPath: "/bin/engine"}, nil
+	}})
+	pe, diags := p.Ensure(t.Context(), providers.EnsureRequest{Pool: fullPool()})
+	if diags.HasErrors() || pe == nil || pe.Protocol != nil {
+		t.Fatalf("got %#v, %v; want a nil Protocol", pe, diags)
 	}
 }
 

@@ -553,8 +553,10 @@ type PreparedEngine struct {
 	DeviceMask       string                 `protobuf:"bytes,14,opt,name=device_mask,json=deviceMask,proto3" json:"device_mask,omitempty"`
 	HealthPath       string                 `protobuf:"bytes,15,opt,name=health_path,json=healthPath,proto3" json:"health_path,omitempty"`
 	BinarySha256     string                 `protobuf:"bytes,16,opt,name=binary_sha256,json=binarySha256,proto3" json:"binary_sha256,omitempty"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// Unset (plugins written before it): the engine is llama-server.
+	Protocol      *EngineProtocol `protobuf:"bytes,17,opt,name=protocol,proto3" json:"protocol,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *PreparedEngine) Reset() {
@@ -699,6 +701,91 @@ func (x *PreparedEngine) GetBinarySha256() string {
 	return ""
 }
 
+func (x *PreparedEngine) GetProtocol() *EngineProtocol {
+	if x != nil {
+		return x.Protocol
+	}
+	return nil
+}
+
+// EngineProtocol is providers.EngineProtocol: how the supervisor probes,
+// drains and stops this kind of engine.
+type EngineProtocol struct {
+	state         protoimpl.MessageState     `protogen:"open.v1"`
+	Readiness     *EngineProtocol_Readiness  `protobuf:"bytes,1,opt,name=readiness,proto3" json:"readiness,omitempty"`
+	Identity      *EngineProtocol_Identity   `protobuf:"bytes,2,opt,name=identity,proto3" json:"identity,omitempty"`
+	InFlight      []*EngineProtocol_InFlight `protobuf:"bytes,3,rep,name=in_flight,json=inFlight,proto3" json:"in_flight,omitempty"`
+	Completion    *EngineProtocol_Completion `protobuf:"bytes,4,opt,name=completion,proto3" json:"completion,omitempty"`
+	Stop          *EngineProtocol_Stop       `protobuf:"bytes,5,opt,name=stop,proto3" json:"stop,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EngineProtocol) Reset() {
+	*x = EngineProtocol{}
+	mi := &file_provider_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EngineProtocol) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EngineProtocol) ProtoMessage() {}
+
+func (x *EngineProtocol) ProtoReflect() protoreflect.Message {
+	mi := &file_provider_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EngineProtocol.ProtoReflect.Descriptor instead.
+func (*EngineProtocol) Descriptor() ([]byte, []int) {
+	return file_provider_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *EngineProtocol) GetReadiness() *EngineProtocol_Readiness {
+	if x != nil {
+		return x.Readiness
+	}
+	return nil
+}
+
+func (x *EngineProtocol) GetIdentity() *EngineProtocol_Identity {
+	if x != nil {
+		return x.Identity
+	}
+	return nil
+}
+
+func (x *EngineProtocol) GetInFlight() []*EngineProtocol_InFlight {
+	if x != nil {
+		return x.InFlight
+	}
+	return nil
+}
+
+func (x *EngineProtocol) GetCompletion() *EngineProtocol_Completion {
+	if x != nil {
+		return x.Completion
+	}
+	return nil
+}
+
+func (x *EngineProtocol) GetStop() *EngineProtocol_Stop {
+	if x != nil {
+		return x.Stop
+	}
+	return nil
+}
+
 type ModelInfo struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Path          string                 `protobuf:"bytes,1,opt,name=path,proto3" json:"path,omitempty"`
@@ -714,7 +801,7 @@ type ModelInfo struct {
 
 func (x *ModelInfo) Reset() {
 	*x = ModelInfo{}
-	mi := &file_provider_proto_msgTypes[7]
+	mi := &file_provider_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -726,7 +813,7 @@ func (x *ModelInfo) String() string {
 func (*ModelInfo) ProtoMessage() {}
 
 func (x *ModelInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_provider_proto_msgTypes[7]
+	mi := &file_provider_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -739,7 +826,7 @@ func (x *ModelInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ModelInfo.ProtoReflect.Descriptor instead.
 func (*ModelInfo) Descriptor() ([]byte, []int) {
-	return file_provider_proto_rawDescGZIP(), []int{7}
+	return file_provider_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *ModelInfo) GetPath() string {
@@ -803,7 +890,7 @@ type PlannedPool struct {
 
 func (x *PlannedPool) Reset() {
 	*x = PlannedPool{}
-	mi := &file_provider_proto_msgTypes[8]
+	mi := &file_provider_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -815,7 +902,7 @@ func (x *PlannedPool) String() string {
 func (*PlannedPool) ProtoMessage() {}
 
 func (x *PlannedPool) ProtoReflect() protoreflect.Message {
-	mi := &file_provider_proto_msgTypes[8]
+	mi := &file_provider_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -828,7 +915,7 @@ func (x *PlannedPool) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PlannedPool.ProtoReflect.Descriptor instead.
 func (*PlannedPool) Descriptor() ([]byte, []int) {
-	return file_provider_proto_rawDescGZIP(), []int{8}
+	return file_provider_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *PlannedPool) GetEngineVersion() string {
@@ -871,7 +958,7 @@ type Event struct {
 
 func (x *Event) Reset() {
 	*x = Event{}
-	mi := &file_provider_proto_msgTypes[9]
+	mi := &file_provider_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -883,7 +970,7 @@ func (x *Event) String() string {
 func (*Event) ProtoMessage() {}
 
 func (x *Event) ProtoReflect() protoreflect.Message {
-	mi := &file_provider_proto_msgTypes[9]
+	mi := &file_provider_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -896,7 +983,7 @@ func (x *Event) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Event.ProtoReflect.Descriptor instead.
 func (*Event) Descriptor() ([]byte, []int) {
-	return file_provider_proto_rawDescGZIP(), []int{9}
+	return file_provider_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *Event) GetStage() string {
@@ -935,7 +1022,7 @@ type GetSchema struct {
 
 func (x *GetSchema) Reset() {
 	*x = GetSchema{}
-	mi := &file_provider_proto_msgTypes[10]
+	mi := &file_provider_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -947,7 +1034,7 @@ func (x *GetSchema) String() string {
 func (*GetSchema) ProtoMessage() {}
 
 func (x *GetSchema) ProtoReflect() protoreflect.Message {
-	mi := &file_provider_proto_msgTypes[10]
+	mi := &file_provider_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -960,7 +1047,7 @@ func (x *GetSchema) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetSchema.ProtoReflect.Descriptor instead.
 func (*GetSchema) Descriptor() ([]byte, []int) {
-	return file_provider_proto_rawDescGZIP(), []int{10}
+	return file_provider_proto_rawDescGZIP(), []int{11}
 }
 
 type Configure struct {
@@ -971,7 +1058,7 @@ type Configure struct {
 
 func (x *Configure) Reset() {
 	*x = Configure{}
-	mi := &file_provider_proto_msgTypes[11]
+	mi := &file_provider_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -983,7 +1070,7 @@ func (x *Configure) String() string {
 func (*Configure) ProtoMessage() {}
 
 func (x *Configure) ProtoReflect() protoreflect.Message {
-	mi := &file_provider_proto_msgTypes[11]
+	mi := &file_provider_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -996,7 +1083,7 @@ func (x *Configure) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Configure.ProtoReflect.Descriptor instead.
 func (*Configure) Descriptor() ([]byte, []int) {
-	return file_provider_proto_rawDescGZIP(), []int{11}
+	return file_provider_proto_rawDescGZIP(), []int{12}
 }
 
 type ValidatePool struct {
@@ -1007,7 +1094,7 @@ type ValidatePool struct {
 
 func (x *ValidatePool) Reset() {
 	*x = ValidatePool{}
-	mi := &file_provider_proto_msgTypes[12]
+	mi := &file_provider_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1019,7 +1106,7 @@ func (x *ValidatePool) String() string {
 func (*ValidatePool) ProtoMessage() {}
 
 func (x *ValidatePool) ProtoReflect() protoreflect.Message {
-	mi := &file_provider_proto_msgTypes[12]
+	mi := &file_provider_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1032,7 +1119,7 @@ func (x *ValidatePool) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ValidatePool.ProtoReflect.Descriptor instead.
 func (*ValidatePool) Descriptor() ([]byte, []int) {
-	return file_provider_proto_rawDescGZIP(), []int{12}
+	return file_provider_proto_rawDescGZIP(), []int{13}
 }
 
 type PlanPool struct {
@@ -1043,7 +1130,7 @@ type PlanPool struct {
 
 func (x *PlanPool) Reset() {
 	*x = PlanPool{}
-	mi := &file_provider_proto_msgTypes[13]
+	mi := &file_provider_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1055,7 +1142,7 @@ func (x *PlanPool) String() string {
 func (*PlanPool) ProtoMessage() {}
 
 func (x *PlanPool) ProtoReflect() protoreflect.Message {
-	mi := &file_provider_proto_msgTypes[13]
+	mi := &file_provider_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1068,7 +1155,7 @@ func (x *PlanPool) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PlanPool.ProtoReflect.Descriptor instead.
 func (*PlanPool) Descriptor() ([]byte, []int) {
-	return file_provider_proto_rawDescGZIP(), []int{13}
+	return file_provider_proto_rawDescGZIP(), []int{14}
 }
 
 type Ensure struct {
@@ -1079,7 +1166,7 @@ type Ensure struct {
 
 func (x *Ensure) Reset() {
 	*x = Ensure{}
-	mi := &file_provider_proto_msgTypes[14]
+	mi := &file_provider_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1091,7 +1178,7 @@ func (x *Ensure) String() string {
 func (*Ensure) ProtoMessage() {}
 
 func (x *Ensure) ProtoReflect() protoreflect.Message {
-	mi := &file_provider_proto_msgTypes[14]
+	mi := &file_provider_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1104,7 +1191,7 @@ func (x *Ensure) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Ensure.ProtoReflect.Descriptor instead.
 func (*Ensure) Descriptor() ([]byte, []int) {
-	return file_provider_proto_rawDescGZIP(), []int{14}
+	return file_provider_proto_rawDescGZIP(), []int{15}
 }
 
 type Cleanup struct {
@@ -1115,7 +1202,7 @@ type Cleanup struct {
 
 func (x *Cleanup) Reset() {
 	*x = Cleanup{}
-	mi := &file_provider_proto_msgTypes[15]
+	mi := &file_provider_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1127,7 +1214,7 @@ func (x *Cleanup) String() string {
 func (*Cleanup) ProtoMessage() {}
 
 func (x *Cleanup) ProtoReflect() protoreflect.Message {
-	mi := &file_provider_proto_msgTypes[15]
+	mi := &file_provider_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1140,7 +1227,7 @@ func (x *Cleanup) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Cleanup.ProtoReflect.Descriptor instead.
 func (*Cleanup) Descriptor() ([]byte, []int) {
-	return file_provider_proto_rawDescGZIP(), []int{15}
+	return file_provider_proto_rawDescGZIP(), []int{16}
 }
 
 type AttributePath_Step struct {
@@ -1157,7 +1244,7 @@ type AttributePath_Step struct {
 
 func (x *AttributePath_Step) Reset() {
 	*x = AttributePath_Step{}
-	mi := &file_provider_proto_msgTypes[16]
+	mi := &file_provider_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1169,7 +1256,7 @@ func (x *AttributePath_Step) String() string {
 func (*AttributePath_Step) ProtoMessage() {}
 
 func (x *AttributePath_Step) ProtoReflect() protoreflect.Message {
-	mi := &file_provider_proto_msgTypes[16]
+	mi := &file_provider_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1254,7 +1341,7 @@ type Schema_Block struct {
 
 func (x *Schema_Block) Reset() {
 	*x = Schema_Block{}
-	mi := &file_provider_proto_msgTypes[17]
+	mi := &file_provider_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1266,7 +1353,7 @@ func (x *Schema_Block) String() string {
 func (*Schema_Block) ProtoMessage() {}
 
 func (x *Schema_Block) ProtoReflect() protoreflect.Message {
-	mi := &file_provider_proto_msgTypes[17]
+	mi := &file_provider_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1319,7 +1406,7 @@ type Schema_Attribute struct {
 
 func (x *Schema_Attribute) Reset() {
 	*x = Schema_Attribute{}
-	mi := &file_provider_proto_msgTypes[18]
+	mi := &file_provider_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1331,7 +1418,7 @@ func (x *Schema_Attribute) String() string {
 func (*Schema_Attribute) ProtoMessage() {}
 
 func (x *Schema_Attribute) ProtoReflect() protoreflect.Message {
-	mi := &file_provider_proto_msgTypes[18]
+	mi := &file_provider_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1409,7 +1496,7 @@ type Schema_NestedBlock struct {
 
 func (x *Schema_NestedBlock) Reset() {
 	*x = Schema_NestedBlock{}
-	mi := &file_provider_proto_msgTypes[19]
+	mi := &file_provider_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1421,7 +1508,7 @@ func (x *Schema_NestedBlock) String() string {
 func (*Schema_NestedBlock) ProtoMessage() {}
 
 func (x *Schema_NestedBlock) ProtoReflect() protoreflect.Message {
-	mi := &file_provider_proto_msgTypes[19]
+	mi := &file_provider_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1472,6 +1559,306 @@ func (x *Schema_NestedBlock) GetForcesReplacement() bool {
 	return false
 }
 
+type EngineProtocol_Readiness struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Ready         []int64                `protobuf:"varint,1,rep,packed,name=ready,proto3" json:"ready,omitempty"`
+	Loading       []int64                `protobuf:"varint,2,rep,packed,name=loading,proto3" json:"loading,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EngineProtocol_Readiness) Reset() {
+	*x = EngineProtocol_Readiness{}
+	mi := &file_provider_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EngineProtocol_Readiness) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EngineProtocol_Readiness) ProtoMessage() {}
+
+func (x *EngineProtocol_Readiness) ProtoReflect() protoreflect.Message {
+	mi := &file_provider_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EngineProtocol_Readiness.ProtoReflect.Descriptor instead.
+func (*EngineProtocol_Readiness) Descriptor() ([]byte, []int) {
+	return file_provider_proto_rawDescGZIP(), []int{7, 0}
+}
+
+func (x *EngineProtocol_Readiness) GetReady() []int64 {
+	if x != nil {
+		return x.Ready
+	}
+	return nil
+}
+
+func (x *EngineProtocol_Readiness) GetLoading() []int64 {
+	if x != nil {
+		return x.Loading
+	}
+	return nil
+}
+
+type EngineProtocol_Identity struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Path          string                 `protobuf:"bytes,1,opt,name=path,proto3" json:"path,omitempty"`
+	Field         string                 `protobuf:"bytes,2,opt,name=field,proto3" json:"field,omitempty"`
+	Expect        string                 `protobuf:"bytes,3,opt,name=expect,proto3" json:"expect,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EngineProtocol_Identity) Reset() {
+	*x = EngineProtocol_Identity{}
+	mi := &file_provider_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EngineProtocol_Identity) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EngineProtocol_Identity) ProtoMessage() {}
+
+func (x *EngineProtocol_Identity) ProtoReflect() protoreflect.Message {
+	mi := &file_provider_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EngineProtocol_Identity.ProtoReflect.Descriptor instead.
+func (*EngineProtocol_Identity) Descriptor() ([]byte, []int) {
+	return file_provider_proto_rawDescGZIP(), []int{7, 1}
+}
+
+func (x *EngineProtocol_Identity) GetPath() string {
+	if x != nil {
+		return x.Path
+	}
+	return ""
+}
+
+func (x *EngineProtocol_Identity) GetField() string {
+	if x != nil {
+		return x.Field
+	}
+	return ""
+}
+
+func (x *EngineProtocol_Identity) GetExpect() string {
+	if x != nil {
+		return x.Expect
+	}
+	return ""
+}
+
+type EngineProtocol_InFlight struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Path          string                 `protobuf:"bytes,1,opt,name=path,proto3" json:"path,omitempty"`
+	CountTrue     string                 `protobuf:"bytes,2,opt,name=count_true,json=countTrue,proto3" json:"count_true,omitempty"`
+	Gauges        []string               `protobuf:"bytes,3,rep,name=gauges,proto3" json:"gauges,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EngineProtocol_InFlight) Reset() {
+	*x = EngineProtocol_InFlight{}
+	mi := &file_provider_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EngineProtocol_InFlight) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EngineProtocol_InFlight) ProtoMessage() {}
+
+func (x *EngineProtocol_InFlight) ProtoReflect() protoreflect.Message {
+	mi := &file_provider_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EngineProtocol_InFlight.ProtoReflect.Descriptor instead.
+func (*EngineProtocol_InFlight) Descriptor() ([]byte, []int) {
+	return file_provider_proto_rawDescGZIP(), []int{7, 2}
+}
+
+func (x *EngineProtocol_InFlight) GetPath() string {
+	if x != nil {
+		return x.Path
+	}
+	return ""
+}
+
+func (x *EngineProtocol_InFlight) GetCountTrue() string {
+	if x != nil {
+		return x.CountTrue
+	}
+	return ""
+}
+
+func (x *EngineProtocol_InFlight) GetGauges() []string {
+	if x != nil {
+		return x.Gauges
+	}
+	return nil
+}
+
+type EngineProtocol_Completion struct {
+	state          protoimpl.MessageState `protogen:"open.v1"`
+	Path           string                 `protobuf:"bytes,1,opt,name=path,proto3" json:"path,omitempty"`
+	PromptField    string                 `protobuf:"bytes,2,opt,name=prompt_field,json=promptField,proto3" json:"prompt_field,omitempty"`
+	MaxTokensField string                 `protobuf:"bytes,3,opt,name=max_tokens_field,json=maxTokensField,proto3" json:"max_tokens_field,omitempty"`
+	Fixed          map[string]string      `protobuf:"bytes,4,rep,name=fixed,proto3" json:"fixed,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	TextField      string                 `protobuf:"bytes,5,opt,name=text_field,json=textField,proto3" json:"text_field,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *EngineProtocol_Completion) Reset() {
+	*x = EngineProtocol_Completion{}
+	mi := &file_provider_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EngineProtocol_Completion) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EngineProtocol_Completion) ProtoMessage() {}
+
+func (x *EngineProtocol_Completion) ProtoReflect() protoreflect.Message {
+	mi := &file_provider_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EngineProtocol_Completion.ProtoReflect.Descriptor instead.
+func (*EngineProtocol_Completion) Descriptor() ([]byte, []int) {
+	return file_provider_proto_rawDescGZIP(), []int{7, 3}
+}
+
+func (x *EngineProtocol_Completion) GetPath() string {
+	if x != nil {
+		return x.Path
+	}
+	return ""
+}
+
+func (x *EngineProtocol_Completion) GetPromptField() string {
+	if x != nil {
+		return x.PromptField
+	}
+	return ""
+}
+
+func (x *EngineProtocol_Completion) GetMaxTokensField() string {
+	if x != nil {
+		return x.MaxTokensField
+	}
+	return ""
+}
+
+func (x *EngineProtocol_Completion) GetFixed() map[string]string {
+	if x != nil {
+		return x.Fixed
+	}
+	return nil
+}
+
+func (x *EngineProtocol_Completion) GetTextField() string {
+	if x != nil {
+		return x.TextField
+	}
+	return ""
+}
+
+type EngineProtocol_Stop struct {
+	state            protoimpl.MessageState `protogen:"open.v1"`
+	Signal           string                 `protobuf:"bytes,1,opt,name=signal,proto3" json:"signal,omitempty"`
+	RepeatForcesExit bool                   `protobuf:"varint,2,opt,name=repeat_forces_exit,json=repeatForcesExit,proto3" json:"repeat_forces_exit,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
+}
+
+func (x *EngineProtocol_Stop) Reset() {
+	*x = EngineProtocol_Stop{}
+	mi := &file_provider_proto_msgTypes[28]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EngineProtocol_Stop) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EngineProtocol_Stop) ProtoMessage() {}
+
+func (x *EngineProtocol_Stop) ProtoReflect() protoreflect.Message {
+	mi := &file_provider_proto_msgTypes[28]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EngineProtocol_Stop.ProtoReflect.Descriptor instead.
+func (*EngineProtocol_Stop) Descriptor() ([]byte, []int) {
+	return file_provider_proto_rawDescGZIP(), []int{7, 4}
+}
+
+func (x *EngineProtocol_Stop) GetSignal() string {
+	if x != nil {
+		return x.Signal
+	}
+	return ""
+}
+
+func (x *EngineProtocol_Stop) GetRepeatForcesExit() bool {
+	if x != nil {
+		return x.RepeatForcesExit
+	}
+	return false
+}
+
 type GetSchema_Request struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -1480,7 +1867,7 @@ type GetSchema_Request struct {
 
 func (x *GetSchema_Request) Reset() {
 	*x = GetSchema_Request{}
-	mi := &file_provider_proto_msgTypes[23]
+	mi := &file_provider_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1492,7 +1879,7 @@ func (x *GetSchema_Request) String() string {
 func (*GetSchema_Request) ProtoMessage() {}
 
 func (x *GetSchema_Request) ProtoReflect() protoreflect.Message {
-	mi := &file_provider_proto_msgTypes[23]
+	mi := &file_provider_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1505,7 +1892,7 @@ func (x *GetSchema_Request) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetSchema_Request.ProtoReflect.Descriptor instead.
 func (*GetSchema_Request) Descriptor() ([]byte, []int) {
-	return file_provider_proto_rawDescGZIP(), []int{10, 0}
+	return file_provider_proto_rawDescGZIP(), []int{11, 0}
 }
 
 type GetSchema_Response struct {
@@ -1518,7 +1905,7 @@ type GetSchema_Response struct {
 
 func (x *GetSchema_Response) Reset() {
 	*x = GetSchema_Response{}
-	mi := &file_provider_proto_msgTypes[24]
+	mi := &file_provider_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1530,7 +1917,7 @@ func (x *GetSchema_Response) String() string {
 func (*GetSchema_Response) ProtoMessage() {}
 
 func (x *GetSchema_Response) ProtoReflect() protoreflect.Message {
-	mi := &file_provider_proto_msgTypes[24]
+	mi := &file_provider_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1543,7 +1930,7 @@ func (x *GetSchema_Response) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetSchema_Response.ProtoReflect.Descriptor instead.
 func (*GetSchema_Response) Descriptor() ([]byte, []int) {
-	return file_provider_proto_rawDescGZIP(), []int{10, 1}
+	return file_provider_proto_rawDescGZIP(), []int{11, 1}
 }
 
 func (x *GetSchema_Response) GetSchema() *Schema {
@@ -1570,7 +1957,7 @@ type Configure_Request struct {
 
 func (x *Configure_Request) Reset() {
 	*x = Configure_Request{}
-	mi := &file_provider_proto_msgTypes[25]
+	mi := &file_provider_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1582,7 +1969,7 @@ func (x *Configure_Request) String() string {
 func (*Configure_Request) ProtoMessage() {}
 
 func (x *Configure_Request) ProtoReflect() protoreflect.Message {
-	mi := &file_provider_proto_msgTypes[25]
+	mi := &file_provider_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1595,7 +1982,7 @@ func (x *Configure_Request) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Configure_Request.ProtoReflect.Descriptor instead.
 func (*Configure_Request) Descriptor() ([]byte, []int) {
-	return file_provider_proto_rawDescGZIP(), []int{11, 0}
+	return file_provider_proto_rawDescGZIP(), []int{12, 0}
 }
 
 func (x *Configure_Request) GetConfig() *DynamicValue {
@@ -1621,7 +2008,7 @@ type Configure_Response struct {
 
 func (x *Configure_Response) Reset() {
 	*x = Configure_Response{}
-	mi := &file_provider_proto_msgTypes[26]
+	mi := &file_provider_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1633,7 +2020,7 @@ func (x *Configure_Response) String() string {
 func (*Configure_Response) ProtoMessage() {}
 
 func (x *Configure_Response) ProtoReflect() protoreflect.Message {
-	mi := &file_provider_proto_msgTypes[26]
+	mi := &file_provider_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1646,7 +2033,7 @@ func (x *Configure_Response) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Configure_Response.ProtoReflect.Descriptor instead.
 func (*Configure_Response) Descriptor() ([]byte, []int) {
-	return file_provider_proto_rawDescGZIP(), []int{11, 1}
+	return file_provider_proto_rawDescGZIP(), []int{12, 1}
 }
 
 func (x *Configure_Response) GetDiagnostics() []*Diagnostic {
@@ -1666,7 +2053,7 @@ type ValidatePool_Request struct {
 
 func (x *ValidatePool_Request) Reset() {
 	*x = ValidatePool_Request{}
-	mi := &file_provider_proto_msgTypes[27]
+	mi := &file_provider_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1678,7 +2065,7 @@ func (x *ValidatePool_Request) String() string {
 func (*ValidatePool_Request) ProtoMessage() {}
 
 func (x *ValidatePool_Request) ProtoReflect() protoreflect.Message {
-	mi := &file_provider_proto_msgTypes[27]
+	mi := &file_provider_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1691,7 +2078,7 @@ func (x *ValidatePool_Request) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ValidatePool_Request.ProtoReflect.Descriptor instead.
 func (*ValidatePool_Request) Descriptor() ([]byte, []int) {
-	return file_provider_proto_rawDescGZIP(), []int{12, 0}
+	return file_provider_proto_rawDescGZIP(), []int{13, 0}
 }
 
 func (x *ValidatePool_Request) GetPool() *PoolSpec {
@@ -1717,7 +2104,7 @@ type ValidatePool_Response struct {
 
 func (x *ValidatePool_Response) Reset() {
 	*x = ValidatePool_Response{}
-	mi := &file_provider_proto_msgTypes[28]
+	mi := &file_provider_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1729,7 +2116,7 @@ func (x *ValidatePool_Response) String() string {
 func (*ValidatePool_Response) ProtoMessage() {}
 
 func (x *ValidatePool_Response) ProtoReflect() protoreflect.Message {
-	mi := &file_provider_proto_msgTypes[28]
+	mi := &file_provider_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1742,7 +2129,7 @@ func (x *ValidatePool_Response) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ValidatePool_Response.ProtoReflect.Descriptor instead.
 func (*ValidatePool_Response) Descriptor() ([]byte, []int) {
-	return file_provider_proto_rawDescGZIP(), []int{12, 1}
+	return file_provider_proto_rawDescGZIP(), []int{13, 1}
 }
 
 func (x *ValidatePool_Response) GetDiagnostics() []*Diagnostic {
@@ -1768,7 +2155,7 @@ type PlanPool_Request struct {
 
 func (x *PlanPool_Request) Reset() {
 	*x = PlanPool_Request{}
-	mi := &file_provider_proto_msgTypes[29]
+	mi := &file_provider_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1780,7 +2167,7 @@ func (x *PlanPool_Request) String() string {
 func (*PlanPool_Request) ProtoMessage() {}
 
 func (x *PlanPool_Request) ProtoReflect() protoreflect.Message {
-	mi := &file_provider_proto_msgTypes[29]
+	mi := &file_provider_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1793,7 +2180,7 @@ func (x *PlanPool_Request) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PlanPool_Request.ProtoReflect.Descriptor instead.
 func (*PlanPool_Request) Descriptor() ([]byte, []int) {
-	return file_provider_proto_rawDescGZIP(), []int{13, 0}
+	return file_provider_proto_rawDescGZIP(), []int{14, 0}
 }
 
 func (x *PlanPool_Request) GetPool() *PoolSpec {
@@ -1834,7 +2221,7 @@ type PlanPool_Response struct {
 
 func (x *PlanPool_Response) Reset() {
 	*x = PlanPool_Response{}
-	mi := &file_provider_proto_msgTypes[30]
+	mi := &file_provider_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1846,7 +2233,7 @@ func (x *PlanPool_Response) String() string {
 func (*PlanPool_Response) ProtoMessage() {}
 
 func (x *PlanPool_Response) ProtoReflect() protoreflect.Message {
-	mi := &file_provider_proto_msgTypes[30]
+	mi := &file_provider_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1859,7 +2246,7 @@ func (x *PlanPool_Response) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PlanPool_Response.ProtoReflect.Descriptor instead.
 func (*PlanPool_Response) Descriptor() ([]byte, []int) {
-	return file_provider_proto_rawDescGZIP(), []int{13, 1}
+	return file_provider_proto_rawDescGZIP(), []int{14, 1}
 }
 
 func (x *PlanPool_Response) GetPlanned() *PlannedPool {
@@ -1886,7 +2273,7 @@ type Ensure_Request struct {
 
 func (x *Ensure_Request) Reset() {
 	*x = Ensure_Request{}
-	mi := &file_provider_proto_msgTypes[31]
+	mi := &file_provider_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1898,7 +2285,7 @@ func (x *Ensure_Request) String() string {
 func (*Ensure_Request) ProtoMessage() {}
 
 func (x *Ensure_Request) ProtoReflect() protoreflect.Message {
-	mi := &file_provider_proto_msgTypes[31]
+	mi := &file_provider_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1911,7 +2298,7 @@ func (x *Ensure_Request) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Ensure_Request.ProtoReflect.Descriptor instead.
 func (*Ensure_Request) Descriptor() ([]byte, []int) {
-	return file_provider_proto_rawDescGZIP(), []int{14, 0}
+	return file_provider_proto_rawDescGZIP(), []int{15, 0}
 }
 
 func (x *Ensure_Request) GetPool() *PoolSpec {
@@ -1940,7 +2327,7 @@ type Ensure_Result struct {
 
 func (x *Ensure_Result) Reset() {
 	*x = Ensure_Result{}
-	mi := &file_provider_proto_msgTypes[32]
+	mi := &file_provider_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1952,7 +2339,7 @@ func (x *Ensure_Result) String() string {
 func (*Ensure_Result) ProtoMessage() {}
 
 func (x *Ensure_Result) ProtoReflect() protoreflect.Message {
-	mi := &file_provider_proto_msgTypes[32]
+	mi := &file_provider_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1965,7 +2352,7 @@ func (x *Ensure_Result) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Ensure_Result.ProtoReflect.Descriptor instead.
 func (*Ensure_Result) Descriptor() ([]byte, []int) {
-	return file_provider_proto_rawDescGZIP(), []int{14, 1}
+	return file_provider_proto_rawDescGZIP(), []int{15, 1}
 }
 
 func (x *Ensure_Result) GetPrepared() *PreparedEngine {
@@ -1995,7 +2382,7 @@ type Ensure_Response struct {
 
 func (x *Ensure_Response) Reset() {
 	*x = Ensure_Response{}
-	mi := &file_provider_proto_msgTypes[33]
+	mi := &file_provider_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2007,7 +2394,7 @@ func (x *Ensure_Response) String() string {
 func (*Ensure_Response) ProtoMessage() {}
 
 func (x *Ensure_Response) ProtoReflect() protoreflect.Message {
-	mi := &file_provider_proto_msgTypes[33]
+	mi := &file_provider_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2020,7 +2407,7 @@ func (x *Ensure_Response) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Ensure_Response.ProtoReflect.Descriptor instead.
 func (*Ensure_Response) Descriptor() ([]byte, []int) {
-	return file_provider_proto_rawDescGZIP(), []int{14, 2}
+	return file_provider_proto_rawDescGZIP(), []int{15, 2}
 }
 
 func (x *Ensure_Response) GetKind() isEnsure_Response_Kind {
@@ -2075,7 +2462,7 @@ type Cleanup_Request struct {
 
 func (x *Cleanup_Request) Reset() {
 	*x = Cleanup_Request{}
-	mi := &file_provider_proto_msgTypes[34]
+	mi := &file_provider_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2087,7 +2474,7 @@ func (x *Cleanup_Request) String() string {
 func (*Cleanup_Request) ProtoMessage() {}
 
 func (x *Cleanup_Request) ProtoReflect() protoreflect.Message {
-	mi := &file_provider_proto_msgTypes[34]
+	mi := &file_provider_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2100,7 +2487,7 @@ func (x *Cleanup_Request) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Cleanup_Request.ProtoReflect.Descriptor instead.
 func (*Cleanup_Request) Descriptor() ([]byte, []int) {
-	return file_provider_proto_rawDescGZIP(), []int{15, 0}
+	return file_provider_proto_rawDescGZIP(), []int{16, 0}
 }
 
 func (x *Cleanup_Request) GetPool() *PoolSpec {
@@ -2133,7 +2520,7 @@ type Cleanup_Response struct {
 
 func (x *Cleanup_Response) Reset() {
 	*x = Cleanup_Response{}
-	mi := &file_provider_proto_msgTypes[35]
+	mi := &file_provider_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2145,7 +2532,7 @@ func (x *Cleanup_Response) String() string {
 func (*Cleanup_Response) ProtoMessage() {}
 
 func (x *Cleanup_Response) ProtoReflect() protoreflect.Message {
-	mi := &file_provider_proto_msgTypes[35]
+	mi := &file_provider_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2158,7 +2545,7 @@ func (x *Cleanup_Response) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Cleanup_Response.ProtoReflect.Descriptor instead.
 func (*Cleanup_Response) Descriptor() ([]byte, []int) {
-	return file_provider_proto_rawDescGZIP(), []int{15, 1}
+	return file_provider_proto_rawDescGZIP(), []int{16, 1}
 }
 
 func (x *Cleanup_Response) GetDiagnostics() []*Diagnostic {
@@ -2242,7 +2629,7 @@ const file_provider_proto_rawDesc = "" +
 	"\breplicas\x18\v \x01(\x03R\breplicas\x1a6\n" +
 	"\bEnvEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xca\x05\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x8a\x06\n" +
 	"\x0ePreparedEngine\x12\x1f\n" +
 	"\vbinary_path\x18\x01 \x01(\tR\n" +
 	"binaryPath\x12\x12\n" +
@@ -2267,13 +2654,49 @@ const file_provider_proto_rawDesc = "" +
 	"deviceMask\x12\x1f\n" +
 	"\vhealth_path\x18\x0f \x01(\tR\n" +
 	"healthPath\x12#\n" +
-	"\rbinary_sha256\x18\x10 \x01(\tR\fbinarySha256\x1a6\n" +
+	"\rbinary_sha256\x18\x10 \x01(\tR\fbinarySha256\x12>\n" +
+	"\bprotocol\x18\x11 \x01(\v2\".llorch.provider.v1.EngineProtocolR\bprotocol\x1a6\n" +
 	"\bEnvEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\x1a<\n" +
 	"\x0eSecretEnvEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xe5\x01\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xc4\a\n" +
+	"\x0eEngineProtocol\x12J\n" +
+	"\treadiness\x18\x01 \x01(\v2,.llorch.provider.v1.EngineProtocol.ReadinessR\treadiness\x12G\n" +
+	"\bidentity\x18\x02 \x01(\v2+.llorch.provider.v1.EngineProtocol.IdentityR\bidentity\x12H\n" +
+	"\tin_flight\x18\x03 \x03(\v2+.llorch.provider.v1.EngineProtocol.InFlightR\binFlight\x12M\n" +
+	"\n" +
+	"completion\x18\x04 \x01(\v2-.llorch.provider.v1.EngineProtocol.CompletionR\n" +
+	"completion\x12;\n" +
+	"\x04stop\x18\x05 \x01(\v2'.llorch.provider.v1.EngineProtocol.StopR\x04stop\x1a;\n" +
+	"\tReadiness\x12\x14\n" +
+	"\x05ready\x18\x01 \x03(\x03R\x05ready\x12\x18\n" +
+	"\aloading\x18\x02 \x03(\x03R\aloading\x1aL\n" +
+	"\bIdentity\x12\x12\n" +
+	"\x04path\x18\x01 \x01(\tR\x04path\x12\x14\n" +
+	"\x05field\x18\x02 \x01(\tR\x05field\x12\x16\n" +
+	"\x06expect\x18\x03 \x01(\tR\x06expect\x1aU\n" +
+	"\bInFlight\x12\x12\n" +
+	"\x04path\x18\x01 \x01(\tR\x04path\x12\x1d\n" +
+	"\n" +
+	"count_true\x18\x02 \x01(\tR\tcountTrue\x12\x16\n" +
+	"\x06gauges\x18\x03 \x03(\tR\x06gauges\x1a\x96\x02\n" +
+	"\n" +
+	"Completion\x12\x12\n" +
+	"\x04path\x18\x01 \x01(\tR\x04path\x12!\n" +
+	"\fprompt_field\x18\x02 \x01(\tR\vpromptField\x12(\n" +
+	"\x10max_tokens_field\x18\x03 \x01(\tR\x0emaxTokensField\x12N\n" +
+	"\x05fixed\x18\x04 \x03(\v28.llorch.provider.v1.EngineProtocol.Completion.FixedEntryR\x05fixed\x12\x1d\n" +
+	"\n" +
+	"text_field\x18\x05 \x01(\tR\ttextField\x1a8\n" +
+	"\n" +
+	"FixedEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\x1aL\n" +
+	"\x04Stop\x12\x16\n" +
+	"\x06signal\x18\x01 \x01(\tR\x06signal\x12,\n" +
+	"\x12repeat_forces_exit\x18\x02 \x01(\bR\x10repeatForcesExit\"\xe5\x01\n" +
 	"\tModelInfo\x12\x12\n" +
 	"\x04path\x18\x01 \x01(\tR\x04path\x12\x1d\n" +
 	"\n" +
@@ -2360,102 +2783,116 @@ func file_provider_proto_rawDescGZIP() []byte {
 }
 
 var file_provider_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_provider_proto_msgTypes = make([]protoimpl.MessageInfo, 36)
+var file_provider_proto_msgTypes = make([]protoimpl.MessageInfo, 43)
 var file_provider_proto_goTypes = []any{
-	(Diagnostic_Severity)(0),        // 0: llorch.provider.v1.Diagnostic.Severity
-	(Schema_NestedBlock_Nesting)(0), // 1: llorch.provider.v1.Schema.NestedBlock.Nesting
-	(*DynamicValue)(nil),            // 2: llorch.provider.v1.DynamicValue
-	(*AttributePath)(nil),           // 3: llorch.provider.v1.AttributePath
-	(*Diagnostic)(nil),              // 4: llorch.provider.v1.Diagnostic
-	(*Schema)(nil),                  // 5: llorch.provider.v1.Schema
-	(*ModelRef)(nil),                // 6: llorch.provider.v1.ModelRef
-	(*PoolSpec)(nil),                // 7: llorch.provider.v1.PoolSpec
-	(*PreparedEngine)(nil),          // 8: llorch.provider.v1.PreparedEngine
-	(*ModelInfo)(nil),               // 9: llorch.provider.v1.ModelInfo
-	(*PlannedPool)(nil),             // 10: llorch.provider.v1.PlannedPool
-	(*Event)(nil),                   // 11: llorch.provider.v1.Event
-	(*GetSchema)(nil),               // 12: llorch.provider.v1.GetSchema
-	(*Configure)(nil),               // 13: llorch.provider.v1.Configure
-	(*ValidatePool)(nil),            // 14: llorch.provider.v1.ValidatePool
-	(*PlanPool)(nil),                // 15: llorch.provider.v1.PlanPool
-	(*Ensure)(nil),                  // 16: llorch.provider.v1.Ensure
-	(*Cleanup)(nil),                 // 17: llorch.provider.v1.Cleanup
-	(*AttributePath_Step)(nil),      // 18: llorch.provider.v1.AttributePath.Step
-	(*Schema_Block)(nil),            // 19: llorch.provider.v1.Schema.Block
-	(*Schema_Attribute)(nil),        // 20: llorch.provider.v1.Schema.Attribute
-	(*Schema_NestedBlock)(nil),      // 21: llorch.provider.v1.Schema.NestedBlock
-	nil,                             // 22: llorch.provider.v1.PoolSpec.EnvEntry
-	nil,                             // 23: llorch.provider.v1.PreparedEngine.EnvEntry
-	nil,                             // 24: llorch.provider.v1.PreparedEngine.SecretEnvEntry
-	(*GetSchema_Request)(nil),       // 25: llorch.provider.v1.GetSchema.Request
-	(*GetSchema_Response)(nil),      // 26: llorch.provider.v1.GetSchema.Response
-	(*Configure_Request)(nil),       // 27: llorch.provider.v1.Configure.Request
-	(*Configure_Response)(nil),      // 28: llorch.provider.v1.Configure.Response
-	(*ValidatePool_Request)(nil),    // 29: llorch.provider.v1.ValidatePool.Request
-	(*ValidatePool_Response)(nil),   // 30: llorch.provider.v1.ValidatePool.Response
-	(*PlanPool_Request)(nil),        // 31: llorch.provider.v1.PlanPool.Request
-	(*PlanPool_Response)(nil),       // 32: llorch.provider.v1.PlanPool.Response
-	(*Ensure_Request)(nil),          // 33: llorch.provider.v1.Ensure.Request
-	(*Ensure_Result)(nil),           // 34: llorch.provider.v1.Ensure.Result
-	(*Ensure_Response)(nil),         // 35: llorch.provider.v1.Ensure.Response
-	(*Cleanup_Request)(nil),         // 36: llorch.provider.v1.Cleanup.Request
-	(*Cleanup_Response)(nil),        // 37: llorch.provider.v1.Cleanup.Response
+	(Diagnostic_Severity)(0),          // 0: llorch.provider.v1.Diagnostic.Severity
+	(Schema_NestedBlock_Nesting)(0),   // 1: llorch.provider.v1.Schema.NestedBlock.Nesting
+	(*DynamicValue)(nil),              // 2: llorch.provider.v1.DynamicValue
+	(*AttributePath)(nil),             // 3: llorch.provider.v1.AttributePath
+	(*Diagnostic)(nil),                // 4: llorch.provider.v1.Diagnostic
+	(*Schema)(nil),                    // 5: llorch.provider.v1.Schema
+	(*ModelRef)(nil),                  // 6: llorch.provider.v1.ModelRef
+	(*PoolSpec)(nil),                  // 7: llorch.provider.v1.PoolSpec
+	(*PreparedEngine)(nil),            // 8: llorch.provider.v1.PreparedEngine
+	(*EngineProtocol)(nil),            // 9: llorch.provider.v1.EngineProtocol
+	(*ModelInfo)(nil),                 // 10: llorch.provider.v1.ModelInfo
+	(*PlannedPool)(nil),               // 11: llorch.provider.v1.PlannedPool
+	(*Event)(nil),                     // 12: llorch.provider.v1.Event
+	(*GetSchema)(nil),                 // 13: llorch.provider.v1.GetSchema
+	(*Configure)(nil),                 // 14: llorch.provider.v1.Configure
+	(*ValidatePool)(nil),              // 15: llorch.provider.v1.ValidatePool
+	(*PlanPool)(nil),                  // 16: llorch.provider.v1.PlanPool
+	(*Ensure)(nil),                    // 17: llorch.provider.v1.Ensure
+	(*Cleanup)(nil),                   // 18: llorch.provider.v1.Cleanup
+	(*AttributePath_Step)(nil),        // 19: llorch.provider.v1.AttributePath.Step
+	(*Schema_Block)(nil),              // 20: llorch.provider.v1.Schema.Block
+	(*Schema_Attribute)(nil),          // 21: llorch.provider.v1.Schema.Attribute
+	(*Schema_NestedBlock)(nil),        // 22: llorch.provider.v1.Schema.NestedBlock
+	nil,                               // 23: llorch.provider.v1.PoolSpec.EnvEntry
+	nil,                               // 24: llorch.provider.v1.PreparedEngine.EnvEntry
+	nil,                               // 25: llorch.provider.v1.PreparedEngine.SecretEnvEntry
+	(*EngineProtocol_Readiness)(nil),  // 26: llorch.provider.v1.EngineProtocol.Readiness
+	(*EngineProtocol_Identity)(nil),   // 27: llorch.provider.v1.EngineProtocol.Identity
+	(*EngineProtocol_InFlight)(nil),   // 28: llorch.provider.v1.EngineProtocol.InFlight
+	(*EngineProtocol_Completion)(nil), // 29: llorch.provider.v1.EngineProtocol.Completion
+	(*EngineProtocol_Stop)(nil),       // 30: llorch.provider.v1.EngineProtocol.Stop
+	nil,                               // 31: llorch.provider.v1.EngineProtocol.Completion.FixedEntry
+	(*GetSchema_Request)(nil),         // 32: llorch.provider.v1.GetSchema.Request
+	(*GetSchema_Response)(nil),        // 33: llorch.provider.v1.GetSchema.Response
+	(*Configure_Request)(nil),         // 34: llorch.provider.v1.Configure.Request
+	(*Configure_Response)(nil),        // 35: llorch.provider.v1.Configure.Response
+	(*ValidatePool_Request)(nil),      // 36: llorch.provider.v1.ValidatePool.Request
+	(*ValidatePool_Response)(nil),     // 37: llorch.provider.v1.ValidatePool.Response
+	(*PlanPool_Request)(nil),          // 38: llorch.provider.v1.PlanPool.Request
+	(*PlanPool_Response)(nil),         // 39: llorch.provider.v1.PlanPool.Response
+	(*Ensure_Request)(nil),            // 40: llorch.provider.v1.Ensure.Request
+	(*Ensure_Result)(nil),             // 41: llorch.provider.v1.Ensure.Result
+	(*Ensure_Response)(nil),           // 42: llorch.provider.v1.Ensure.Response
+	(*Cleanup_Request)(nil),           // 43: llorch.provider.v1.Cleanup.Request
+	(*Cleanup_Response)(nil),          // 44: llorch.provider.v1.Cleanup.Response
 }
 var file_provider_proto_depIdxs = []int32{
-	18, // 0: llorch.provider.v1.AttributePath.steps:type_name -> llorch.provider.v1.AttributePath.Step
+	19, // 0: llorch.provider.v1.AttributePath.steps:type_name -> llorch.provider.v1.AttributePath.Step
 	0,  // 1: llorch.provider.v1.Diagnostic.severity:type_name -> llorch.provider.v1.Diagnostic.Severity
 	3,  // 2: llorch.provider.v1.Diagnostic.attribute:type_name -> llorch.provider.v1.AttributePath
-	19, // 3: llorch.provider.v1.Schema.provider:type_name -> llorch.provider.v1.Schema.Block
-	19, // 4: llorch.provider.v1.Schema.pool:type_name -> llorch.provider.v1.Schema.Block
+	20, // 3: llorch.provider.v1.Schema.provider:type_name -> llorch.provider.v1.Schema.Block
+	20, // 4: llorch.provider.v1.Schema.pool:type_name -> llorch.provider.v1.Schema.Block
 	6,  // 5: llorch.provider.v1.PoolSpec.model:type_name -> llorch.provider.v1.ModelRef
-	22, // 6: llorch.provider.v1.PoolSpec.env:type_name -> llorch.provider.v1.PoolSpec.EnvEntry
-	23, // 7: llorch.provider.v1.PreparedEngine.env:type_name -> llorch.provider.v1.PreparedEngine.EnvEntry
-	24, // 8: llorch.provider.v1.PreparedEngine.secret_env:type_name -> llorch.provider.v1.PreparedEngine.SecretEnvEntry
-	3,  // 9: llorch.provider.v1.PlannedPool.requires_replace:type_name -> llorch.provider.v1.AttributePath
-	9,  // 10: llorch.provider.v1.PlannedPool.model:type_name -> llorch.provider.v1.ModelInfo
-	20, // 11: llorch.provider.v1.Schema.Block.attributes:type_name -> llorch.provider.v1.Schema.Attribute
-	21, // 12: llorch.provider.v1.Schema.Block.block_types:type_name -> llorch.provider.v1.Schema.NestedBlock
-	19, // 13: llorch.provider.v1.Schema.NestedBlock.block:type_name -> llorch.provider.v1.Schema.Block
-	1,  // 14: llorch.provider.v1.Schema.NestedBlock.nesting:type_name -> llorch.provider.v1.Schema.NestedBlock.Nesting
-	5,  // 15: llorch.provider.v1.GetSchema.Response.schema:type_name -> llorch.provider.v1.Schema
-	4,  // 16: llorch.provider.v1.GetSchema.Response.diagnostics:type_name -> llorch.provider.v1.Diagnostic
-	2,  // 17: llorch.provider.v1.Configure.Request.config:type_name -> llorch.provider.v1.DynamicValue
-	4,  // 18: llorch.provider.v1.Configure.Response.diagnostics:type_name -> llorch.provider.v1.Diagnostic
-	7,  // 19: llorch.provider.v1.ValidatePool.Request.pool:type_name -> llorch.provider.v1.PoolSpec
-	2,  // 20: llorch.provider.v1.ValidatePool.Request.config:type_name -> llorch.provider.v1.DynamicValue
-	4,  // 21: llorch.provider.v1.ValidatePool.Response.diagnostics:type_name -> llorch.provider.v1.Diagnostic
-	7,  // 22: llorch.provider.v1.PlanPool.Request.pool:type_name -> llorch.provider.v1.PoolSpec
-	2,  // 23: llorch.provider.v1.PlanPool.Request.config:type_name -> llorch.provider.v1.DynamicValue
-	8,  // 24: llorch.provider.v1.PlanPool.Request.prior:type_name -> llorch.provider.v1.PreparedEngine
-	10, // 25: llorch.provider.v1.PlanPool.Response.planned:type_name -> llorch.provider.v1.PlannedPool
-	4,  // 26: llorch.provider.v1.PlanPool.Response.diagnostics:type_name -> llorch.provider.v1.Diagnostic
-	7,  // 27: llorch.provider.v1.Ensure.Request.pool:type_name -> llorch.provider.v1.PoolSpec
-	2,  // 28: llorch.provider.v1.Ensure.Request.config:type_name -> llorch.provider.v1.DynamicValue
-	8,  // 29: llorch.provider.v1.Ensure.Result.prepared:type_name -> llorch.provider.v1.PreparedEngine
-	4,  // 30: llorch.provider.v1.Ensure.Result.diagnostics:type_name -> llorch.provider.v1.Diagnostic
-	11, // 31: llorch.provider.v1.Ensure.Response.progress:type_name -> llorch.provider.v1.Event
-	34, // 32: llorch.provider.v1.Ensure.Response.result:type_name -> llorch.provider.v1.Ensure.Result
-	7,  // 33: llorch.provider.v1.Cleanup.Request.pool:type_name -> llorch.provider.v1.PoolSpec
-	2,  // 34: llorch.provider.v1.Cleanup.Request.config:type_name -> llorch.provider.v1.DynamicValue
-	8,  // 35: llorch.provider.v1.Cleanup.Request.prepared:type_name -> llorch.provider.v1.PreparedEngine
-	4,  // 36: llorch.provider.v1.Cleanup.Response.diagnostics:type_name -> llorch.provider.v1.Diagnostic
-	25, // 37: llorch.provider.v1.Provider.GetSchema:input_type -> llorch.provider.v1.GetSchema.Request
-	27, // 38: llorch.provider.v1.Provider.Configure:input_type -> llorch.provider.v1.Configure.Request
-	29, // 39: llorch.provider.v1.Provider.ValidatePool:input_type -> llorch.provider.v1.ValidatePool.Request
-	31, // 40: llorch.provider.v1.Provider.PlanPool:input_type -> llorch.provider.v1.PlanPool.Request
-	33, // 41: llorch.provider.v1.Provider.Ensure:input_type -> llorch.provider.v1.Ensure.Request
-	36, // 42: llorch.provider.v1.Provider.Cleanup:input_type -> llorch.provider.v1.Cleanup.Request
-	26, // 43: llorch.provider.v1.Provider.GetSchema:output_type -> llorch.provider.v1.GetSchema.Response
-	28, // 44: llorch.provider.v1.Provider.Configure:output_type -> llorch.provider.v1.Configure.Response
-	30, // 45: llorch.provider.v1.Provider.ValidatePool:output_type -> llorch.provider.v1.ValidatePool.Response
-	32, // 46: llorch.provider.v1.Provider.PlanPool:output_type -> llorch.provider.v1.PlanPool.Response
-	35, // 47: llorch.provider.v1.Provider.Ensure:output_type -> llorch.provider.v1.Ensure.Response
-	37, // 48: llorch.provider.v1.Provider.Cleanup:output_type -> llorch.provider.v1.Cleanup.Response
-	43, // [43:49] is the sub-list for method output_type
-	37, // [37:43] is the sub-list for method input_type
-	37, // [37:37] is the sub-list for extension type_name
-	37, // [37:37] is the sub-list for extension extendee
-	0,  // [0:37] is the sub-list for field type_name
+	23, // 6: llorch.provider.v1.PoolSpec.env:type_name -> llorch.provider.v1.PoolSpec.EnvEntry
+	24, // 7: llorch.provider.v1.PreparedEngine.env:type_name -> llorch.provider.v1.PreparedEngine.EnvEntry
+	25, // 8: llorch.provider.v1.PreparedEngine.secret_env:type_name -> llorch.provider.v1.PreparedEngine.SecretEnvEntry
+	9,  // 9: llorch.provider.v1.PreparedEngine.protocol:type_name -> llorch.provider.v1.EngineProtocol
+	26, // 10: llorch.provider.v1.EngineProtocol.readiness:type_name -> llorch.provider.v1.EngineProtocol.Readiness
+	27, // 11: llorch.provider.v1.EngineProtocol.identity:type_name -> llorch.provider.v1.EngineProtocol.Identity
+	28, // 12: llorch.provider.v1.EngineProtocol.in_flight:type_name -> llorch.provider.v1.EngineProtocol.InFlight
+	29, // 13: llorch.provider.v1.EngineProtocol.completion:type_name -> llorch.provider.v1.EngineProtocol.Completion
+	30, // 14: llorch.provider.v1.EngineProtocol.stop:type_name -> llorch.provider.v1.EngineProtocol.Stop
+	3,  // 15: llorch.provider.v1.PlannedPool.requires_replace:type_name -> llorch.provider.v1.AttributePath
+	10, // 16: llorch.provider.v1.PlannedPool.model:type_name -> llorch.provider.v1.ModelInfo
+	21, // 17: llorch.provider.v1.Schema.Block.attributes:type_name -> llorch.provider.v1.Schema.Attribute
+	22, // 18: llorch.provider.v1.Schema.Block.block_types:type_name -> llorch.provider.v1.Schema.NestedBlock
+	20, // 19: llorch.provider.v1.Schema.NestedBlock.block:type_name -> llorch.provider.v1.Schema.Block
+	1,  // 20: llorch.provider.v1.Schema.NestedBlock.nesting:type_name -> llorch.provider.v1.Schema.NestedBlock.Nesting
+	31, // 21: llorch.provider.v1.EngineProtocol.Completion.fixed:type_name -> llorch.provider.v1.EngineProtocol.Completion.FixedEntry
+	5,  // 22: llorch.provider.v1.GetSchema.Response.schema:type_name -> llorch.provider.v1.Schema
+	4,  // 23: llorch.provider.v1.GetSchema.Response.diagnostics:type_name -> llorch.provider.v1.Diagnostic
+	2,  // 24: llorch.provider.v1.Configure.Request.config:type_name -> llorch.provider.v1.DynamicValue
+	4,  // 25: llorch.provider.v1.Configure.Response.diagnostics:type_name -> llorch.provider.v1.Diagnostic
+	7,  // 26: llorch.provider.v1.ValidatePool.Request.pool:type_name -> llorch.provider.v1.PoolSpec
+	2,  // 27: llorch.provider.v1.ValidatePool.Request.config:type_name -> llorch.provider.v1.DynamicValue
+	4,  // 28: llorch.provider.v1.ValidatePool.Response.diagnostics:type_name -> llorch.provider.v1.Diagnostic
+	7,  // 29: llorch.provider.v1.PlanPool.Request.pool:type_name -> llorch.provider.v1.PoolSpec
+	2,  // 30: llorch.provider.v1.PlanPool.Request.config:type_name -> llorch.provider.v1.DynamicValue
+	8,  // 31: llorch.provider.v1.PlanPool.Request.prior:type_name -> llorch.provider.v1.PreparedEngine
+	11, // 32: llorch.provider.v1.PlanPool.Response.planned:type_name -> llorch.provider.v1.PlannedPool
+	4,  // 33: llorch.provider.v1.PlanPool.Response.diagnostics:type_name -> llorch.provider.v1.Diagnostic
+	7,  // 34: llorch.provider.v1.Ensure.Request.pool:type_name -> llorch.provider.v1.PoolSpec
+	2,  // 35: llorch.provider.v1.Ensure.Request.config:type_name -> llorch.provider.v1.DynamicValue
+	8,  // 36: llorch.provider.v1.Ensure.Result.prepared:type_name -> llorch.provider.v1.PreparedEngine
+	4,  // 37: llorch.provider.v1.Ensure.Result.diagnostics:type_name -> llorch.provider.v1.Diagnostic
+	12, // 38: llorch.provider.v1.Ensure.Response.progress:type_name -> llorch.provider.v1.Event
+	41, // 39: llorch.provider.v1.Ensure.Response.result:type_name -> llorch.provider.v1.Ensure.Result
+	7,  // 40: llorch.provider.v1.Cleanup.Request.pool:type_name -> llorch.provider.v1.PoolSpec
+	2,  // 41: llorch.provider.v1.Cleanup.Request.config:type_name -> llorch.provider.v1.DynamicValue
+	8,  // 42: llorch.provider.v1.Cleanup.Request.prepared:type_name -> llorch.provider.v1.PreparedEngine
+	4,  // 43: llorch.provider.v1.Cleanup.Response.diagnostics:type_name -> llorch.provider.v1.Diagnostic
+	32, // 44: llorch.provider.v1.Provider.GetSchema:input_type -> llorch.provider.v1.GetSchema.Request
+	34, // 45: llorch.provider.v1.Provider.Configure:input_type -> llorch.provider.v1.Configure.Request
+	36, // 46: llorch.provider.v1.Provider.ValidatePool:input_type -> llorch.provider.v1.ValidatePool.Request
+	38, // 47: llorch.provider.v1.Provider.PlanPool:input_type -> llorch.provider.v1.PlanPool.Request
+	40, // 48: llorch.provider.v1.Provider.Ensure:input_type -> llorch.provider.v1.Ensure.Request
+	43, // 49: llorch.provider.v1.Provider.Cleanup:input_type -> llorch.provider.v1.Cleanup.Request
+	33, // 50: llorch.provider.v1.Provider.GetSchema:output_type -> llorch.provider.v1.GetSchema.Response
+	35, // 51: llorch.provider.v1.Provider.Configure:output_type -> llorch.provider.v1.Configure.Response
+	37, // 52: llorch.provider.v1.Provider.ValidatePool:output_type -> llorch.provider.v1.ValidatePool.Response
+	39, // 53: llorch.provider.v1.Provider.PlanPool:output_type -> llorch.provider.v1.PlanPool.Response
+	42, // 54: llorch.provider.v1.Provider.Ensure:output_type -> llorch.provider.v1.Ensure.Response
+	44, // 55: llorch.provider.v1.Provider.Cleanup:output_type -> llorch.provider.v1.Cleanup.Response
+	50, // [50:56] is the sub-list for method output_type
+	44, // [44:50] is the sub-list for method input_type
+	44, // [44:44] is the sub-list for extension type_name
+	44, // [44:44] is the sub-list for extension extendee
+	0,  // [0:44] is the sub-list for field type_name
 }
 
 func init() { file_provider_proto_init() }
@@ -2463,12 +2900,12 @@ func file_provider_proto_init() {
 	if File_provider_proto != nil {
 		return
 	}
-	file_provider_proto_msgTypes[16].OneofWrappers = []any{
+	file_provider_proto_msgTypes[17].OneofWrappers = []any{
 		(*AttributePath_Step_AttributeName)(nil),
 		(*AttributePath_Step_ElementKeyString)(nil),
 		(*AttributePath_Step_ElementKeyInt)(nil),
 	}
-	file_provider_proto_msgTypes[33].OneofWrappers = []any{
+	file_provider_proto_msgTypes[40].OneofWrappers = []any{
 		(*Ensure_Response_Progress)(nil),
 		(*Ensure_Response_Result)(nil),
 	}
@@ -2478,7 +2915,7 @@ func file_provider_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_provider_proto_rawDesc), len(file_provider_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   36,
+			NumMessages:   43,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

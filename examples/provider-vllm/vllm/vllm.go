@@ -178,11 +178,50 @@ func (p *provider) Ensure(ctx context.Context, req providers.EnsureRequest) (*pr
 		DeviceMask:       pool.DeviceMask(),
 		HealthPath:       "/health",
 	}
+	pe.Protocol = engineProtocol(s.model, servedName(s.model, pool.Flags))
 	if s.apiKey != "" {
 		pe.SecretEnv = map[string]string{"VLLM_API_KEY": s.apiKey}
 		pe.ProbeToken = s.apiKey
 	}
 	return pe, diags
+}
+
+// engineProtocol is how vLLM's OpenAI-compatible server answers, so that
+// llorch can tell when it is ready, that it serves this pool's model, and
+// when a drained replica has finished its requests:
+//   - it listens only once the model is loaded, and /health answers 200;
+//   - /v1/models lists the served model, whose root is the model it loaded
+//     (the directory or Hugging Face repository given to vllm serve);
+//   - /metrics has the gauges vllm:num_requests_running and
+//     vllm:num_requests_waiting, labelled by model_name;
+//   - /v1/completions is OpenAI's completion endpoint;
+//   - SIGTERM starts uvicorn's graceful shutdown; llorch sends SIGKILL
+//     after the pool's drain kill_timeout.
+func engineProtocol(model, served string) *providers.EngineProtocol {
+	return &providers.EngineProtocol{
+		Readiness: providers.Readiness{Ready: []int{200}},
+		Identity:  &providers.IdentityProbe{Path: "/v1/models", Field: "data.0.root", Expect: model},
+		InFlight: []providers.InFlightProbe{
+			{Path: "/metrics", Gauges: []string{"vllm:num_requests_running", "vllm:num_requests_waiting"}},
+		},
+		Completion: &providers.CompletionProbe{Path: "/v1/completions", PromptField: "prompt", MaxTokensField: "max_tokens",
+			Fixed: map[string]string{"model": served}, TextField: "choices.0.text"},
+		Stop: providers.StopBehaviour{Signal: "SIGTERM"},
+	}
+}
+
+// servedName is the model name clients (and the smoke check) send: the
+// pool's --served-model-name flag, or the model itself.
+func servedName(model string, flags []string) string {
+	for i, f := range flags {
+		if v, ok := strings.CutPrefix(f, "--served-model-name="); ok {
+			return v
+		}
+		if f == "--served-model-name" && i+1 < len(flags) {
+			return flags[i+1]
+		}
+	}
+	return model
 }
 
 // Cleanup has nothing to do: vLLM's download cache is shared by every pool.

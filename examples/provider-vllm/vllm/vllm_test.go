@@ -225,6 +225,14 @@ func TestEnsurePreparesVLLMServe(t *testing.T) {
 		PoolID:           "chat",
 		DeviceMask:       "0,1",
 		HealthPath:       "/health",
+		Protocol: &providers.EngineProtocol{
+			Readiness: providers.Readiness{Ready: []int{200}},
+			Identity:  &providers.IdentityProbe{Path: "/v1/models", Field: "data.0.root", Expect: "Qwen/Qwen2.5-0.5B-Instruct"},
+			InFlight:  []providers.InFlightProbe{{Path: "/metrics", Gauges: []string{"vllm:num_requests_running", "vllm:num_requests_waiting"}}},
+			Completion: &providers.CompletionProbe{Path: "/v1/completions", PromptField: "prompt", MaxTokensField: "max_tokens",
+				Fixed: map[string]string{"model": "Qwen/Qwen2.5-0.5B-Instruct"}, TextField: "choices.0.text"},
+			Stop: providers.StopBehaviour{Signal: "SIGTERM"},
+		},
 	}
 	if diff := cmp.Diff(want, pe); diff != "" {
 		t.Errorf("prepared engine (-want +got):\n%s", diff)
@@ -266,6 +274,28 @@ func TestEnsureLocalDirectoryAndCPUOnly(t *testing.T) {
 	}
 	if pe.SecretEnv != nil || pe.ProbeToken != "" {
 		t.Errorf("secrets without an api_key: %v %q", pe.SecretEnv, pe.ProbeToken)
+	}
+	if err := pe.Protocol.Validate(); err != nil || pe.Protocol.Identity.Expect != dir {
+		t.Errorf("protocol %+v (%v): the identity check must expect the directory vLLM loads", pe.Protocol, err)
+	}
+}
+
+func TestSmokeCompletionsNameTheServedModel(t *testing.T) {
+	fakeVLLM(t, versionScript)
+	for model, flags := range map[string][]string{
+		"Qwen/Qwen2.5-0.5B-Instruct": nil,
+		"chat":                       {"--served-model-name", "chat"},
+		"chat2":                      {"--enforce-eager", "--served-model-name=chat2"},
+	} {
+		p := pool("hf:Qwen/Qwen2.5-0.5B-Instruct")
+		p.Flags = flags
+		pe, diags := New().Ensure(t.Context(), providers.EnsureRequest{Pool: p, Config: config(nil)})
+		if diags.HasErrors() {
+			t.Fatal(diags)
+		}
+		if got := pe.Protocol.Completion.Fixed["model"]; got != model {
+			t.Errorf("flags %v: completions name model %q, want %q", flags, got, model)
+		}
 	}
 }
 
