@@ -37,6 +37,8 @@ func TestProviderProtocolMistakesAreNamed(t *testing.T) {
 			`the engine protocol it returned is invalid: in_flight[0] sets neither; it needs exactly one of CountTrue and Gauges; in_flight[1] sets both; it needs exactly one of CountTrue and Gauges`},
 		{providers.EngineProtocol{Completion: &providers.CompletionProbe{Path: "/c"}, Readiness: providers.Readiness{Ready: []int{2000}}},
 			`the engine protocol it returned is invalid: readiness status 2000 is not an HTTP status; completion needs PromptField and TextField`},
+		{providers.EngineProtocol{LogCauses: []providers.LogCause{{Cause: "oom", Contains: []string{"x"}}, {Cause: "bad_argument"}}},
+			`the engine protocol it returned is invalid: log_causes[0] names cause "oom", not one of port_in_use, model_load_failed, out_of_memory, bad_argument; log_causes[1] needs non-empty lines to look for`},
 		{providers.EngineProtocol{Stop: providers.StopBehaviour{Signal: "SIGKILL"}},
 			`the engine protocol it returned is invalid: stop signal "SIGKILL" is not one of SIGTERM, SIGINT, SIGQUIT, SIGHUP`},
 	}

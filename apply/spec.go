@@ -191,6 +191,9 @@ func supervisorProtocol(p *providers.EngineProtocol) *supervisor.Protocol {
 	for _, f := range p.InFlight {
 		out.InFlight = append(out.InFlight, supervisor.InFlightProbe{Path: f.Path, CountTrue: f.CountTrue, Gauges: slices.Clone(f.Gauges)})
 	}
+	for _, c := range p.LogCauses {
+		out.LogCauses = append(out.LogCauses, supervisor.LogCause{Cause: supervisor.Cause(c.Cause), Contains: slices.Clone(c.Contains)})
+	}
 	if c := p.Completion; c != nil {
 		out.Completion = &supervisor.CompletionProbe{Path: c.Path, PromptField: c.PromptField,
 			MaxTokensField: c.MaxTokensField, Fixed: maps.Clone(c.Fixed), TextField: c.TextField}

@@ -32,7 +32,24 @@ type EngineProtocol struct {
 	// with a message saying so.
 	Completion *CompletionProbe
 	Stop       StopBehaviour
+	// LogCauses are lines of the engine's own log that prove why it ended
+	// (vLLM's argparse "unrecognized arguments" is a bad argument), tried
+	// before the lines llorch knows (llama-server's, and CUDA, Metal and
+	// Vulkan allocation failures). A configuration cause opens the
+	// restart breaker at once instead of restart-looping.
+	LogCauses []LogCause
 }
+
+// LogCause: a log line containing any of Contains (case-insensitive)
+// proves Cause, one of ExitCauses.
+type LogCause struct {
+	Cause    string
+	Contains []string
+}
+
+// ExitCauses are the causes LogCause may name: a port another process
+// holds (transient: restarts back off), and three configuration causes.
+var ExitCauses = []string{"port_in_use", "model_load_failed", "out_of_memory", "bad_argument"}
 
 // Readiness says how the health path (PreparedEngine.HealthPath) answers.
 type Readiness struct {
@@ -125,6 +142,14 @@ func (p *EngineProtocol) Validate() error {
 		path("completion", c.Path)
 		if c.PromptField == "" || c.TextField == "" {
 			bad("completion needs PromptField and TextField")
+		}
+	}
+	for i, c := range p.LogCauses {
+		if !slices.Contains(ExitCauses, c.Cause) {
+			bad("log_causes[%d] names cause %q, not one of %s", i, c.Cause, strings.Join(ExitCauses, ", "))
+		}
+		if slices.Contains(c.Contains, "") || len(c.Contains) == 0 {
+			bad("log_causes[%d] needs non-empty lines to look for", i)
 		}
 	}
 	if s := p.Stop.Signal; s != "" && !slices.Contains(StopSignals, s) {

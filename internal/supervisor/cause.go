@@ -41,17 +41,32 @@ var causeLines = []struct {
 }
 
 // classify names the cause of an engine's end from its last log lines and
-// returns the line that proves it ("" for CauseCrashed).
-func classify(tail []string) (Cause, string) {
+// returns the line that proves it ("" for CauseCrashed): the engine's own
+// lines (its protocol's LogCauses) first, then causeLines.
+func classify(tail []string, own []LogCause) (Cause, string) {
+	for _, c := range own {
+		if line, ok := findLine(tail, c.Contains); ok {
+			return c.Cause, line
+		}
+	}
 	for _, c := range causeLines {
-		for _, line := range tail {
-			l := strings.ToLower(line)
-			for _, want := range c.lines {
-				if strings.Contains(l, strings.ToLower(want)) {
-					return c.cause, strings.TrimSpace(line)
-				}
-			}
+		if line, ok := findLine(tail, c.lines); ok {
+			return c.cause, line
 		}
 	}
 	return CauseCrashed, ""
+}
+
+// findLine returns the first line of tail that contains any of wants,
+// ignoring case.
+func findLine(tail, wants []string) (string, bool) {
+	for _, line := range tail {
+		l := strings.ToLower(line)
+		for _, want := range wants {
+			if strings.Contains(l, strings.ToLower(want)) {
+				return strings.TrimSpace(line), true
+			}
+		}
+	}
+	return "", false
 }

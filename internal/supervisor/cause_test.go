@@ -34,7 +34,7 @@ func TestClassifyNamesTheCauseAndTheLineThatProvesIt(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			cause, line := classify(tc.tail)
+			cause, line := classify(tc.tail, nil)
 			if cause != tc.cause || line != tc.line {
 				t.Errorf("classify = %s, %q; want %s, %q", cause, line, tc.cause, tc.line)
 			}
@@ -49,5 +49,16 @@ func TestClassifyNamesTheCauseAndTheLineThatProvesIt(t *testing.T) {
 		if c.Configuration() {
 			t.Errorf("%s is a configuration cause; it passes and must back off", c)
 		}
+	}
+}
+
+func TestEngineOwnLogCausesComeFirst(t *testing.T) {
+	tail := []string{"INFO api_server.py: vLLM API server version 0.6.3", "vllm: error: unrecognized arguments: --no-such-flag"}
+	if c, _ := classify(tail, nil); c != CauseCrashed {
+		t.Fatalf("without the engine's lines: %s, want crashed (llorch knows no vLLM argparse line)", c)
+	}
+	own := []LogCause{{Cause: CauseBadArgument, Contains: []string{"ERROR: UNRECOGNIZED ARGUMENTS"}}}
+	if c, line := classify(tail, own); c != CauseBadArgument || line != tail[1] {
+		t.Fatalf("with the engine's lines: %s %q", c, line)
 	}
 }

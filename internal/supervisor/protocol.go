@@ -28,6 +28,16 @@ type Protocol struct {
 	// sends it again when the grace period ends, before SIGKILL.
 	StopSignal           string `json:"stop_signal,omitempty"`
 	RepeatStopForcesExit bool   `json:"repeat_stop_forces_exit,omitempty"`
+	// LogCauses are the engine's own log lines that prove a cause, tried
+	// before the built-in causeLines.
+	LogCauses []LogCause `json:"log_causes,omitempty"`
+}
+
+// LogCause: a log line containing any of Contains (case-insensitive)
+// proves Cause.
+type LogCause struct {
+	Cause    Cause    `json:"cause"`
+	Contains []string `json:"contains"`
 }
 
 // IdentityProbe: GET Path, the JSON value at Field must be Expect (the

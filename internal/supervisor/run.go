@@ -872,7 +872,7 @@ func (s *supervisor) exited(es ExitStatus) {
 		return
 	}
 	tail := s.elog.Tail()
-	cause, line := classify(tail)
+	cause, line := classify(tail, s.target.Protocol.LogCauses)
 	s.st.Cause, s.st.CauseLine = string(cause), line
 	if wasStarting {
 		if msg, ok := bindFailure(s.spec.Host, s.spec.Port, tail); ok {

@@ -432,6 +432,9 @@ func encodeProtocol(p *providers.EngineProtocol) *proto.EngineProtocol {
 	for _, f := range p.InFlight {
 		out.InFlight = append(out.InFlight, &proto.EngineProtocol_InFlight{Path: f.Path, CountTrue: f.CountTrue, Gauges: f.Gauges})
 	}
+	for _, c := range p.LogCauses {
+		out.LogCauses = append(out.LogCauses, &proto.EngineProtocol_LogCause{Cause: c.Cause, Contains: c.Contains})
+	}
 	if c := p.Completion; c != nil {
 		out.Completion = &proto.EngineProtocol_Completion{Path: c.Path, PromptField: c.PromptField,
 			MaxTokensField: c.MaxTokensField, Fixed: c.Fixed, TextField: c.TextField}
@@ -452,6 +455,9 @@ func decodeProtocol(p *proto.EngineProtocol) *providers.EngineProtocol {
 	}
 	for _, f := range p.GetInFlight() {
 		out.InFlight = append(out.InFlight, providers.InFlightProbe{Path: f.GetPath(), CountTrue: f.GetCountTrue(), Gauges: nonEmpty(f.GetGauges())})
+	}
+	for _, c := range p.GetLogCauses() {
+		out.LogCauses = append(out.LogCauses, providers.LogCause{Cause: c.GetCause(), Contains: nonEmpty(c.GetContains())})
 	}
 	if c := p.GetCompletion(); c != nil {
 		out.Completion = &providers.CompletionProbe{Path: c.GetPath(), PromptField: c.GetPromptField(),

@@ -155,7 +155,8 @@ func fullProtocol() *providers.EngineProtocol {
 		InFlight:  []providers.InFlightProbe{{Path: "/slots", CountTrue: "is_processing", Gauges: []string{"g"}}},
 		Completion: &providers.CompletionProbe{Path: "/completion", PromptField: "prompt", MaxTokensField: "n_predict",
 			Fixed: map[string]string{"model": "q"}, TextField: "content"},
-		Stop: providers.StopBehaviour{Signal: "SIGINT", RepeatForcesExit: true},
+		Stop:      providers.StopBehaviour{Signal: "SIGINT", RepeatForcesExit: true},
+		LogCauses: []providers.LogCause{{Cause: "bad_argument", Contains: []string{"unrecognized arguments"}}},
 	}
 }
 
@@ -184,6 +185,7 @@ func TestFixturesSetEveryField(t *testing.T) {
 		"InFlightProbe":   fullProtocol().InFlight[0],
 		"CompletionProbe": *fullProtocol().Completion,
 		"StopBehaviour":   fullProtocol().Stop,
+		"LogCause":        fullProtocol().LogCauses[0],
 		"ModelInfo":       *fullModelInfo(),
 		"PlannedPool":     *planned,
 		"Event":           fullEvent,

@@ -717,6 +717,7 @@ type EngineProtocol struct {
 	InFlight      []*EngineProtocol_InFlight `protobuf:"bytes,3,rep,name=in_flight,json=inFlight,proto3" json:"in_flight,omitempty"`
 	Completion    *EngineProtocol_Completion `protobuf:"bytes,4,opt,name=completion,proto3" json:"completion,omitempty"`
 	Stop          *EngineProtocol_Stop       `protobuf:"bytes,5,opt,name=stop,proto3" json:"stop,omitempty"`
+	LogCauses     []*EngineProtocol_LogCause `protobuf:"bytes,6,rep,name=log_causes,json=logCauses,proto3" json:"log_causes,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -782,6 +783,13 @@ func (x *EngineProtocol) GetCompletion() *EngineProtocol_Completion {
 func (x *EngineProtocol) GetStop() *EngineProtocol_Stop {
 	if x != nil {
 		return x.Stop
+	}
+	return nil
+}
+
+func (x *EngineProtocol) GetLogCauses() []*EngineProtocol_LogCause {
+	if x != nil {
+		return x.LogCauses
 	}
 	return nil
 }
@@ -1859,6 +1867,58 @@ func (x *EngineProtocol_Stop) GetRepeatForcesExit() bool {
 	return false
 }
 
+type EngineProtocol_LogCause struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Cause         string                 `protobuf:"bytes,1,opt,name=cause,proto3" json:"cause,omitempty"`
+	Contains      []string               `protobuf:"bytes,2,rep,name=contains,proto3" json:"contains,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EngineProtocol_LogCause) Reset() {
+	*x = EngineProtocol_LogCause{}
+	mi := &file_provider_proto_msgTypes[29]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EngineProtocol_LogCause) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EngineProtocol_LogCause) ProtoMessage() {}
+
+func (x *EngineProtocol_LogCause) ProtoReflect() protoreflect.Message {
+	mi := &file_provider_proto_msgTypes[29]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EngineProtocol_LogCause.ProtoReflect.Descriptor instead.
+func (*EngineProtocol_LogCause) Descriptor() ([]byte, []int) {
+	return file_provider_proto_rawDescGZIP(), []int{7, 5}
+}
+
+func (x *EngineProtocol_LogCause) GetCause() string {
+	if x != nil {
+		return x.Cause
+	}
+	return ""
+}
+
+func (x *EngineProtocol_LogCause) GetContains() []string {
+	if x != nil {
+		return x.Contains
+	}
+	return nil
+}
+
 type GetSchema_Request struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -1867,7 +1927,7 @@ type GetSchema_Request struct {
 
 func (x *GetSchema_Request) Reset() {
 	*x = GetSchema_Request{}
-	mi := &file_provider_proto_msgTypes[30]
+	mi := &file_provider_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1879,7 +1939,7 @@ func (x *GetSchema_Request) String() string {
 func (*GetSchema_Request) ProtoMessage() {}
 
 func (x *GetSchema_Request) ProtoReflect() protoreflect.Message {
-	mi := &file_provider_proto_msgTypes[30]
+	mi := &file_provider_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1905,7 +1965,7 @@ type GetSchema_Response struct {
 
 func (x *GetSchema_Response) Reset() {
 	*x = GetSchema_Response{}
-	mi := &file_provider_proto_msgTypes[31]
+	mi := &file_provider_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1917,7 +1977,7 @@ func (x *GetSchema_Response) String() string {
 func (*GetSchema_Response) ProtoMessage() {}
 
 func (x *GetSchema_Response) ProtoReflect() protoreflect.Message {
-	mi := &file_provider_proto_msgTypes[31]
+	mi := &file_provider_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1957,7 +2017,7 @@ type Configure_Request struct {
 
 func (x *Configure_Request) Reset() {
 	*x = Configure_Request{}
-	mi := &file_provider_proto_msgTypes[32]
+	mi := &file_provider_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1969,7 +2029,7 @@ func (x *Configure_Request) String() string {
 func (*Configure_Request) ProtoMessage() {}
 
 func (x *Configure_Request) ProtoReflect() protoreflect.Message {
-	mi := &file_provider_proto_msgTypes[32]
+	mi := &file_provider_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2008,7 +2068,7 @@ type Configure_Response struct {
 
 func (x *Configure_Response) Reset() {
 	*x = Configure_Response{}
-	mi := &file_provider_proto_msgTypes[33]
+	mi := &file_provider_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2020,7 +2080,7 @@ func (x *Configure_Response) String() string {
 func (*Configure_Response) ProtoMessage() {}
 
 func (x *Configure_Response) ProtoReflect() protoreflect.Message {
-	mi := &file_provider_proto_msgTypes[33]
+	mi := &file_provider_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2053,7 +2113,7 @@ type ValidatePool_Request struct {
 
 func (x *ValidatePool_Request) Reset() {
 	*x = ValidatePool_Request{}
-	mi := &file_provider_proto_msgTypes[34]
+	mi := &file_provider_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2065,7 +2125,7 @@ func (x *ValidatePool_Request) String() string {
 func (*ValidatePool_Request) ProtoMessage() {}
 
 func (x *ValidatePool_Request) ProtoReflect() protoreflect.Message {
-	mi := &file_provider_proto_msgTypes[34]
+	mi := &file_provider_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2104,7 +2164,7 @@ type ValidatePool_Response struct {
 
 func (x *ValidatePool_Response) Reset() {
 	*x = ValidatePool_Response{}
-	mi := &file_provider_proto_msgTypes[35]
+	mi := &file_provider_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2116,7 +2176,7 @@ func (x *ValidatePool_Response) String() string {
 func (*ValidatePool_Response) ProtoMessage() {}
 
 func (x *ValidatePool_Response) ProtoReflect() protoreflect.Message {
-	mi := &file_provider_proto_msgTypes[35]
+	mi := &file_provider_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2155,7 +2215,7 @@ type PlanPool_Request struct {
 
 func (x *PlanPool_Request) Reset() {
 	*x = PlanPool_Request{}
-	mi := &file_provider_proto_msgTypes[36]
+	mi := &file_provider_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2167,7 +2227,7 @@ func (x *PlanPool_Request) String() string {
 func (*PlanPool_Request) ProtoMessage() {}
 
 func (x *PlanPool_Request) ProtoReflect() protoreflect.Message {
-	mi := &file_provider_proto_msgTypes[36]
+	mi := &file_provider_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2221,7 +2281,7 @@ type PlanPool_Response struct {
 
 func (x *PlanPool_Response) Reset() {
 	*x = PlanPool_Response{}
-	mi := &file_provider_proto_msgTypes[37]
+	mi := &file_provider_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2233,7 +2293,7 @@ func (x *PlanPool_Response) String() string {
 func (*PlanPool_Response) ProtoMessage() {}
 
 func (x *PlanPool_Response) ProtoReflect() protoreflect.Message {
-	mi := &file_provider_proto_msgTypes[37]
+	mi := &file_provider_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2273,7 +2333,7 @@ type Ensure_Request struct {
 
 func (x *Ensure_Request) Reset() {
 	*x = Ensure_Request{}
-	mi := &file_provider_proto_msgTypes[38]
+	mi := &file_provider_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2285,7 +2345,7 @@ func (x *Ensure_Request) String() string {
 func (*Ensure_Request) ProtoMessage() {}
 
 func (x *Ensure_Request) ProtoReflect() protoreflect.Message {
-	mi := &file_provider_proto_msgTypes[38]
+	mi := &file_provider_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2327,7 +2387,7 @@ type Ensure_Result struct {
 
 func (x *Ensure_Result) Reset() {
 	*x = Ensure_Result{}
-	mi := &file_provider_proto_msgTypes[39]
+	mi := &file_provider_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2339,7 +2399,7 @@ func (x *Ensure_Result) String() string {
 func (*Ensure_Result) ProtoMessage() {}
 
 func (x *Ensure_Result) ProtoReflect() protoreflect.Message {
-	mi := &file_provider_proto_msgTypes[39]
+	mi := &file_provider_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2382,7 +2442,7 @@ type Ensure_Response struct {
 
 func (x *Ensure_Response) Reset() {
 	*x = Ensure_Response{}
-	mi := &file_provider_proto_msgTypes[40]
+	mi := &file_provider_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2394,7 +2454,7 @@ func (x *Ensure_Response) String() string {
 func (*Ensure_Response) ProtoMessage() {}
 
 func (x *Ensure_Response) ProtoReflect() protoreflect.Message {
-	mi := &file_provider_proto_msgTypes[40]
+	mi := &file_provider_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2462,7 +2522,7 @@ type Cleanup_Request struct {
 
 func (x *Cleanup_Request) Reset() {
 	*x = Cleanup_Request{}
-	mi := &file_provider_proto_msgTypes[41]
+	mi := &file_provider_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2474,7 +2534,7 @@ func (x *Cleanup_Request) String() string {
 func (*Cleanup_Request) ProtoMessage() {}
 
 func (x *Cleanup_Request) ProtoReflect() protoreflect.Message {
-	mi := &file_provider_proto_msgTypes[41]
+	mi := &file_provider_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2520,7 +2580,7 @@ type Cleanup_Response struct {
 
 func (x *Cleanup_Response) Reset() {
 	*x = Cleanup_Response{}
-	mi := &file_provider_proto_msgTypes[42]
+	mi := &file_provider_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2532,7 +2592,7 @@ func (x *Cleanup_Response) String() string {
 func (*Cleanup_Response) ProtoMessage() {}
 
 func (x *Cleanup_Response) ProtoReflect() protoreflect.Message {
-	mi := &file_provider_proto_msgTypes[42]
+	mi := &file_provider_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2661,7 +2721,7 @@ const file_provider_proto_rawDesc = "" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\x1a<\n" +
 	"\x0eSecretEnvEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xc4\a\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xce\b\n" +
 	"\x0eEngineProtocol\x12J\n" +
 	"\treadiness\x18\x01 \x01(\v2,.llorch.provider.v1.EngineProtocol.ReadinessR\treadiness\x12G\n" +
 	"\bidentity\x18\x02 \x01(\v2+.llorch.provider.v1.EngineProtocol.IdentityR\bidentity\x12H\n" +
@@ -2669,7 +2729,9 @@ const file_provider_proto_rawDesc = "" +
 	"\n" +
 	"completion\x18\x04 \x01(\v2-.llorch.provider.v1.EngineProtocol.CompletionR\n" +
 	"completion\x12;\n" +
-	"\x04stop\x18\x05 \x01(\v2'.llorch.provider.v1.EngineProtocol.StopR\x04stop\x1a;\n" +
+	"\x04stop\x18\x05 \x01(\v2'.llorch.provider.v1.EngineProtocol.StopR\x04stop\x12J\n" +
+	"\n" +
+	"log_causes\x18\x06 \x03(\v2+.llorch.provider.v1.EngineProtocol.LogCauseR\tlogCauses\x1a;\n" +
 	"\tReadiness\x12\x14\n" +
 	"\x05ready\x18\x01 \x03(\x03R\x05ready\x12\x18\n" +
 	"\aloading\x18\x02 \x03(\x03R\aloading\x1aL\n" +
@@ -2696,7 +2758,10 @@ const file_provider_proto_rawDesc = "" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\x1aL\n" +
 	"\x04Stop\x12\x16\n" +
 	"\x06signal\x18\x01 \x01(\tR\x06signal\x12,\n" +
-	"\x12repeat_forces_exit\x18\x02 \x01(\bR\x10repeatForcesExit\"\xe5\x01\n" +
+	"\x12repeat_forces_exit\x18\x02 \x01(\bR\x10repeatForcesExit\x1a<\n" +
+	"\bLogCause\x12\x14\n" +
+	"\x05cause\x18\x01 \x01(\tR\x05cause\x12\x1a\n" +
+	"\bcontains\x18\x02 \x03(\tR\bcontains\"\xe5\x01\n" +
 	"\tModelInfo\x12\x12\n" +
 	"\x04path\x18\x01 \x01(\tR\x04path\x12\x1d\n" +
 	"\n" +
@@ -2783,7 +2848,7 @@ func file_provider_proto_rawDescGZIP() []byte {
 }
 
 var file_provider_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_provider_proto_msgTypes = make([]protoimpl.MessageInfo, 43)
+var file_provider_proto_msgTypes = make([]protoimpl.MessageInfo, 44)
 var file_provider_proto_goTypes = []any{
 	(Diagnostic_Severity)(0),          // 0: llorch.provider.v1.Diagnostic.Severity
 	(Schema_NestedBlock_Nesting)(0),   // 1: llorch.provider.v1.Schema.NestedBlock.Nesting
@@ -2816,20 +2881,21 @@ var file_provider_proto_goTypes = []any{
 	(*EngineProtocol_InFlight)(nil),   // 28: llorch.provider.v1.EngineProtocol.InFlight
 	(*EngineProtocol_Completion)(nil), // 29: llorch.provider.v1.EngineProtocol.Completion
 	(*EngineProtocol_Stop)(nil),       // 30: llorch.provider.v1.EngineProtocol.Stop
-	nil,                               // 31: llorch.provider.v1.EngineProtocol.Completion.FixedEntry
-	(*GetSchema_Request)(nil),         // 32: llorch.provider.v1.GetSchema.Request
-	(*GetSchema_Response)(nil),        // 33: llorch.provider.v1.GetSchema.Response
-	(*Configure_Request)(nil),         // 34: llorch.provider.v1.Configure.Request
-	(*Configure_Response)(nil),        // 35: llorch.provider.v1.Configure.Response
-	(*ValidatePool_Request)(nil),      // 36: llorch.provider.v1.ValidatePool.Request
-	(*ValidatePool_Response)(nil),     // 37: llorch.provider.v1.ValidatePool.Response
-	(*PlanPool_Request)(nil),          // 38: llorch.provider.v1.PlanPool.Request
-	(*PlanPool_Response)(nil),         // 39: llorch.provider.v1.PlanPool.Response
-	(*Ensure_Request)(nil),            // 40: llorch.provider.v1.Ensure.Request
-	(*Ensure_Result)(nil),             // 41: llorch.provider.v1.Ensure.Result
-	(*Ensure_Response)(nil),           // 42: llorch.provider.v1.Ensure.Response
-	(*Cleanup_Request)(nil),           // 43: llorch.provider.v1.Cleanup.Request
-	(*Cleanup_Response)(nil),          // 44: llorch.provider.v1.Cleanup.Response
+	(*EngineProtocol_LogCause)(nil),   // 31: llorch.provider.v1.EngineProtocol.LogCause
+	nil,                               // 32: llorch.provider.v1.EngineProtocol.Completion.FixedEntry
+	(*GetSchema_Request)(nil),         // 33: llorch.provider.v1.GetSchema.Request
+	(*GetSchema_Response)(nil),        // 34: llorch.provider.v1.GetSchema.Response
+	(*Configure_Request)(nil),         // 35: llorch.provider.v1.Configure.Request
+	(*Configure_Response)(nil),        // 36: llorch.provider.v1.Configure.Response
+	(*ValidatePool_Request)(nil),      // 37: llorch.provider.v1.ValidatePool.Request
+	(*ValidatePool_Response)(nil),     // 38: llorch.provider.v1.ValidatePool.Response
+	(*PlanPool_Request)(nil),          // 39: llorch.provider.v1.PlanPool.Request
+	(*PlanPool_Response)(nil),         // 40: llorch.provider.v1.PlanPool.Response
+	(*Ensure_Request)(nil),            // 41: llorch.provider.v1.Ensure.Request
+	(*Ensure_Result)(nil),             // 42: llorch.provider.v1.Ensure.Result
+	(*Ensure_Response)(nil),           // 43: llorch.provider.v1.Ensure.Response
+	(*Cleanup_Request)(nil),           // 44: llorch.provider.v1.Cleanup.Request
+	(*Cleanup_Response)(nil),          // 45: llorch.provider.v1.Cleanup.Response
 }
 var file_provider_proto_depIdxs = []int32{
 	19, // 0: llorch.provider.v1.AttributePath.steps:type_name -> llorch.provider.v1.AttributePath.Step
@@ -2847,52 +2913,53 @@ var file_provider_proto_depIdxs = []int32{
 	28, // 12: llorch.provider.v1.EngineProtocol.in_flight:type_name -> llorch.provider.v1.EngineProtocol.InFlight
 	29, // 13: llorch.provider.v1.EngineProtocol.completion:type_name -> llorch.provider.v1.EngineProtocol.Completion
 	30, // 14: llorch.provider.v1.EngineProtocol.stop:type_name -> llorch.provider.v1.EngineProtocol.Stop
-	3,  // 15: llorch.provider.v1.PlannedPool.requires_replace:type_name -> llorch.provider.v1.AttributePath
-	10, // 16: llorch.provider.v1.PlannedPool.model:type_name -> llorch.provider.v1.ModelInfo
-	21, // 17: llorch.provider.v1.Schema.Block.attributes:type_name -> llorch.provider.v1.Schema.Attribute
-	22, // 18: llorch.provider.v1.Schema.Block.block_types:type_name -> llorch.provider.v1.Schema.NestedBlock
-	20, // 19: llorch.provider.v1.Schema.NestedBlock.block:type_name -> llorch.provider.v1.Schema.Block
-	1,  // 20: llorch.provider.v1.Schema.NestedBlock.nesting:type_name -> llorch.provider.v1.Schema.NestedBlock.Nesting
-	31, // 21: llorch.provider.v1.EngineProtocol.Completion.fixed:type_name -> llorch.provider.v1.EngineProtocol.Completion.FixedEntry
-	5,  // 22: llorch.provider.v1.GetSchema.Response.schema:type_name -> llorch.provider.v1.Schema
-	4,  // 23: llorch.provider.v1.GetSchema.Response.diagnostics:type_name -> llorch.provider.v1.Diagnostic
-	2,  // 24: llorch.provider.v1.Configure.Request.config:type_name -> llorch.provider.v1.DynamicValue
-	4,  // 25: llorch.provider.v1.Configure.Response.diagnostics:type_name -> llorch.provider.v1.Diagnostic
-	7,  // 26: llorch.provider.v1.ValidatePool.Request.pool:type_name -> llorch.provider.v1.PoolSpec
-	2,  // 27: llorch.provider.v1.ValidatePool.Request.config:type_name -> llorch.provider.v1.DynamicValue
-	4,  // 28: llorch.provider.v1.ValidatePool.Response.diagnostics:type_name -> llorch.provider.v1.Diagnostic
-	7,  // 29: llorch.provider.v1.PlanPool.Request.pool:type_name -> llorch.provider.v1.PoolSpec
-	2,  // 30: llorch.provider.v1.PlanPool.Request.config:type_name -> llorch.provider.v1.DynamicValue
-	8,  // 31: llorch.provider.v1.PlanPool.Request.prior:type_name -> llorch.provider.v1.PreparedEngine
-	11, // 32: llorch.provider.v1.PlanPool.Response.planned:type_name -> llorch.provider.v1.PlannedPool
-	4,  // 33: llorch.provider.v1.PlanPool.Response.diagnostics:type_name -> llorch.provider.v1.Diagnostic
-	7,  // 34: llorch.provider.v1.Ensure.Request.pool:type_name -> llorch.provider.v1.PoolSpec
-	2,  // 35: llorch.provider.v1.Ensure.Request.config:type_name -> llorch.provider.v1.DynamicValue
-	8,  // 36: llorch.provider.v1.Ensure.Result.prepared:type_name -> llorch.provider.v1.PreparedEngine
-	4,  // 37: llorch.provider.v1.Ensure.Result.diagnostics:type_name -> llorch.provider.v1.Diagnostic
-	12, // 38: llorch.provider.v1.Ensure.Response.progress:type_name -> llorch.provider.v1.Event
-	41, // 39: llorch.provider.v1.Ensure.Response.result:type_name -> llorch.provider.v1.Ensure.Result
-	7,  // 40: llorch.provider.v1.Cleanup.Request.pool:type_name -> llorch.provider.v1.PoolSpec
-	2,  // 41: llorch.provider.v1.Cleanup.Request.config:type_name -> llorch.provider.v1.DynamicValue
-	8,  // 42: llorch.provider.v1.Cleanup.Request.prepared:type_name -> llorch.provider.v1.PreparedEngine
-	4,  // 43: llorch.provider.v1.Cleanup.Response.diagnostics:type_name -> llorch.provider.v1.Diagnostic
-	32, // 44: llorch.provider.v1.Provider.GetSchema:input_type -> llorch.provider.v1.GetSchema.Request
-	34, // 45: llorch.provider.v1.Provider.Configure:input_type -> llorch.provider.v1.Configure.Request
-	36, // 46: llorch.provider.v1.Provider.ValidatePool:input_type -> llorch.provider.v1.ValidatePool.Request
-	38, // 47: llorch.provider.v1.Provider.PlanPool:input_type -> llorch.provider.v1.PlanPool.Request
-	40, // 48: llorch.provider.v1.Provider.Ensure:input_type -> llorch.provider.v1.Ensure.Request
-	43, // 49: llorch.provider.v1.Provider.Cleanup:input_type -> llorch.provider.v1.Cleanup.Request
-	33, // 50: llorch.provider.v1.Provider.GetSchema:output_type -> llorch.provider.v1.GetSchema.Response
-	35, // 51: llorch.provider.v1.Provider.Configure:output_type -> llorch.provider.v1.Configure.Response
-	37, // 52: llorch.provider.v1.Provider.ValidatePool:output_type -> llorch.provider.v1.ValidatePool.Response
-	39, // 53: llorch.provider.v1.Provider.PlanPool:output_type -> llorch.provider.v1.PlanPool.Response
-	42, // 54: llorch.provider.v1.Provider.Ensure:output_type -> llorch.provider.v1.Ensure.Response
-	44, // 55: llorch.provider.v1.Provider.Cleanup:output_type -> llorch.provider.v1.Cleanup.Response
-	50, // [50:56] is the sub-list for method output_type
-	44, // [44:50] is the sub-list for method input_type
-	44, // [44:44] is the sub-list for extension type_name
-	44, // [44:44] is the sub-list for extension extendee
-	0,  // [0:44] is the sub-list for field type_name
+	31, // 15: llorch.provider.v1.EngineProtocol.log_causes:type_name -> llorch.provider.v1.EngineProtocol.LogCause
+	3,  // 16: llorch.provider.v1.PlannedPool.requires_replace:type_name -> llorch.provider.v1.AttributePath
+	10, // 17: llorch.provider.v1.PlannedPool.model:type_name -> llorch.provider.v1.ModelInfo
+	21, // 18: llorch.provider.v1.Schema.Block.attributes:type_name -> llorch.provider.v1.Schema.Attribute
+	22, // 19: llorch.provider.v1.Schema.Block.block_types:type_name -> llorch.provider.v1.Schema.NestedBlock
+	20, // 20: llorch.provider.v1.Schema.NestedBlock.block:type_name -> llorch.provider.v1.Schema.Block
+	1,  // 21: llorch.provider.v1.Schema.NestedBlock.nesting:type_name -> llorch.provider.v1.Schema.NestedBlock.Nesting
+	32, // 22: llorch.provider.v1.EngineProtocol.Completion.fixed:type_name -> llorch.provider.v1.EngineProtocol.Completion.FixedEntry
+	5,  // 23: llorch.provider.v1.GetSchema.Response.schema:type_name -> llorch.provider.v1.Schema
+	4,  // 24: llorch.provider.v1.GetSchema.Response.diagnostics:type_name -> llorch.provider.v1.Diagnostic
+	2,  // 25: llorch.provider.v1.Configure.Request.config:type_name -> llorch.provider.v1.DynamicValue
+	4,  // 26: llorch.provider.v1.Configure.Response.diagnostics:type_name -> llorch.provider.v1.Diagnostic
+	7,  // 27: llorch.provider.v1.ValidatePool.Request.pool:type_name -> llorch.provider.v1.PoolSpec
+	2,  // 28: llorch.provider.v1.ValidatePool.Request.config:type_name -> llorch.provider.v1.DynamicValue
+	4,  // 29: llorch.provider.v1.ValidatePool.Response.diagnostics:type_name -> llorch.provider.v1.Diagnostic
+	7,  // 30: llorch.provider.v1.PlanPool.Request.pool:type_name -> llorch.provider.v1.PoolSpec
+	2,  // 31: llorch.provider.v1.PlanPool.Request.config:type_name -> llorch.provider.v1.DynamicValue
+	8,  // 32: llorch.provider.v1.PlanPool.Request.prior:type_name -> llorch.provider.v1.PreparedEngine
+	11, // 33: llorch.provider.v1.PlanPool.Response.planned:type_name -> llorch.provider.v1.PlannedPool
+	4,  // 34: llorch.provider.v1.PlanPool.Response.diagnostics:type_name -> llorch.provider.v1.Diagnostic
+	7,  // 35: llorch.provider.v1.Ensure.Request.pool:type_name -> llorch.provider.v1.PoolSpec
+	2,  // 36: llorch.provider.v1.Ensure.Request.config:type_name -> llorch.provider.v1.DynamicValue
+	8,  // 37: llorch.provider.v1.Ensure.Result.prepared:type_name -> llorch.provider.v1.PreparedEngine
+	4,  // 38: llorch.provider.v1.Ensure.Result.diagnostics:type_name -> llorch.provider.v1.Diagnostic
+	12, // 39: llorch.provider.v1.Ensure.Response.progress:type_name -> llorch.provider.v1.Event
+	42, // 40: llorch.provider.v1.Ensure.Response.result:type_name -> llorch.provider.v1.Ensure.Result
+	7,  // 41: llorch.provider.v1.Cleanup.Request.pool:type_name -> llorch.provider.v1.PoolSpec
+	2,  // 42: llorch.provider.v1.Cleanup.Request.config:type_name -> llorch.provider.v1.DynamicValue
+	8,  // 43: llorch.provider.v1.Cleanup.Request.prepared:type_name -> llorch.provider.v1.PreparedEngine
+	4,  // 44: llorch.provider.v1.Cleanup.Response.diagnostics:type_name -> llorch.provider.v1.Diagnostic
+	33, // 45: llorch.provider.v1.Provider.GetSchema:input_type -> llorch.provider.v1.GetSchema.Request
+	35, // 46: llorch.provider.v1.Provider.Configure:input_type -> llorch.provider.v1.Configure.Request
+	37, // 47: llorch.provider.v1.Provider.ValidatePool:input_type -> llorch.provider.v1.ValidatePool.Request
+	39, // 48: llorch.provider.v1.Provider.PlanPool:input_type -> llorch.provider.v1.PlanPool.Request
+	41, // 49: llorch.provider.v1.Provider.Ensure:input_type -> llorch.provider.v1.Ensure.Request
+	44, // 50: llorch.provider.v1.Provider.Cleanup:input_type -> llorch.provider.v1.Cleanup.Request
+	34, // 51: llorch.provider.v1.Provider.GetSchema:output_type -> llorch.provider.v1.GetSchema.Response
+	36, // 52: llorch.provider.v1.Provider.Configure:output_type -> llorch.provider.v1.Configure.Response
+	38, // 53: llorch.provider.v1.Provider.ValidatePool:output_type -> llorch.provider.v1.ValidatePool.Response
+	40, // 54: llorch.provider.v1.Provider.PlanPool:output_type -> llorch.provider.v1.PlanPool.Response
+	43, // 55: llorch.provider.v1.Provider.Ensure:output_type -> llorch.provider.v1.Ensure.Response
+	45, // 56: llorch.provider.v1.Provider.Cleanup:output_type -> llorch.provider.v1.Cleanup.Response
+	51, // [51:57] is the sub-list for method output_type
+	45, // [45:51] is the sub-list for method input_type
+	45, // [45:45] is the sub-list for extension type_name
+	45, // [45:45] is the sub-list for extension extendee
+	0,  // [0:45] is the sub-list for field type_name
 }
 
 func init() { file_provider_proto_init() }
@@ -2905,7 +2972,7 @@ func file_provider_proto_init() {
 		(*AttributePath_Step_ElementKeyString)(nil),
 		(*AttributePath_Step_ElementKeyInt)(nil),
 	}
-	file_provider_proto_msgTypes[40].OneofWrappers = []any{
+	file_provider_proto_msgTypes[41].OneofWrappers = []any{
 		(*Ensure_Response_Progress)(nil),
 		(*Ensure_Response_Result)(nil),
 	}
@@ -2915,7 +2982,7 @@ func file_provider_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_provider_proto_rawDesc), len(file_provider_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   43,
+			NumMessages:   44,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -196,7 +196,9 @@ func (p *provider) Ensure(ctx context.Context, req providers.EnsureRequest) (*pr
 //     vllm:num_requests_waiting, labelled by model_name;
 //   - /v1/completions is OpenAI's completion endpoint;
 //   - SIGTERM starts uvicorn's graceful shutdown; llorch sends SIGKILL
-//     after the pool's drain kill_timeout.
+//     after the pool's drain kill_timeout;
+//   - an unknown flag or a model it cannot find are configuration errors
+//     that restarting cannot fix.
 func engineProtocol(model, served string) *providers.EngineProtocol {
 	return &providers.EngineProtocol{
 		Readiness: providers.Readiness{Ready: []int{200}},
@@ -207,6 +209,15 @@ func engineProtocol(model, served string) *providers.EngineProtocol {
 		Completion: &providers.CompletionProbe{Path: "/v1/completions", PromptField: "prompt", MaxTokensField: "max_tokens",
 			Fixed: map[string]string{"model": served}, TextField: "choices.0.text"},
 		Stop: providers.StopBehaviour{Signal: "SIGTERM"},
+		// What vLLM logs when restarting cannot help (argparse, and
+		// transformers' answer to a model it cannot find); llorch knows
+		// "out of memory" and "address already in use" itself.
+		LogCauses: []providers.LogCause{
+			{Cause: "bad_argument", Contains: []string{"error: unrecognized arguments", "error: argument "}},
+			{Cause: "model_load_failed", Contains: []string{
+				"does not appear to have a file named config.json", "is not a valid model identifier",
+			}},
+		},
 	}
 }
 

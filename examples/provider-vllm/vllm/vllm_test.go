@@ -232,6 +232,12 @@ func TestEnsurePreparesVLLMServe(t *testing.T) {
 			Completion: &providers.CompletionProbe{Path: "/v1/completions", PromptField: "prompt", MaxTokensField: "max_tokens",
 				Fixed: map[string]string{"model": "Qwen/Qwen2.5-0.5B-Instruct"}, TextField: "choices.0.text"},
 			Stop: providers.StopBehaviour{Signal: "SIGTERM"},
+			LogCauses: []providers.LogCause{
+				{Cause: "bad_argument", Contains: []string{"error: unrecognized arguments", "error: argument "}},
+				{Cause: "model_load_failed", Contains: []string{
+					"does not appear to have a file named config.json", "is not a valid model identifier",
+				}},
+			},
 		},
 	}
 	if diff := cmp.Diff(want, pe); diff != "" {
