@@ -96,27 +96,11 @@ var ErrInterrupted = errors.New("interrupted: changes not yet started were skipp
 // (last_error) and returned. When ctx is cancelled nothing new starts;
 // steps in flight finish (or roll back) and their results are saved.
 func Run(ctx context.Context, p *plan.Plan, deps Deps, opts Options) (*state.State, error) {
-	if deps.Clock == nil {
-		deps.Clock = clock.Real{}
+	r, err := newRunner(ctx, p, deps, opts)
+	if err != nil {
+		return nil, err
 	}
-	if opts.Parallelism <= 0 {
-		opts.Parallelism = 10
-	}
-	st := p.Prior.DeepCopy()
-	if st == nil {
-		return nil, errors.New("plan carries no prior state")
-	}
-	r := &runner{
-		deps:  deps,
-		opts:  opts,
-		hooks: hooks(deps.Hooks),
-		st:    st,
-		sem:   make(chan struct{}, opts.Parallelism),
-		ports: portPicker{free: freePort},
-		stop:  ctx.Done(),
-		work:  context.WithoutCancel(ctx),
-	}
-	r.journal, _ = deps.Store.(state.Journal)
+	st := r.st
 
 	if err := checkCapacity(p, deps.TaskRoom); err != nil {
 		return st, fmt.Errorf("not enough room for new processes: %w", err)
@@ -148,6 +132,32 @@ func Run(ctx context.Context, p *plan.Plan, deps Deps, opts Options) (*state.Sta
 		r.errs = multierror.Append(r.errs, fmt.Errorf("%w (%d)", ErrInterrupted, r.skipped))
 	}
 	return out, r.errs.ErrorOrNil()
+}
+
+// newRunner is the state of one run over p's prior state.
+func newRunner(ctx context.Context, p *plan.Plan, deps Deps, opts Options) (*runner, error) {
+	if deps.Clock == nil {
+		deps.Clock = clock.Real{}
+	}
+	if opts.Parallelism <= 0 {
+		opts.Parallelism = 10
+	}
+	st := p.Prior.DeepCopy()
+	if st == nil {
+		return nil, errors.New("plan carries no prior state")
+	}
+	r := &runner{
+		deps:  deps,
+		opts:  opts,
+		hooks: hooks(deps.Hooks),
+		st:    st,
+		sem:   make(chan struct{}, opts.Parallelism),
+		ports: portPicker{free: freePort},
+		stop:  ctx.Done(),
+		work:  context.WithoutCancel(ctx),
+	}
+	r.journal, _ = deps.Store.(state.Journal)
+	return r, nil
 }
 
 // observe records what refresh saw (live pids and statuses) in the

@@ -22,6 +22,9 @@ const (
 	// is recorded in place of its predecessor (a predecessor still running
 	// is stopped first), or, when it does not serve, is stopped.
 	StepAdopt Step = "adopt"
+	// StepImport: llorch import puts a running engine it did not start
+	// under a supervisor, without restarting it.
+	StepImport Step = "import"
 )
 
 // Result carries what a finished step produced, for progress output.

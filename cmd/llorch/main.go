@@ -66,6 +66,7 @@ func init() {
 		"status":          {synopsis: "Show every replica's live status", run: cmdStatus},
 		"logs":            {synopsis: "Print a replica's engine log", run: cmdLogs, interruptEnds: true},
 		"drain":           {synopsis: "Drain a pool or replica, then stop it", run: cmdDrain},
+		"import":          {synopsis: "Put a running engine under llorch as a replica, without a restart", run: cmdImport},
 		"providers":       {synopsis: "List the providers, their versions and schemas", run: cmdProviders},
 		"version":         {synopsis: "Show the llorch version", run: cmdVersion},
 		"help":            {synopsis: "Show the commands, or one command's usage", run: cmdHelp},

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -117,6 +118,7 @@ var scriptCmds = map[string]func(ts *testscript.TestScript, neg bool, args []str
 	"waitreplica": cmdWaitReplica,
 	"httpget":     cmdHTTPGet,
 	"holdport":    cmdHoldPort,
+	"byhand":      cmdByHand,
 	"freeport":    cmdFreePort,
 	"signal":      cmdSignal,
 	"waitdead":    cmdWaitDead,
@@ -307,6 +309,51 @@ func cmdHTTPGet(ts *testscript.TestScript, neg bool, args []string) {
 	if (resp.StatusCode == want) == neg {
 		ts.Fatalf("GET %s: status %d (want %s%d)", args[0], resp.StatusCode, map[bool]string{true: "not ", false: ""}[neg], want)
 	}
+}
+
+// byhand VAR PROGRAM ARGS...: start PROGRAM (the fake engine) as an
+// operator would by hand, not under llorch, with its output in $WORK/VAR.log;
+// wait until it has bound its port (FAKE_PID_FILE) and set $VAR to its pid.
+// It is killed when the script ends, pass or fail.
+func cmdByHand(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) < 2 {
+		ts.Fatalf("usage: byhand VAR PROGRAM ARGS...")
+	}
+	path := args[1]
+	for _, dir := range filepath.SplitList(ts.Getenv("PATH")) {
+		if p := filepath.Join(dir, args[1]); fileExists(p) {
+			path = p
+			break
+		}
+	}
+	pidFile := ts.MkAbs(args[0] + ".pid")
+	logf, err := os.Create(ts.MkAbs(args[0] + ".log"))
+	ts.Check(err)
+	cmd := exec.Command(path, args[2:]...)
+	cmd.Dir = ts.MkAbs(".")
+	cmd.Env = append(os.Environ(), "PATH="+ts.Getenv("PATH"), "FAKE_PID_FILE="+pidFile)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	ts.Check(cmd.Start())
+	exited := make(chan struct{})
+	go func() {
+		_ = cmd.Wait()
+		logf.Close()
+		close(exited)
+	}()
+	ts.Defer(func() {
+		_ = cmd.Process.Kill()
+		<-exited
+	})
+	pollUntil(ts, 30*time.Second, func() bool { return fileExists(pidFile) }, func() string {
+		b, _ := os.ReadFile(logf.Name())
+		return args[1] + " did not bind its port; its log:\n" + string(b)
+	})
+	ts.Setenv(args[0], strconv.Itoa(cmd.Process.Pid))
+}
+
+func fileExists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
 }
 
 // holdport VAR: listen on a free 127.0.0.1 port for the rest of the script

@@ -38,6 +38,7 @@ var usages = map[string]usageText{
 	"status":       {"", "Asks every recorded replica's supervisor for its live status and prints one line each: state, engine pid, port, uptime, restarts and the last error. -json prints the same as one JSON document."},
 	"logs":         {"ADDR", "Prints the end of one replica's engine log, like llorch logs pool.chat/r0; -f keeps following it until Ctrl-C."},
 	"drain":        {"ADDR", "Drains a pool or one replica (pool.chat, pool.chat/r0): its handoff file goes so routers stop sending, in-flight requests finish or the deadline passes, then the engine stops. The state keeps the replicas as stopped, and the next apply starts them again."},
+	"import":       {"ADDR PID", "Adopts an engine that llorch did not start (by hand, or by systemd) as one replica of a configured pool, like llorch import pool.chat/r0 4242, or llorch import -url http://127.0.0.1:8080 pool.chat/r0. It prepares the pool's engine as apply would, checks that the running one answers ready on its port and serves the pool's model, then supervises it without a restart; when it ends, llorch starts the pool's engine from the configuration. Nothing is recorded or signalled when a check fails."},
 	"providers":    {"", "Lists the providers available to this configuration, with their versions, where they come from and the attributes their provider and pool blocks take; -json prints the same as JSON."},
 	"version":      {"", "Prints the llorch version and platform; -json prints them as JSON."},
 }

@@ -94,6 +94,8 @@
 //	FAKE_SKIP_MODEL_CHECK=1    accept any model path, existing or not, GGUF or not
 //	FAKE_PID_FILE=PATH         write the process id here (atomically) once bound
 //	FAKE_READY_STAMP=1         log "fake: ready at NS" (wall clock, Unix ns) the moment /health turns 200
+//	FAKE_CGROUP=DIR            join this (memory) cgroup at start, as a service manager would put it there
+//	FAKE_GROW_MIB=N            once ready, allocate and touch N MiB: with FAKE_CGROUP's limit, a real kernel OOM kill
 //
 // The fault knobs are FAKE_CRASH_ON_START, FAKE_CRASH_AFTER, FAKE_HANG_LOAD
 // and FAKE_UNHEALTHY_AFTER, so "crash twice, then run" and "hang once, then

@@ -9,6 +9,8 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -173,6 +175,14 @@ func (e *engine) serve(ctx context.Context, sigs <-chan os.Signal) outcome {
 		return exitWith(e.knobs.exitCode)
 	}
 
+	if e.knobs.cgroup != "" {
+		// As a service manager would have put it there: the memory limit
+		// applies to everything the engine allocates from now on.
+		if err := os.WriteFile(filepath.Join(e.knobs.cgroup, "cgroup.procs"), []byte(strconv.Itoa(os.Getpid())), 0o644); err != nil {
+			e.log.printf("fake: error: joining FAKE_CGROUP: %v", err)
+			return exitWith(1)
+		}
+	}
 	ln, err := e.listen()
 	if err != nil {
 		e.log.printf("main: couldn't bind HTTP server socket, hostname: %s, port: %d", e.opts.host, e.opts.port)
@@ -396,6 +406,9 @@ func (e *engine) becomeReady() {
 	}
 	e.log.printf("main: model loaded")
 	e.log.printf("main: server is listening on %s - starting the main loop", e.url)
+	if e.knobs.growMiB > 0 {
+		go grow(e.knobs.growMiB, e.quit) // a context that outgrows the memory the engine may use
+	}
 	if e.knobs.inflight == 0 {
 		e.log.printf("srv  update_slots: all slots are idle")
 	}
@@ -554,4 +567,21 @@ func (l *logger) printf(format string, args ...any) {
 func (l *logger) Write(p []byte) (int, error) {
 	l.printf("%s", p)
 	return len(p), nil
+}
+
+// grow allocates mib MiB and writes every page, so that the memory is
+// really used (and a memory limit really hit): the kernel's OOM killer
+// then ends the process with SIGKILL, as it ends an engine whose KV cache
+// outgrows its cgroup.
+func grow(mib int, quit <-chan struct{}) {
+	var held [][]byte
+	for range mib {
+		b := make([]byte, 1<<20)
+		for i := 0; i < len(b); i += 4096 {
+			b[i] = 1
+		}
+		held = append(held, b)
+	}
+	<-quit // a process the OOM killer did not end keeps what it took
+	runtime.KeepAlive(held)
 }

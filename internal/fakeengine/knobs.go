@@ -31,6 +31,8 @@ type knobs struct {
 	skipModelCheck bool
 	pidFile        string
 	readyStamp     bool
+	cgroup         string // a memory cgroup directory to join at start
+	growMiB        int    // once ready, allocate and touch this much memory
 }
 
 func parseKnobs(env func(string) string) (knobs, error) {
@@ -41,6 +43,7 @@ func parseKnobs(env func(string) string) (knobs, error) {
 		counterFile:   env("FAKE_COUNTER_FILE"),
 		versionOutput: env("FAKE_VERSION_OUTPUT"),
 		pidFile:       env("FAKE_PID_FILE"),
+		cgroup:        env("FAKE_CGROUP"),
 	}
 	durations := []struct {
 		name string
@@ -99,6 +102,7 @@ func parseKnobs(env func(string) string) (knobs, error) {
 		{"FAKE_EXIT_CODE", &k.exitCode, 0, 255},
 		{"FAKE_CRASH_TIMES", &k.crashTimes, 0, 1 << 30},
 		{"FAKE_INFLIGHT", &k.inflight, 0, 1 << 16},
+		{"FAKE_GROW_MIB", &k.growMiB, 0, 1 << 20},
 	}
 	for _, n := range ints {
 		v := env(n.name)

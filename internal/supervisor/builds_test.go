@@ -118,6 +118,9 @@ func TestProbesCloseTheirConnectionsFromTheProberSide(t *testing.T) {
 		t.Run("build="+build, func(t *testing.T) {
 			spec := fakeSpec(t, map[string]string{"FAKE_BUILD": build})
 			spec.Args = append(spec.Args, "--slots")
+			// The supervisor's own liveness probe must not be in flight
+			// when the test counts connections.
+			spec.Health.LiveInterval = time.Hour
 			r := startRun(t, spec)
 			st, _ := r.waitFor(t, "ready", isState(Ready))
 			target := Target{

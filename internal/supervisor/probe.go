@@ -236,6 +236,13 @@ func (p *HTTPProber) Confirm(ctx context.Context, t Target) error {
 	if err != nil || got == "" {
 		return nil
 	}
+	if !filepath.IsAbs(got) && filepath.IsAbs(id.Expect) && t.PID > 0 {
+		// A path as the engine was given it, relative to its working
+		// directory (an engine started by hand, for llorch import).
+		if cwd, err := os.Readlink(filepath.Join("/proc", strconv.Itoa(t.PID), "cwd")); err == nil {
+			got = filepath.Join(cwd, got)
+		}
+	}
 	if !sameModel(got, id.Expect) {
 		return &ForeignServerError{Host: t.Host, Port: t.Port, PID: t.PID, By: fmt.Sprintf("a server with model %s instead of %s", got, id.Expect)}
 	}

@@ -247,3 +247,28 @@ func (p procNet) foreignListener(host string, port, pgid int) (pid int, comm str
 	}
 	return -1, ""
 }
+
+// listenersOf returns the TCP sockets process pid listens on.
+func (p procNet) listenersOf(pid int) ([]listener, error) {
+	var all []listener
+	for _, name := range []string{"net/tcp", "net/tcp6"} {
+		ls, err := parseProcNetTCP(filepath.Join(p.root, name))
+		if err != nil && !os.IsNotExist(err) {
+			return nil, err
+		}
+		all = append(all, ls...)
+	}
+	inodes := make(map[uint64]bool, len(all))
+	for _, l := range all {
+		inodes[l.inode] = true
+	}
+	held := make(map[uint64]int)
+	p.scanFDs(pid, inodes, held)
+	var out []listener
+	for _, l := range all {
+		if _, ok := held[l.inode]; ok {
+			out = append(out, l)
+		}
+	}
+	return out, nil
+}

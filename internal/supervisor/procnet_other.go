@@ -2,7 +2,10 @@
 
 package supervisor
 
-import "errors"
+import (
+	"errors"
+	"net"
+)
 
 // procNet has no /proc to read outside Linux: it never knows who holds a
 // port, so errors name no pid and ownership checks fall back to /props.
@@ -19,4 +22,14 @@ func (procNet) foreignListener(host string, port, pgid int) (int, string) { retu
 // sockDiagUnixListeners has no sock_diag to ask outside Linux.
 func sockDiagUnixListeners() (map[string]struct{}, error) {
 	return nil, errors.New("listing unix sockets needs Linux's sock_diag")
+}
+
+func (procNet) listenersOf(pid int) ([]listener, error) {
+	return nil, errors.New("listing a process's listening sockets needs Linux")
+}
+
+type listener struct {
+	ip    net.IP
+	port  int
+	inode uint64
 }

@@ -240,6 +240,15 @@ type supervisor struct {
 	drainEnds     time.Time
 
 	stopping bool
+	// oom counts the kernel's OOM kills for the engine's memory cgroup;
+	// oomAtStart is its count when the engine started (oomKnown: it could
+	// be read).
+	oom        oomCounter
+	oomAtStart uint64
+	oomKnown   bool
+	// adoptTried: the spec's Adopt engine was taken (or refused) once;
+	// every later start spawns.
+	adoptTried bool
 	// repeatedStop: the stop signal went out a second time (the engine's
 	// protocol says that forces its exit); SIGKILL comes next.
 	repeatedStop bool
@@ -476,6 +485,17 @@ func (s *supervisor) gateDone() {
 // configuration names a taken port); at a restart the port was the
 // engine's a moment ago, so it is a failed start the policy retries.
 func (s *supervisor) spawn() {
+	if a := s.spec.Adopt; a != nil && !s.adoptTried {
+		s.adoptTried = true
+		p, err := adoptProcess(s.life, *a)
+		if err != nil {
+			s.failForGood(err.Error())
+			return
+		}
+		s.elog.MarkStart(fmt.Sprintf("--- llorch: imported pid %d for %s at %s; its output goes where it was started ---", a.PID, s.spec.Addr, s.now.Format(time.RFC3339)))
+		s.began(p)
+		return
+	}
 	if msg := portBusy(s.spec.Host, s.spec.Port); msg != "" {
 		if s.seq == 0 {
 			s.failForGood(msg)
@@ -492,6 +512,14 @@ func (s *supervisor) spawn() {
 		s.failForGood(err.Error())
 		return
 	}
+	s.began(p)
+}
+
+// began makes p the engine, starting, and starts its readiness gate.
+func (s *supervisor) began(p Process) {
+	now := s.now
+	s.oomKnown = false // a new engine: count from now
+	s.watchOOM(p.PID())
 	s.seq++
 	s.proc, s.procDone = p, p.Done()
 	s.ownPIDs[p.PID()] = true
@@ -739,6 +767,9 @@ func (s *supervisor) kick() {
 func (s *supervisor) becomeReady() {
 	now := s.now
 	stopTimer(&s.startT)
+	if s.proc != nil {
+		s.watchOOM(s.proc.PID())
+	}
 	s.elog.watchOutput(false)
 	s.tracker.Succeeded(now)
 	s.st.State, s.st.ReadyAt, s.st.NextRestartAt = Ready, now, time.Time{}
@@ -873,6 +904,11 @@ func (s *supervisor) exited(es ExitStatus) {
 	}
 	tail := s.elog.Tail()
 	cause, line := classify(tail, s.target.Protocol.LogCauses)
+	if cause == CauseCrashed {
+		if oomLine, ok := s.killedForMemory(es); ok {
+			cause, line = CauseOutOfMemory, oomLine
+		}
+	}
 	s.st.Cause, s.st.CauseLine = string(cause), line
 	if wasStarting {
 		if msg, ok := bindFailure(s.spec.Host, s.spec.Port, tail); ok {
@@ -891,6 +927,35 @@ func (s *supervisor) exited(es ExitStatus) {
 		return
 	}
 	s.decide(ending{failed: es.Failed(), ranFor: ranFor, cause: "engine " + es.String(), tail: tail})
+}
+
+// killedForMemory tells a kernel OOM kill from any other SIGKILL: the
+// engine died of a SIGKILL the supervisor did not send (a stop is handled
+// before), and the kernel's OOM kill count rose while it ran. Another
+// process killed for memory at the same moment as a SIGKILL from someone
+// else would be taken for one too; the line says what was seen.
+func (s *supervisor) killedForMemory(es ExitStatus) (string, bool) {
+	if es.Signal != syscall.SIGKILL || !s.oomKnown {
+		return "", false
+	}
+	now, ok := s.oom.read()
+	if !ok || now <= s.oomAtStart {
+		return "", false
+	}
+	return fmt.Sprintf("killed by the kernel's OOM killer (SIGKILL, and oom_kill in %s rose from %d to %d while it ran)", s.oom.path, s.oomAtStart, now), true
+}
+
+// watchOOM starts counting OOM kills for engine pid's memory cgroup. It
+// runs at spawn and again once the engine is ready: an engine (or the
+// service manager) may move it to another cgroup while it loads, and that
+// cgroup's count is the one that tells.
+func (s *supervisor) watchOOM(pid int) {
+	c := oomCounterOf(pid)
+	if c == s.oom && s.oomKnown {
+		return
+	}
+	s.oom = c
+	s.oomAtStart, s.oomKnown = c.read()
 }
 
 // ending is what ended an engine, or a try to start one, for decide.

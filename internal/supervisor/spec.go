@@ -31,6 +31,9 @@ type Spec struct {
 	// written before providers described their engines) is
 	// LegacyProtocol.
 	Protocol *Protocol `json:"protocol,omitempty"`
+	// Adopt, set by `llorch import`, is a running engine to watch instead
+	// of spawning the first one; later starts spawn Binary as usual.
+	Adopt *Adoption `json:"adopt,omitempty"`
 
 	Health  HealthPolicy  `json:"health"`
 	Restart RestartPolicy `json:"restart"`

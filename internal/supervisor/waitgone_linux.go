@@ -66,16 +66,19 @@ func (w processWatch) wait(ctx context.Context) error {
 // kill sends SIGKILL to the watched process, through its pidfd so that a
 // process given its pid after it was reaped is never hit; pid is used only
 // when there is no pidfd. A process already gone is not an error.
-func (w processWatch) kill(pid int) error {
+func (w processWatch) kill(pid int) error { return w.signal(pid, unix.SIGKILL) }
+
+// signal is kill with any signal.
+func (w processWatch) signal(pid int, sig unix.Signal) error {
 	var err error
 	if w.f == nil {
-		err = unix.Kill(pid, unix.SIGKILL)
+		err = unix.Kill(pid, sig)
 	} else {
 		rc, cerr := w.f.SyscallConn()
 		if cerr != nil {
 			return cerr
 		}
-		if cerr := rc.Control(func(fd uintptr) { err = unix.PidfdSendSignal(int(fd), unix.SIGKILL, nil, 0) }); cerr != nil {
+		if cerr := rc.Control(func(fd uintptr) { err = unix.PidfdSendSignal(int(fd), sig, nil, 0) }); cerr != nil {
 			return cerr
 		}
 	}

@@ -17,8 +17,10 @@ func watchProcess(pid int) (processWatch, error) { return processWatch{}, nil }
 
 func (processWatch) wait(ctx context.Context) error { return ctx.Err() }
 
-func (processWatch) kill(pid int) error {
-	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil && !errors.Is(err, syscall.ESRCH) {
+func (w processWatch) kill(pid int) error { return w.signal(pid, syscall.SIGKILL) }
+
+func (processWatch) signal(pid int, sig syscall.Signal) error {
+	if err := syscall.Kill(pid, sig); err != nil && !errors.Is(err, syscall.ESRCH) {
 		return err
 	}
 	return nil

@@ -25,6 +25,7 @@ var stepWords = map[apply.Step][3]string{
 	apply.StepUpdate:   {"Updating in place...", "updating", "Updated"},
 	apply.StepCleanup:  {"Cleaning up...", "cleaning up", "Cleaned up"},
 	apply.StepAdopt:    {"Adopting the successor an interrupted apply left serving...", "adopting the successor", "Successor adopted"},
+	apply.StepImport:   {"Importing the running engine...", "importing", "Imported"},
 	apply.StepRollback: {"Replacement failed; starting the previous engine again...", "starting the previous engine", "Previous engine serves again"},
 }
 
