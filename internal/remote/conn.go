@@ -1,0 +1,191 @@
+package remote
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+)
+
+// killGrace is how long Run waits, after a cancelled ctx, for the server
+// to report that the killed command ended before it closes the session.
+const killGrace = 2 * time.Second
+
+// Conn is one SSH connection to a machine. Its methods may be called from
+// several goroutines: each Run is a session of its own on the connection.
+type Conn struct {
+	machine Machine
+	client  *ssh.Client
+}
+
+// Machine is the machine c is connected to.
+func (c *Conn) Machine() Machine { return c.machine }
+
+// Close closes the connection; commands still running are ended.
+func (c *Conn) Close() error { return c.client.Close() }
+
+// Result is what a command printed and how it ended.
+type Result struct {
+	Stdout, Stderr []byte
+	// ExitCode is the command's exit status; -1 when a signal ended it.
+	ExitCode int
+	Signal   string // the signal's name without "SIG", when one ended it
+}
+
+// Run runs cmd with the login shell of the machine's user (a POSIX
+// shell), with stdin (nil means none) as its standard input, and waits for
+// it to end. A non-zero exit is not an error: the error is for a command
+// that could not be run or whose end was not reported. When ctx is done
+// the command's process group is killed and Run returns ctx's error once
+// the server reports its end (at most killGrace later).
+func (c *Conn) Run(ctx context.Context, cmd string, stdin io.Reader) (Result, error) {
+	return c.run(ctx, cmd, stdin, true)
+}
+
+// run is Run; kill says whether to kill the command when ctx is done
+// (false for the kill command itself).
+func (c *Conn) run(ctx context.Context, cmd string, stdin io.Reader, kill bool) (Result, error) {
+	if err := ctx.Err(); err != nil {
+		return Result{}, fmt.Errorf("machine %q: running %s: %w", c.machine.Name, brief(cmd), err)
+	}
+	s, err := c.client.NewSession()
+	if err != nil {
+		return Result{}, fmt.Errorf("machine %q: opening an ssh session: %w", c.machine.Name, err)
+	}
+	defer s.Close()
+	var stdout bytes.Buffer
+	stderr := &pidWriter{known: make(chan struct{})}
+	s.Stdout, s.Stderr, s.Stdin = &stdout, stderr, stdin
+	// sshd makes the command's shell the leader of a new session, so its
+	// pid names the process group to kill on cancel. OpenSSH's signal
+	// request would do without it, but sshd refuses it for root logins
+	// ("session signalling requires privilege separation") and before 7.9.
+	if err := s.Start("echo $$ >&2\n" + cmd); err != nil {
+		return Result{}, fmt.Errorf("machine %q: starting %s: %w", c.machine.Name, brief(cmd), err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- s.Wait() }() // ends with the session, which s.Close ends
+
+	select {
+	case err = <-done:
+	case <-ctx.Done():
+		if kill {
+			c.kill(ctx, s, stderr, done)
+		} else {
+			s.Close()
+			<-done
+		}
+		return Result{Stdout: stdout.Bytes(), Stderr: stderr.Bytes(), ExitCode: -1},
+			fmt.Errorf("machine %q: running %s: %w", c.machine.Name, brief(cmd), ctx.Err())
+	}
+	res := Result{Stdout: stdout.Bytes(), Stderr: stderr.Bytes()}
+	var ee *ssh.ExitError
+	var missing *ssh.ExitMissingError
+	switch {
+	case err == nil:
+	case errors.As(err, &ee) && ee.Signal() != "":
+		res.ExitCode, res.Signal = -1, ee.Signal()
+	case errors.As(err, &ee):
+		res.ExitCode = ee.ExitStatus()
+	case errors.As(err, &missing):
+		return res, fmt.Errorf("machine %q: %s ended without an exit status: the connection may have dropped", c.machine.Name, brief(cmd))
+	default:
+		return res, fmt.Errorf("machine %q: running %s: %w", c.machine.Name, brief(cmd), err)
+	}
+	return res, nil
+}
+
+// kill ends a cancelled command: SIGKILL to its process group, from a
+// session of its own, then it waits for the session to report the end,
+// closing it after killGrace. It returns when s.Wait has returned.
+func (c *Conn) kill(ctx context.Context, s *ssh.Session, stderr *pidWriter, done <-chan error) {
+	deadline := time.NewTimer(killGrace)
+	defer deadline.Stop()
+	select {
+	case <-done:
+		return
+	case <-stderr.known:
+	case <-deadline.C:
+		s.Close()
+		<-done
+		return
+	}
+	if stderr.pid > 0 {
+		kctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), killGrace)
+		_, _ = c.run(kctx, "kill -KILL -- -"+strconv.Itoa(stderr.pid), nil, false)
+		cancel()
+	}
+	select {
+	case <-done:
+	case <-deadline.C:
+		s.Close()
+		<-done
+	}
+}
+
+// pidWriter is a command's stderr: its first line is the pid the wrapper
+// in run prints, the rest is the command's.
+type pidWriter struct {
+	mu    sync.Mutex
+	first []byte        // the first line so far
+	seen  bool          // the first line is complete
+	pid   int           // from the first line; 0 when it was no number
+	known chan struct{} // closed when seen
+	buf   bytes.Buffer  // the rest
+}
+
+func (w *pidWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	n := len(p)
+	if !w.seen {
+		i := bytes.IndexByte(p, '\n')
+		if i < 0 {
+			w.first = append(w.first, p...)
+			return n, nil
+		}
+		w.first = append(w.first, p[:i]...)
+		w.pid, _ = strconv.Atoi(string(w.first))
+		w.seen = true
+		close(w.known)
+		p = p[i+1:]
+	}
+	w.buf.Write(p)
+	return n, nil
+}
+
+// Bytes is what the command wrote to stderr.
+func (w *pidWriter) Bytes() []byte {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if !w.seen { // the wrapper did not run: all of it is the shell's
+		return append([]byte(nil), w.first...)
+	}
+	return w.buf.Bytes()
+}
+
+// brief is cmd for an error message: its first line, at most 60 bytes.
+func brief(cmd string) string {
+	if i := strings.IndexByte(cmd, '\n'); i >= 0 {
+		cmd = cmd[:i] + " ..."
+	}
+	if len(cmd) > 60 {
+		cmd = cmd[:57] + "..."
+	}
+	return fmt.Sprintf("%q", cmd)
+}
+
+// Quote makes s one word for the remote shell.
+func Quote(s string) string {
+	if s != "" && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-./=:@+,") == "" {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
