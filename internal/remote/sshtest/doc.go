@@ -8,6 +8,12 @@
 //
 // Start ties a server to a test and stops it at the test's end; Run is for
 // a server shared by a test binary (TestMain), which the caller stops.
+// NewNetwork makes machines on a private network: each a network namespace
+// (ip netns, from iproute2) with an address of its own in 10.213.X.0/24
+// and its own sshd on port 22, joined by veth pairs to one bridge that the
+// test reaches them through; it is removed at the test's end, and the
+// leftovers of a killed test binary are removed by the next one. It needs
+// root and skips the test, saying why, without it.
 // Servers are started with Pdeathsig, so they die with the test binary
 // even when it is killed. It is intended for use only in test code.
 package sshtest
