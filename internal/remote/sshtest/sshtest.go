@@ -162,6 +162,11 @@ func start(dir, host string, port int, prefix []string) (*Server, error) {
 		"MaxSessions 64",
 		"MaxStartups 100",
 		"LogLevel VERBOSE",
+		// Debian's bash reads ~/.bashrc for commands sshd runs unless it
+		// is a nested shell (SHLVL > 1 after its own increment): without
+		// this the tests would run the tester's bashrc, which may take
+		// longer than everything else a command costs (pyenv init: 150 ms).
+		"SetEnv SHLVL=1",
 		"",
 	}, "\n")
 	configFile := filepath.Join(dir, "sshd_config")
