@@ -14,9 +14,10 @@ import (
 	"golang.org/x/crypto/ssh"
 )
 
-// killGrace is how long Run waits, after a cancelled ctx, for the server
-// to report that the killed command ended before it closes the session.
-const killGrace = 2 * time.Second
+// killGrace is how long Run waits, after a cancelled ctx, for a command to
+// end after SIGTERM, and then after SIGKILL, before it closes the session.
+// A variable, so that a test need not wait it out.
+var killGrace = 2 * time.Second
 
 // Conn is one SSH connection to a machine. Its methods may be called from
 // several goroutines: each Run is a session of its own on the connection.
@@ -43,8 +44,10 @@ type Result struct {
 // shell), with stdin (nil means none) as its standard input, and waits for
 // it to end. A non-zero exit is not an error: the error is for a command
 // that could not be run or whose end was not reported. When ctx is done
-// the command's process group is killed and Run returns ctx's error once
-// the server reports its end (at most killGrace later).
+// the command's process group gets SIGTERM, then SIGKILL, and Run returns
+// ctx's error once the server reports its end (see kill). Run does not
+// wait for a Read of stdin that blocks: the goroutine copying it ends when
+// that Read returns.
 func (c *Conn) Run(ctx context.Context, cmd string, stdin io.Reader) (Result, error) {
 	return c.run(ctx, cmd, stdin, true)
 }
@@ -62,13 +65,27 @@ func (c *Conn) run(ctx context.Context, cmd string, stdin io.Reader, kill bool) 
 	defer s.Close()
 	var stdout bytes.Buffer
 	stderr := &pidWriter{known: make(chan struct{})}
-	s.Stdout, s.Stderr, s.Stdin = &stdout, stderr, stdin
+	s.Stdout, s.Stderr = &stdout, stderr
+	var stdinPipe io.WriteCloser
+	if stdin != nil {
+		// Not s.Stdin: s.Wait would wait for the copy, which a Read that
+		// blocks would hold up after the command has ended.
+		if stdinPipe, err = s.StdinPipe(); err != nil {
+			return Result{}, fmt.Errorf("machine %q: opening an ssh session: %w", c.machine.Name, err)
+		}
+	}
 	// sshd makes the command's shell the leader of a new session, so its
 	// pid names the process group to kill on cancel. OpenSSH's signal
 	// request would do without it, but sshd refuses it for root logins
 	// ("session signalling requires privilege separation") and before 7.9.
 	if err := s.Start("echo $$ >&2\n" + cmd); err != nil {
 		return Result{}, fmt.Errorf("machine %q: starting %s: %w", c.machine.Name, brief(cmd), err)
+	}
+	if stdinPipe != nil {
+		go func() {
+			_, _ = io.Copy(stdinPipe, stdin)
+			stdinPipe.Close()
+		}()
 	}
 	done := make(chan error, 1)
 	go func() { done <- s.Wait() }() // ends with the session, which s.Close ends
@@ -102,32 +119,37 @@ func (c *Conn) run(ctx context.Context, cmd string, stdin io.Reader, kill bool) 
 	return res, nil
 }
 
-// kill ends a cancelled command: SIGKILL to its process group, from a
-// session of its own, then it waits for the session to report the end,
-// closing it after killGrace. It returns when s.Wait has returned.
+// kill ends a cancelled command: SIGTERM to its process group, from a
+// session of its own, so that it may clean up (EnsureFile removes its
+// temporary file), SIGKILL killGrace later if it has not ended, and the
+// session closed after another killGrace. It returns when s.Wait has.
 func (c *Conn) kill(ctx context.Context, s *ssh.Session, stderr *pidWriter, done <-chan error) {
-	deadline := time.NewTimer(killGrace)
-	defer deadline.Stop()
+	timer := time.NewTimer(killGrace)
+	defer timer.Stop()
 	select {
 	case <-done:
 		return
 	case <-stderr.known:
-	case <-deadline.C:
+	case <-timer.C: // no pid: the shell did not start
 		s.Close()
 		<-done
 		return
 	}
-	if stderr.pid > 0 {
-		kctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), killGrace)
-		_, _ = c.run(kctx, "kill -KILL -- -"+strconv.Itoa(stderr.pid), nil, false)
-		cancel()
+	for _, sig := range []string{"TERM", "KILL"} {
+		if stderr.pid > 0 {
+			kctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), killGrace)
+			_, _ = c.run(kctx, "kill -"+sig+" -- -"+strconv.Itoa(stderr.pid)+" 2>/dev/null", nil, false)
+			cancel()
+		}
+		timer.Reset(killGrace)
+		select {
+		case <-done:
+			return
+		case <-timer.C:
+		}
 	}
-	select {
-	case <-done:
-	case <-deadline.C:
-		s.Close()
-		<-done
-	}
+	s.Close()
+	<-done
 }
 
 // pidWriter is a command's stderr: its first line is the pid the wrapper

@@ -3,6 +3,7 @@ package remote_test
 import (
 	"context"
 	"errors"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -27,17 +28,11 @@ func TestRun(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			var stdin *strings.Reader
+			var stdin io.Reader // nil, not a nil *strings.Reader
 			if tc.stdin != "" {
 				stdin = strings.NewReader(tc.stdin)
 			}
-			var got remote.Result
-			var err error
-			if stdin != nil {
-				got, err = c.Run(t.Context(), tc.cmd, stdin)
-			} else {
-				got, err = c.Run(t.Context(), tc.cmd, nil)
-			}
+			got, err := c.Run(t.Context(), tc.cmd, stdin)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -51,42 +46,56 @@ func TestRun(t *testing.T) {
 	}
 }
 
-// A cancelled context kills the remote command, and Run returns once it
-// has ended.
+// A cancelled context kills the remote command, SIGTERM first and SIGKILL
+// for one that ignores it, and Run returns once it has ended.
 func TestRunCancelKillsTheCommand(t *testing.T) {
 	c := dial(t, shared(t))
-	// The sshd runs on this machine: the command opening the FIFO is the
-	// event that says it has started.
-	fifo := filepath.Join(t.TempDir(), "started")
-	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cmd := "echo > " + remote.Quote(fifo) + "; exec sleep 31.4159"
-	ctx, cancel := context.WithCancel(t.Context())
-	done := make(chan error, 1)
-	go func() {
-		_, err := c.Run(ctx, cmd, nil)
-		done <- err
-	}()
-	f, err := os.Open(fifo) // blocks until the command opens it
-	if err != nil {
-		t.Fatal(err)
-	}
-	f.Close()
-	start := time.Now()
-	cancel()
-	err = <-done
-	t.Logf("Run returned %s after cancel", time.Since(start))
-	want := `machine "local": running "` + cmd[:57] + `...": context canceled` // long commands are cut
-	if err == nil || err.Error() != want || !errors.Is(err, context.Canceled) {
-		t.Fatalf("Run after cancel = %v, want %s", err, want)
-	}
-	if out, err := exec.Command("pgrep", "-f", "sleep 31[.]4159").Output(); err == nil {
-		t.Errorf("the remote command outlived Run: pgrep found %s", out)
+	defer remote.SetKillGrace(200 * time.Millisecond)()
+	for name, prefix := range map[string]string{"SIGTERM": "", "SIGKILL": "trap '' TERM; "} {
+		t.Run(name, func(t *testing.T) {
+			// The sshd runs on this machine: the command opening the FIFO
+			// is the event that says it has started.
+			fifo := filepath.Join(t.TempDir(), "started")
+			if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			cmd := prefix + "echo > " + remote.Quote(fifo) + "; exec sleep 31.4159"
+			ctx, cancel := context.WithCancel(t.Context())
+			done := make(chan error, 1)
+			go func() {
+				_, err := c.Run(ctx, cmd, nil)
+				done <- err
+			}()
+			f, err := os.Open(fifo) // blocks until the command opens it
+			if err != nil {
+				t.Fatal(err)
+			}
+			f.Close()
+			cancel()
+			err = <-done
+			want := `machine "local": running "` + cmd[:57] + `...": context canceled` // long commands are cut
+			if err == nil || err.Error() != want || !errors.Is(err, context.Canceled) {
+				t.Fatalf("Run after cancel = %v, want %s", err, want)
+			}
+			if out, err := exec.Command("pgrep", "-f", "sleep 31[.]4159").Output(); err == nil {
+				t.Errorf("the remote command outlived Run: pgrep found %s", out)
+			}
+		})
 	}
 	// The connection is still usable.
 	if res, err := c.Run(t.Context(), "true", nil); err != nil || res.ExitCode != 0 {
 		t.Errorf("Run after a cancelled Run = %+v, %v", res, err)
+	}
+}
+
+// Run does not wait for a Read of stdin that never returns.
+func TestRunDoesNotWaitForStdin(t *testing.T) {
+	c := dial(t, shared(t))
+	r, w := io.Pipe()
+	defer w.Close()
+	res, err := c.Run(t.Context(), "echo done", r)
+	if err != nil || string(res.Stdout) != "done\n" {
+		t.Errorf("Run with a stdin that never ends = %q, %v", res.Stdout, err)
 	}
 }
 

@@ -93,6 +93,7 @@ func (c *Conn) EnsureFile(ctx context.Context, localPath, remotePath string, mod
 	script := fmt.Sprintf(`set -e
 tmp=%s dst=%s
 trap 'rm -f -- "$tmp"' EXIT
+trap 'exit 143' TERM
 mkdir -p -- %s
 (umask 077; cat > "$tmp")
 got=$(sha256sum < "$tmp")

@@ -2,6 +2,7 @@ package remote_test
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -152,4 +153,52 @@ func (f *flipFirstByte) Read(p []byte) (int, error) {
 		p[0] -= 'b' - 'C'
 	}
 	return n, err
+}
+
+// An upload cancelled halfway leaves the old file and no temporary one.
+func TestEnsureFileCancelled(t *testing.T) {
+	c := dial(t, shared(t))
+	dir := t.TempDir()
+	local, remotePath := filepath.Join(dir, "llorch"), filepath.Join(dir, "remote", "llorch")
+	write(t, local, "build 1")
+	if _, err := c.EnsureFile(t.Context(), local, remotePath, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	write(t, local, "build 2")
+	stalled := &stallingReader{sent: make(chan struct{}), release: make(chan struct{})}
+	defer close(stalled.release)
+	restore := remote.SetSendFilter(func(r io.Reader) io.Reader { stalled.r = r; return stalled })
+	defer restore()
+
+	ctx, cancel := context.WithCancel(t.Context())
+	go func() {
+		<-stalled.sent
+		cancel()
+	}()
+	_, err := c.EnsureFile(ctx, local, remotePath, 0o755)
+	if !errors.Is(err, context.Canceled) {
+		t.Errorf("EnsureFile cancelled = %v, want context.Canceled", err)
+	}
+	if got, _ := os.ReadFile(remotePath); string(got) != "build 1" {
+		t.Errorf("remote copy after a cancelled upload = %q, want the old %q", got, "build 1")
+	}
+	noTemporaries(t, filepath.Dir(remotePath))
+}
+
+// stallingReader passes on its first Read, then blocks until release.
+type stallingReader struct {
+	r             io.Reader
+	reads         int
+	sent, release chan struct{}
+}
+
+func (s *stallingReader) Read(p []byte) (int, error) {
+	s.reads++
+	if s.reads == 1 {
+		n, err := s.r.Read(p[:1])
+		close(s.sent)
+		return n, err
+	}
+	<-s.release
+	return 0, io.EOF
 }
