@@ -45,7 +45,9 @@ type Result struct {
 // it to end. A non-zero exit is not an error: the error is for a command
 // that could not be run or whose end was not reported. When ctx is done
 // the command's process group gets SIGTERM, then SIGKILL, and Run returns
-// ctx's error once the server reports its end (see kill). Run does not
+// ctx's error once the server reports its end (see kill); when the machine
+// does not answer at all, Run closes the connection, at most 5 killGrace
+// after ctx is done (see abandon). Run does not
 // wait for a Read of stdin that blocks: the goroutine copying it ends when
 // that Read returns.
 func (c *Conn) Run(ctx context.Context, cmd string, stdin io.Reader) (Result, error) {
@@ -58,7 +60,7 @@ func (c *Conn) run(ctx context.Context, cmd string, stdin io.Reader, kill bool) 
 	if err := ctx.Err(); err != nil {
 		return Result{}, fmt.Errorf("machine %q: running %s: %w", c.machine.Name, brief(cmd), err)
 	}
-	s, err := c.client.NewSession()
+	s, err := c.newSession(ctx)
 	if err != nil {
 		return Result{}, fmt.Errorf("machine %q: opening an ssh session: %w", c.machine.Name, err)
 	}
@@ -96,8 +98,7 @@ func (c *Conn) run(ctx context.Context, cmd string, stdin io.Reader, kill bool) 
 		if kill {
 			c.kill(ctx, s, stderr, done)
 		} else {
-			s.Close()
-			<-done
+			c.abandon(s, done)
 		}
 		return Result{Stdout: stdout.Bytes(), Stderr: stderr.Bytes(), ExitCode: -1},
 			fmt.Errorf("machine %q: running %s: %w", c.machine.Name, brief(cmd), ctx.Err())
@@ -131,8 +132,7 @@ func (c *Conn) kill(ctx context.Context, s *ssh.Session, stderr *pidWriter, done
 		return
 	case <-stderr.known:
 	case <-timer.C: // no pid: the shell did not start
-		s.Close()
-		<-done
+		c.abandon(s, done)
 		return
 	}
 	for _, sig := range []string{"TERM", "KILL"} {
@@ -148,8 +148,51 @@ func (c *Conn) kill(ctx context.Context, s *ssh.Session, stderr *pidWriter, done
 		case <-timer.C:
 		}
 	}
+	c.abandon(s, done)
+}
+
+// abandon closes s and waits for s.Wait to return. A machine that does not
+// answer the close within killGrace is unreachable: then the whole
+// connection is closed, which is what ends s.Wait without an answer.
+func (c *Conn) abandon(s *ssh.Session, done <-chan error) {
 	s.Close()
+	timer := time.NewTimer(killGrace)
+	defer timer.Stop()
+	select {
+	case <-done:
+		return
+	case <-timer.C:
+	}
+	c.client.Close()
 	<-done
+}
+
+// newSession is client.NewSession bounded by ctx: the open waits for the
+// machine's answer, which an unreachable machine never sends. A session
+// that opens after ctx is done is closed, so it does not count against the
+// server's MaxSessions.
+func (c *Conn) newSession(ctx context.Context) (*ssh.Session, error) {
+	type opened struct {
+		s   *ssh.Session
+		err error
+	}
+	ch := make(chan opened) // unbuffered: a send succeeds only if run takes it
+	go func() {
+		s, err := c.client.NewSession()
+		select {
+		case ch <- opened{s, err}:
+		case <-ctx.Done():
+			if s != nil {
+				s.Close()
+			}
+		}
+	}()
+	select {
+	case o := <-ch:
+		return o.s, o.err
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
 }
 
 // pidWriter is a command's stderr: its first line is the pid the wrapper
