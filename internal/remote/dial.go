@@ -21,8 +21,18 @@ import (
 
 // Dial connects to m and logs in. It returns within m's connect timeout or
 // ctx's deadline, whichever comes first; the error is one of the types in
-// this package, except for a cancelled ctx, which it wraps.
+// this package, except for a cancelled ctx, which it wraps, and a Machine
+// without an address or user.
 func Dial(ctx context.Context, m Machine) (*Conn, error) {
+	// The config checks these first; without them there is nothing to try.
+	switch {
+	case m.Address == "":
+		return nil, fmt.Errorf("machine %q: no address to connect to", m.Name)
+	case m.User == "":
+		return nil, fmt.Errorf("machine %q: no user to log in as", m.Name)
+	case m.Port < 0 || m.Port > 65535:
+		return nil, fmt.Errorf("machine %q: port %d is not a TCP port (1-65535)", m.Name, m.Port)
+	}
 	addr := m.addr()
 	auth, closeAuth, err := m.authMethods()
 	if err != nil {

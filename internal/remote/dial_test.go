@@ -220,6 +220,21 @@ func TestDialErrors(t *testing.T) {
 			as:     new(*remote.CredentialError),
 		},
 		{
+			name:   "no address",
+			change: func(m *remote.Machine) { m.Address = "" },
+			want:   `machine "gpu1": no address to connect to`,
+		},
+		{
+			name:   "no user",
+			change: func(m *remote.Machine) { m.User = "" },
+			want:   `machine "gpu1": no user to log in as`,
+		},
+		{
+			name:   "a port out of range",
+			change: func(m *remote.Machine) { m.Port = 70000 },
+			want:   `machine "gpu1": port 70000 is not a TCP port (1-65535)`,
+		},
+		{
 			name:   "no credentials",
 			change: func(m *remote.Machine) { m.PrivateKeyFile = "" },
 			want:   `machine "gpu1": no credentials to log in with: set a private key file or use the ssh-agent`,
@@ -241,7 +256,7 @@ func TestDialErrors(t *testing.T) {
 			if err.Error() != tc.want {
 				t.Errorf("Dial error:\n got: %s\nwant: %s", err, tc.want)
 			}
-			if !errors.As(err, tc.as) {
+			if tc.as != nil && !errors.As(err, tc.as) {
 				t.Errorf("Dial error is a %T, want %T", err, tc.as)
 			}
 		})
