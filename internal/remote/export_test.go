@@ -18,3 +18,11 @@ func SetKillGrace(d time.Duration) (restore func()) {
 	killGrace = d
 	return func() { killGrace = old }
 }
+
+// SetRacyWindow sets how old a file must be for its sum to be kept; a
+// negative window keeps every sum.
+func SetRacyWindow(d time.Duration) (restore func()) {
+	old := racyWindow
+	racyWindow = d
+	return func() { racyWindow = old }
+}

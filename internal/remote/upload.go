@@ -12,6 +12,8 @@ import (
 	"os"
 	"path"
 	"strings"
+	"sync"
+	"time"
 )
 
 // sendFilter is what EnsureFile sends through: a seam for a test to
@@ -42,17 +44,23 @@ func (e *ChecksumError) Error() string {
 // goes to a temporary name in the same directory (made if missing), is
 // checked against the local sha256 there, and only then renamed onto
 // remotePath, so a reader never sees a partial or corrupted file.
+//
+// Hashing a 30 MB binary takes sha256sum 0.1 s, more than a whole refresh
+// may, so the machine keeps the sum of what it holds beside it
+// (.NAME.sha256: sum, size, inode, ctime) and rehashes only when the stat
+// no longer matches; locally, a sum is kept for the process's lifetime
+// per path, device, inode, size, mtime and ctime. Neither is kept for a
+// file changed in the last racyWindow.
 func (c *Conn) EnsureFile(ctx context.Context, localPath, remotePath string, mode fs.FileMode) (bool, error) {
 	f, err := os.Open(localPath)
 	if err != nil {
 		return false, fmt.Errorf("machine %q: uploading %s: %w", c.machine.Name, localPath, err)
 	}
 	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
+	want, err := localSHA256(f)
+	if err != nil {
 		return false, fmt.Errorf("machine %q: uploading %s: %w", c.machine.Name, localPath, err)
 	}
-	want := hex.EncodeToString(h.Sum(nil))
 	perm := fmt.Sprintf("%o", mode.Perm())
 	dst := Quote(remotePath)
 	fail := func(what string, res Result) error {
@@ -61,7 +69,7 @@ func (c *Conn) EnsureFile(ctx context.Context, localPath, remotePath string, mod
 	}
 
 	// One round trip says whether the copy there is current.
-	res, err := c.Run(ctx, fmt.Sprintf("if [ -f %[1]s ]; then sha256sum < %[1]s && stat -c %%a %[1]s; fi", dst), nil)
+	res, err := c.Run(ctx, fmt.Sprintf(probeScript, dst, Quote(sidecar(remotePath)), int(racyWindow.Seconds())), nil)
 	if err != nil {
 		return false, err
 	}
@@ -87,11 +95,11 @@ func (c *Conn) EnsureFile(ctx context.Context, localPath, remotePath string, mod
 	}
 	var salt [8]byte
 	_, _ = rand.Read(salt[:])
-	tmp := Quote(path.Join(path.Dir(remotePath), "."+path.Base(remotePath)+".llorch-upload-"+hex.EncodeToString(salt[:])))
+	tmp := Quote(path.Join(path.Dir(remotePath), "."+path.Base(remotePath)+tempInfix+hex.EncodeToString(salt[:])))
 	// mv -T: a directory at remotePath is an error, not a place to move
-	// the file into.
+	// the file into. A TERM (a cancelled Run) runs the EXIT trap.
 	script := fmt.Sprintf(`set -e
-tmp=%s dst=%s
+tmp=%s
 trap 'rm -f -- "$tmp"' EXIT
 trap 'exit 143' TERM
 mkdir -p -- %s
@@ -100,7 +108,7 @@ got=$(sha256sum < "$tmp")
 got=${got%%%% *}
 if [ "$got" != %s ]; then echo "$got" >&2; exit %d; fi
 chmod %s -- "$tmp"
-mv -fT -- "$tmp" "$dst"`, tmp, dst, Quote(path.Dir(remotePath)), want, checksumMismatch, perm)
+mv -fT -- "$tmp" %s`, tmp, Quote(path.Dir(remotePath)), want, checksumMismatch, perm, dst)
 	res, err = c.Run(ctx, script, sendFilter(f))
 	switch {
 	case err != nil:
@@ -114,15 +122,72 @@ mv -fT -- "$tmp" "$dst"`, tmp, dst, Quote(path.Dir(remotePath)), want, checksumM
 	return true, nil
 }
 
-// parseProbe reads "SHA256  -\nMODE\n".
+// tempInfix marks EnsureFile's temporary files.
+const tempInfix = ".llorch-upload-"
+
+// sidecar is where the machine records the sha256 of p.
+func sidecar(p string) string { return path.Join(path.Dir(p), "."+path.Base(p)+".sha256") }
+
+// probeScript prints "SHA256 MODE" of the file %[1]s, or nothing when
+// there is none. The sum comes from the record in the sidecar %[2]s when
+// its size, inode and ctime are the file's still; otherwise the file is
+// hashed, and recorded if its ctime is %[3]d s old (see racyWindow: a
+// change within a clock tick of the record would keep the ctime). The
+// record is best effort: a read-only directory only costs the hash.
+const probeScript = `f=%[1]s side=%[2]s
+if [ -f "$f" ]; then
+  set -- $(stat -c '%%s %%i %%.9Z %%a' -- "$f")
+  rec=$(cat -- "$side" 2>/dev/null || true)
+  case "$rec" in
+  *" $1 $2 $3") echo "${rec%%%% *} $4" ;;
+  *)
+    sum=$(sha256sum < "$f")
+    sum=${sum%%%% *}
+    if [ "${3%%%%.*}" -lt $(($(date +%%s) - %[3]d)) ]; then
+      { echo "$sum $1 $2 $3" > "$side.$$" && mv -f -- "$side.$$" "$side"; } 2>/dev/null || rm -f -- "$side.$$"
+    fi
+    echo "$sum $4" ;;
+  esac
+fi`
+
+// parseProbe reads probeScript's "SHA256 MODE".
 func parseProbe(out []byte) (sum, perm string, ok bool) {
-	lines := bytes.Split(bytes.TrimSpace(out), []byte("\n"))
-	if len(lines) != 2 {
+	f := strings.Fields(string(bytes.TrimSpace(out)))
+	if len(f) != 2 {
 		return "", "", false
 	}
-	f := strings.Fields(string(lines[0]))
-	if len(f) == 0 {
-		return "", "", false
+	return f[0], f[1], true
+}
+
+// localSums are the sha256 sums of local files this process has hashed.
+var localSums sync.Map // fileID → string
+
+// racyWindow is how old a file's last change must be for its sum to be
+// kept: a file's times have the granularity of the kernel's clock tick, so
+// a file changed again within a tick of being hashed would keep them
+// (git's "racy" index entries).
+// A variable, so that a test can make every file old enough.
+var racyWindow = 2 * time.Second
+
+// localSHA256 is f's sha256, hex, from localSums when f is unchanged.
+func localSHA256(f *os.File) (string, error) {
+	fi, err := f.Stat()
+	if err != nil {
+		return "", err
 	}
-	return f[0], strings.TrimSpace(string(lines[1])), true
+	id, changed, known := idOf(f.Name(), fi)
+	if known {
+		if sum, ok := localSums.Load(id); ok {
+			return sum.(string), nil
+		}
+	}
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", err
+	}
+	sum := hex.EncodeToString(h.Sum(nil))
+	if known && time.Since(changed) > racyWindow {
+		localSums.Store(id, sum)
+	}
+	return sum, nil
 }

@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/llorch/llorch/internal/remote"
 )
@@ -21,37 +22,95 @@ import (
 // wrote with os.ReadFile.
 func TestEnsureFile(t *testing.T) {
 	c := dial(t, shared(t))
-	dir := t.TempDir()
-	local := filepath.Join(dir, "llorch")
-	remotePath := filepath.Join(dir, "data dir", "it's", "bin", "llorch") // made, and quoted
-	write(t, local, "build 1")
+	// With sums kept, the changes change the size: a change within a clock
+	// tick of a record keeps the file's times, which is what racyWindow
+	// is there for, and what a window of -1 s here does away with.
+	for _, tc := range []struct {
+		name                 string
+		window               time.Duration
+		build2, changedThere string
+	}{
+		{"files just changed, whose sums are not kept", 2 * time.Second, "build 2", "build X"},
+		{"files old enough for their sums to be kept", -time.Second, "build 22", "build XXX"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			window := tc.window
+			defer remote.SetRacyWindow(window)()
+			dir := t.TempDir()
+			local := filepath.Join(dir, "llorch")
+			remotePath := filepath.Join(dir, "data dir", "it's", "bin", "llorch") // made, and quoted
+			write(t, local, "build 1")
 
-	ensure := func(want bool) {
-		t.Helper()
-		uploaded, err := c.EnsureFile(t.Context(), local, remotePath, 0o755)
-		if err != nil {
+			ensure := func(want bool) {
+				t.Helper()
+				uploaded, err := c.EnsureFile(t.Context(), local, remotePath, 0o755)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if uploaded != want {
+					t.Errorf("EnsureFile uploaded = %v, want %v", uploaded, want)
+				}
+				wantContent, _ := os.ReadFile(local)
+				if got, err := os.ReadFile(remotePath); err != nil || !bytes.Equal(got, wantContent) {
+					t.Errorf("remote copy = %q, %v, want %q", got, err, wantContent)
+				}
+				if fi, err := os.Stat(remotePath); err != nil || fi.Mode().Perm() != 0o755 {
+					t.Errorf("remote copy's mode = %v, %v, want 0755", fi.Mode(), err)
+				}
+				noTemporaries(t, filepath.Dir(remotePath))
+			}
+			ensure(true)  // first: sent
+			ensure(false) // same bytes: not sent
+			ensure(false) // again (from the record, when it is kept)
+			write(t, local, tc.build2)
+			ensure(true) // changed here: sent again
+			if err := os.Chmod(remotePath, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			ensure(false)                         // only the mode differs: fixed, not sent
+			write(t, remotePath, tc.changedThere) // changed there, in place (the same size, unless sums are kept)
+			ensure(true)
+			if err := os.Chmod(remotePath, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			ensure(false)
+			_, err := os.Stat(filepath.Join(filepath.Dir(remotePath), ".llorch.sha256"))
+			if kept := err == nil; kept != (window < 0) {
+				t.Errorf("record of the sum kept = %v (%v), want %v", kept, err, window < 0)
+			}
+		})
+	}
+}
+
+// The machine's record of a file's sum is used while the file's stat
+// matches it, and a record that does not match the local file makes it
+// sent again (a record is never a reason not to send).
+func TestEnsureFileUsesTheRecordedSum(t *testing.T) {
+	c := dial(t, shared(t))
+	defer remote.SetRacyWindow(-time.Second)()
+	dir := t.TempDir()
+	local, remotePath := filepath.Join(dir, "llorch"), filepath.Join(dir, "remote", "llorch")
+	record := filepath.Join(dir, "remote", ".llorch.sha256")
+	write(t, local, "build 1")
+	for range 2 { // the second call hashes and records
+		if _, err := c.EnsureFile(t.Context(), local, remotePath, 0o755); err != nil {
 			t.Fatal(err)
 		}
-		if uploaded != want {
-			t.Errorf("EnsureFile uploaded = %v, want %v", uploaded, want)
-		}
-		wantContent, _ := os.ReadFile(local)
-		if got, err := os.ReadFile(remotePath); err != nil || !bytes.Equal(got, wantContent) {
-			t.Errorf("remote copy = %q, %v, want %q", got, err, wantContent)
-		}
-		if fi, err := os.Stat(remotePath); err != nil || fi.Mode().Perm() != 0o755 {
-			t.Errorf("remote copy's mode = %v, %v, want 0755", fi.Mode(), err)
-		}
-		noTemporaries(t, filepath.Dir(remotePath))
 	}
-	ensure(true)  // first: sent
-	ensure(false) // same bytes: not sent
-	write(t, local, "build 2")
-	ensure(true) // changed: sent again
-	if err := os.Chmod(remotePath, 0o600); err != nil {
+	b, err := os.ReadFile(record)
+	if err != nil {
 		t.Fatal(err)
 	}
-	ensure(false) // only the mode differs: fixed, not sent
+	f := strings.Fields(string(b))
+	if len(f) != 4 || f[0] != sum("build 1") || f[1] != "7" {
+		t.Fatalf("record = %q, want the sum, size 7, inode and ctime", b)
+	}
+	// A record whose stat matches is believed without hashing: here it
+	// names another sum, so the file is sent again.
+	write(t, record, sum("other")+" "+strings.Join(f[1:], " ")+"\n")
+	if uploaded, err := c.EnsureFile(t.Context(), local, remotePath, 0o755); err != nil || !uploaded {
+		t.Errorf("EnsureFile with a record of another sum = %v, %v, want it sent", uploaded, err)
+	}
 }
 
 // A transfer that arrives with other bytes is caught on the machine, and
