@@ -149,46 +149,56 @@ func (o *offered) tried() []string {
 // authMethods reads the key file and opens the agent; the func closes the
 // agent's socket once the handshake is over.
 func (m Machine) authMethods() (*offered, func(), error) {
-	o := &offered{}
 	noop := func() {}
 	if m.PrivateKeyFile == "" && !m.UseAgent {
 		return nil, noop, &CredentialError{Machine: m.Name, msg: "no credentials to log in with: set a private key file or use the ssh-agent"}
 	}
+	var fileSigner ssh.Signer
+	var fileDesc string
 	if m.PrivateKeyFile != "" {
 		path := expandHome(m.PrivateKeyFile)
 		signer, err := readKey(m.Name, path)
 		if err != nil {
 			return nil, noop, err
 		}
-		desc := fmt.Sprintf("public key %s (%s %s)", path, signer.PublicKey().Type(), ssh.FingerprintSHA256(signer.PublicKey()))
-		o.methods = append(o.methods, ssh.PublicKeysCallback(func() ([]ssh.Signer, error) {
-			o.note(desc)
-			return []ssh.Signer{signer}, nil
-		}))
+		fileSigner = signer
+		fileDesc = fmt.Sprintf("public key %s (%s %s)", path, signer.PublicKey().Type(), ssh.FingerprintSHA256(signer.PublicKey()))
 	}
-	if !m.UseAgent {
-		return o, noop, nil
-	}
-	sock := os.Getenv("SSH_AUTH_SOCK")
-	if sock == "" {
-		return nil, noop, &CredentialError{Machine: m.Name, msg: "using the ssh-agent: SSH_AUTH_SOCK is not set: start an agent and add the key (eval \"$(ssh-agent)\"; ssh-add KEYFILE), or set a private key file"}
-	}
-	ac, err := net.Dial("unix", sock)
-	if err != nil {
-		return nil, noop, &CredentialError{Machine: m.Name, Path: sock, Err: err,
-			msg: fmt.Sprintf("using the ssh-agent at %s (SSH_AUTH_SOCK): %v: is the agent running?", sock, unwrapOpError(err))}
-	}
-	client := agent.NewClient(ac)
-	o.methods = append(o.methods, ssh.PublicKeysCallback(func() ([]ssh.Signer, error) {
-		signers, err := client.Signers()
-		if err != nil {
-			o.note(fmt.Sprintf("ssh-agent at %s (listing its keys failed: %v)", sock, err))
-			return nil, err
+	var agentClient agent.ExtendedAgent
+	var sock string
+	closeAgent := noop
+	if m.UseAgent {
+		if sock = os.Getenv("SSH_AUTH_SOCK"); sock == "" {
+			return nil, noop, &CredentialError{Machine: m.Name, msg: "using the ssh-agent: SSH_AUTH_SOCK is not set: start an agent and add the key (eval \"$(ssh-agent)\"; ssh-add KEYFILE), or set a private key file"}
 		}
-		o.note(fmt.Sprintf("ssh-agent at %s (%d keys)", sock, len(signers)))
+		ac, err := net.Dial("unix", sock)
+		if err != nil {
+			return nil, noop, &CredentialError{Machine: m.Name, Path: sock, Err: err,
+				msg: fmt.Sprintf("using the ssh-agent at %s (SSH_AUTH_SOCK): %v: is the agent running?", sock, unwrapOpError(err))}
+		}
+		agentClient, closeAgent = agent.NewClient(ac), func() { ac.Close() }
+	}
+	// One method for all the keys: x/crypto tries each method name once,
+	// so a second "publickey" method would never be asked.
+	o := &offered{}
+	o.methods = []ssh.AuthMethod{ssh.PublicKeysCallback(func() ([]ssh.Signer, error) {
+		var signers []ssh.Signer
+		if fileSigner != nil {
+			o.note(fileDesc)
+			signers = append(signers, fileSigner)
+		}
+		if agentClient != nil {
+			more, err := agentClient.Signers()
+			if err != nil {
+				o.note(fmt.Sprintf("ssh-agent at %s (listing its keys failed: %v)", sock, err))
+			} else {
+				o.note(fmt.Sprintf("ssh-agent at %s (%d keys)", sock, len(more)))
+				signers = append(signers, more...)
+			}
+		}
 		return signers, nil
-	}))
-	return o, func() { ac.Close() }, nil
+	})}
+	return o, closeAgent, nil
 }
 
 func readKey(machine, path string) (ssh.Signer, error) {

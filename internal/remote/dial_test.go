@@ -22,6 +22,7 @@ import (
 
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/crypto/ssh/agent"
+	"golang.org/x/crypto/ssh/knownhosts"
 
 	"github.com/llorch/llorch/internal/freeport"
 	"github.com/llorch/llorch/internal/remote"
@@ -30,11 +31,28 @@ import (
 
 func TestDialRuns(t *testing.T) {
 	s := shared(t)
-	m := machine(s, "gpu1")
-	m.PrivateKeyFile = ""
-	m.UseAgent = true
+	agentOnly := machine(s, "gpu1")
+	agentOnly.PrivateKeyFile, agentOnly.UseAgent = "", true
 	serveAgent(t, s.ClientKey)
-	for name, m := range map[string]remote.Machine{"private key file": machine(s, "gpu1"), "ssh-agent": m} {
+	// A key file the server refuses, then the agent's key it accepts.
+	fileThenAgent := agentOnly
+	fileThenAgent.PrivateKeyFile = filepath.Join(t.TempDir(), "other")
+	writeKey(t, fileThenAgent.PrivateKeyFile)
+	// known_hosts with hashed names (ssh-keygen -H), and the key on the
+	// second line.
+	hashed := machine(s, "gpu1")
+	hashed.KnownHostsFile = filepath.Join(t.TempDir(), "known_hosts")
+	content := knownhosts.Line([]string{knownhosts.HashHostname("other.example")}, ecdsaKey(t)) + "\n" +
+		knownhosts.Line([]string{knownhosts.HashHostname(knownhosts.Normalize(s.Addr()))}, s.HostKey) + "\n"
+	if err := os.WriteFile(hashed.KnownHostsFile, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for name, m := range map[string]remote.Machine{
+		"private key file":                   machine(s, "gpu1"),
+		"ssh-agent":                          agentOnly,
+		"a refused key file, then the agent": fileThenAgent,
+		"hashed known_hosts":                 hashed,
+	} {
 		t.Run(name, func(t *testing.T) {
 			c, err := remote.Dial(t.Context(), m)
 			if err != nil {
@@ -203,6 +221,14 @@ func TestDialErrors(t *testing.T) {
 			env:    agentSock,
 			want: fmt.Sprintf(`machine "gpu1": ssh authentication as %q at %s failed: the server accepted none of: ssh-agent at %s (1 keys); add the public key to ~%s/.ssh/authorized_keys on the machine, or configure a key it accepts`,
 				s.User, addr, agentSock, s.User),
+			as: new(*remote.AuthError),
+		},
+		{
+			name:   "neither the key file nor the agent has the key the server accepts",
+			change: func(m *remote.Machine) { m.PrivateKeyFile, m.UseAgent = filepath.Join(dir, "other"), true },
+			env:    agentSock,
+			want: fmt.Sprintf(`machine "gpu1": ssh authentication as %q at %s failed: the server accepted none of: public key %s (ssh-ed25519 %s), ssh-agent at %s (1 keys); add the public key to ~%s/.ssh/authorized_keys on the machine, or configure a key it accepts`,
+				s.User, addr, filepath.Join(dir, "other"), fp(otherKey), agentSock, s.User),
 			as: new(*remote.AuthError),
 		},
 		{
