@@ -254,3 +254,27 @@ func Quote(s string) string {
 	}
 	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
+
+// Ping asks the server for an answer on the connection (OpenSSH's
+// keepalive request), to learn that a connection made earlier still
+// works. It returns ctx's error, wrapped, if no answer comes before ctx is
+// done: a connection that does not answer is not closed here, the caller
+// decides.
+func (c *Conn) Ping(ctx context.Context) error {
+	answered := make(chan error, 1) // the request ends when the connection does
+	go func() {
+		// sshd answers a request it does not know with a failure, which is
+		// an answer all the same.
+		_, _, err := c.client.SendRequest("keepalive@openssh.com", true, nil)
+		answered <- err
+	}()
+	select {
+	case err := <-answered:
+		if err != nil {
+			return fmt.Errorf("machine %q: the connection is gone: %w", c.machine.Name, err)
+		}
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("machine %q: no answer on the connection: %w", c.machine.Name, ctx.Err())
+	}
+}

@@ -17,6 +17,7 @@ import (
 	"golang.org/x/crypto/ssh/knownhosts"
 
 	"github.com/llorch/llorch/internal/remote"
+	"github.com/llorch/llorch/internal/remote/sshtest"
 )
 
 // A machine that stops answering mid-command (a cable pulled, a host
@@ -25,13 +26,7 @@ func TestRunCancelOnAMachineThatStoppedAnswering(t *testing.T) {
 	s := shared(t)
 	defer remote.SetKillGrace(100 * time.Millisecond)()
 	p := newFreezingProxy(t, s.Addr())
-	m := machine(s, "frozen")
-	m.Address, m.Port = "127.0.0.1", p.port
-	m.KnownHostsFile = filepath.Join(t.TempDir(), "known_hosts")
-	line := knownhosts.Line([]string{knownhosts.Normalize(net.JoinHostPort(m.Address, strconv.Itoa(p.port)))}, s.HostKey)
-	if err := os.WriteFile(m.KnownHostsFile, []byte(line+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	m := p.machine(t, s, "frozen")
 	c, err := remote.Dial(t.Context(), m)
 	if err != nil {
 		t.Fatal(err)
@@ -125,6 +120,19 @@ func newFreezingProxy(t *testing.T, target string) *freezingProxy {
 	return p
 }
 
+// machine is a Machine that reaches s through p, with a known_hosts file
+// for p's address.
+func (p *freezingProxy) machine(t *testing.T, s *sshtest.Server, name string) remote.Machine {
+	m := machine(s, name)
+	m.Address, m.Port = "127.0.0.1", p.port
+	m.KnownHostsFile = filepath.Join(t.TempDir(), "known_hosts")
+	line := knownhosts.Line([]string{knownhosts.Normalize(net.JoinHostPort(m.Address, strconv.Itoa(p.port)))}, s.HostKey)
+	if err := os.WriteFile(m.KnownHostsFile, []byte(line+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
 func (p *freezingProxy) freeze() { p.once.Do(func() { close(p.frozen) }) }
 
 // pipe copies src to dst until src ends or the proxy freezes.
@@ -145,5 +153,34 @@ func (p *freezingProxy) pipe(dst io.Writer, src io.Reader) {
 		if err != nil {
 			return
 		}
+	}
+}
+
+// Ping says whether a connection still gets answers.
+func TestPing(t *testing.T) {
+	s := shared(t)
+	p := newFreezingProxy(t, s.Addr())
+	m := p.machine(t, s, "gpu1")
+	c, err := remote.Dial(t.Context(), m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.Ping(t.Context()); err != nil {
+		t.Errorf("Ping of a working connection = %v", err)
+	}
+
+	p.freeze()
+	ctx, cancel := context.WithTimeout(t.Context(), 100*time.Millisecond)
+	defer cancel()
+	err = c.Ping(ctx)
+	if want := `machine "gpu1": no answer on the connection: context deadline exceeded`; err == nil || err.Error() != want {
+		t.Errorf("Ping of a frozen connection = %v, want %s", err, want)
+	}
+
+	c.Close()
+	err = c.Ping(t.Context())
+	if want := `machine "gpu1": the connection is gone: `; err == nil || !strings.HasPrefix(err.Error(), want) {
+		t.Errorf("Ping of a closed connection = %v, want %s...", err, want)
 	}
 }
