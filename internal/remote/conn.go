@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/crypto/ssh"
@@ -22,8 +23,9 @@ var killGrace = 2 * time.Second
 // Conn is one SSH connection to a machine. Its methods may be called from
 // several goroutines: each Run is a session of its own on the connection.
 type Conn struct {
-	machine Machine
-	client  *ssh.Client
+	machine  Machine
+	client   *ssh.Client
+	sessions atomic.Int32 // open, for the message when sshd refuses one more
 }
 
 // Machine is the machine c is connected to.
@@ -61,9 +63,17 @@ func (c *Conn) run(ctx context.Context, cmd string, stdin io.Reader, kill bool) 
 		return Result{}, fmt.Errorf("machine %q: running %s: %w", c.machine.Name, brief(cmd), err)
 	}
 	s, err := c.newSession(ctx)
-	if err != nil {
+	var oce *ssh.OpenChannelError
+	switch {
+	case errors.As(err, &oce) && (oce.Reason == ssh.Prohibited || oce.Reason == ssh.ConnectionFailed):
+		// sshd says only "open failed"; its log says "no more sessions".
+		return Result{}, fmt.Errorf("machine %q: the server refused another session on the connection (%d open; %q): sshd allows MaxSessions at once, 10 unless its config says otherwise; run fewer commands at once",
+			c.machine.Name, c.sessions.Load(), oce.Message)
+	case err != nil:
 		return Result{}, fmt.Errorf("machine %q: opening an ssh session: %w", c.machine.Name, err)
 	}
+	c.sessions.Add(1)
+	defer c.sessions.Add(-1)
 	defer s.Close()
 	var stdout bytes.Buffer
 	stderr := &pidWriter{known: make(chan struct{})}

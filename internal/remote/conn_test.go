@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/llorch/llorch/internal/remote"
+	"github.com/llorch/llorch/internal/remote/sshtest"
 )
 
 func TestRun(t *testing.T) {
@@ -125,5 +126,36 @@ func TestQuote(t *testing.T) {
 	res, err := c.Run(t.Context(), "printf %s "+remote.Quote(weird), nil)
 	if err != nil || string(res.Stdout) != weird {
 		t.Errorf("printf of a quoted word = %q, %v, want %q", res.Stdout, err, weird)
+	}
+}
+
+// A session more than sshd's MaxSessions is refused with a message that
+// says so.
+func TestRunBeyondMaxSessions(t *testing.T) {
+	s := sshtest.Start(t, sshtest.Options{MaxSessions: 1})
+	c := dial(t, s)
+	fifo := filepath.Join(t.TempDir(), "started")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r, w := io.Pipe()
+	first := make(chan error, 1)
+	go func() {
+		_, err := c.Run(t.Context(), "echo > "+remote.Quote(fifo)+"; exec cat", r)
+		first <- err
+	}()
+	f, err := os.Open(fifo) // the first session's command runs
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	_, err = c.Run(t.Context(), "true", nil)
+	want := `machine "local": the server refused another session on the connection (1 open; "open failed"): sshd allows MaxSessions at once, 10 unless its config says otherwise; run fewer commands at once`
+	if err == nil || err.Error() != want {
+		t.Errorf("Run beyond MaxSessions = %v, want %s", err, want)
+	}
+	w.Close()
+	if err := <-first; err != nil {
+		t.Errorf("the first Run = %v", err)
 	}
 }

@@ -81,7 +81,7 @@ func NewNetwork(t testing.TB, n int) *Network {
 		mustIP(t, "-n", ns, "addr", "add", addr+"/24", "dev", "eth0")
 		mustIP(t, "-n", ns, "link", "set", "eth0", "up")
 		mustIP(t, "-n", ns, "link", "set", "lo", "up")
-		s, err := start(t.TempDir(), addr, 22, []string{"ip", "netns", "exec", ns})
+		s, err := start(t.TempDir(), addr, 22, []string{"ip", "netns", "exec", ns}, Options{})
 		if err != nil {
 			t.Fatalf("machine %d (%s in namespace %s): %v", i, addr, ns, err)
 		}

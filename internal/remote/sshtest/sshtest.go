@@ -63,12 +63,19 @@ func Binary() (string, error) {
 	return SSHD, nil
 }
 
+// Options change a server from the defaults.
+type Options struct {
+	// MaxSessions is sshd's limit on sessions per connection; 0 means 64
+	// (OpenSSH's own default is 10).
+	MaxSessions int
+}
+
 // Start runs a server on a free loopback port with its files in a
 // temporary directory of t, and stops it when t ends. Its log is printed
 // when t has failed.
-func Start(t testing.TB) *Server {
+func Start(t testing.TB, opts Options) *Server {
 	t.Helper()
-	s, err := Run(t.TempDir())
+	s, err := run(t.TempDir(), opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -83,7 +90,9 @@ func Start(t testing.TB) *Server {
 
 // Run starts a server on a free loopback port with its files in dir and
 // returns once it listens. The caller stops it.
-func Run(dir string) (*Server, error) {
+func Run(dir string) (*Server, error) { return run(dir, Options{}) }
+
+func run(dir string, opts Options) (*Server, error) {
 	var err error
 	for range 3 { // another process may take the free port first
 		var port int
@@ -91,7 +100,7 @@ func Run(dir string) (*Server, error) {
 			return nil, err
 		}
 		var s *Server
-		if s, err = start(dir, "127.0.0.1", port, nil); err == nil {
+		if s, err = start(dir, "127.0.0.1", port, nil, opts); err == nil {
 			return s, nil
 		}
 		if !strings.Contains(err.Error(), "Address already in use") {
@@ -102,7 +111,10 @@ func Run(dir string) (*Server, error) {
 }
 
 // start writes the server's files into dir and starts sshd under prefix.
-func start(dir, host string, port int, prefix []string) (*Server, error) {
+func start(dir, host string, port int, prefix []string, opts Options) (*Server, error) {
+	if opts.MaxSessions == 0 {
+		opts.MaxSessions = 64
+	}
 	bin, err := Binary()
 	if err != nil {
 		return nil, err
@@ -159,7 +171,7 @@ func start(dir, host string, port int, prefix []string) (*Server, error) {
 		"AllowUsers " + u.Username,
 		// A benchmark or a refresh opens many sessions on one connection,
 		// one after another; concurrent ones are few.
-		"MaxSessions 64",
+		"MaxSessions " + strconv.Itoa(opts.MaxSessions),
 		"MaxStartups 100",
 		"LogLevel VERBOSE",
 		// Debian's bash reads ~/.bashrc for commands sshd runs unless it
