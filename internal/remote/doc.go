@@ -12,7 +12,12 @@
 //
 // A Conn is one SSH connection: commands run on sessions multiplexed over
 // it, so a refresh that asks a machine several things pays for one
-// handshake, not one per question. The remote side is assumed to be a
-// POSIX shell with coreutils (sha256sum, mktemp, mv): llorch's machines run
-// Linux.
+// handshake (40 ms to a loopback sshd), not one per question (3 ms each).
+// A cancelled command is killed on the machine (SIGTERM, then SIGKILL, to
+// its process group); a machine that stops answering does not hang the
+// caller. EnsureFile keeps the sha256 of a file it placed beside it
+// (.NAME.sha256) so that learning it is current costs no hashing.
+//
+// The remote side is assumed to be a POSIX login shell with GNU coreutils
+// (sha256sum, stat -c, mv -T): llorch's machines run Linux.
 package remote
