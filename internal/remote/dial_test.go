@@ -443,3 +443,31 @@ func TestDialContext(t *testing.T) {
 		t.Errorf("Dial with a cancelled context = %v, want %s", err, want)
 	}
 }
+
+// "~/" at the start of the key and known_hosts paths is the home
+// directory, as in ssh's own config; with no known_hosts file named, it is
+// ~/.ssh/known_hosts.
+func TestDialExpandsHome(t *testing.T) {
+	s := shared(t)
+	home := t.TempDir()
+	t.Setenv("HOME", home)
+	if err := os.MkdirAll(filepath.Join(home, ".ssh"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	for from, to := range map[string]string{s.ClientKeyFile: "id_test", s.KnownHostsFile: ".ssh/known_hosts"} {
+		b, err := os.ReadFile(from)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(home, to), b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	m := machine(s, "gpu1")
+	m.PrivateKeyFile, m.KnownHostsFile = "~/id_test", ""
+	c, err := remote.Dial(t.Context(), m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+}
