@@ -132,6 +132,13 @@ type PlannedPool struct {
 	// that changed on disk since Prior was prepared (new size or mtime), so
 	// that the plan replaces engines only when the bytes differ.
 	BinarySHA256 string
+	// Memory is what one replica needs in memory, by device; nil when the
+	// provider does not estimate it (then MemoryUnknown may say why). Core
+	// builds the plan's fit table from it.
+	Memory *MemoryEstimate
+	// MemoryUnknown says why Memory is nil ("model not staged yet; …"),
+	// "" when the provider gives no reason.
+	MemoryUnknown string
 }
 
 // ModelInfo is GGUF metadata shown in the plan.

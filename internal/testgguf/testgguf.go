@@ -24,7 +24,10 @@ type Model struct {
 	Embedding   int // <architecture>.embedding_length
 	Blocks      int // <architecture>.block_count
 	FeedForward int // <architecture>.feed_forward_length
-	Heads       int // <architecture>.attention.head_count (and head_count_kv)
+	Heads       int // <architecture>.attention.head_count
+	// HeadsKV is <architecture>.attention.head_count_kv: fewer than Heads
+	// is grouped-query attention (Llama 2 70B has 8 for 64). 0 = Heads.
+	HeadsKV int
 }
 
 // TinyLlama is the shape of tiny-random-llama.gguf: llama, F16, trained
@@ -72,7 +75,30 @@ func (m Model) withDefaults() Model {
 	if m.Heads == 0 {
 		m.Heads = d.Heads
 	}
+	if m.HeadsKV == 0 {
+		m.HeadsKV = m.Heads
+	}
 	return m
+}
+
+// Llama7B, Llama13B and Llama70B have the shapes of Llama 2 7B, 13B and
+// 70B (F16): write them with WriteHeaderOnly, as their data would take
+// 13 to 138 GB.
+func Llama7B() Model {
+	return Model{Architecture: "llama", Name: "llama-2-7b-shape", ContextLength: 4096,
+		VocabSize: 32000, Embedding: 4096, Blocks: 32, FeedForward: 11008, Heads: 32}
+}
+
+// Llama13B is Llama 2 13B's shape.
+func Llama13B() Model {
+	return Model{Architecture: "llama", Name: "llama-2-13b-shape", ContextLength: 4096,
+		VocabSize: 32000, Embedding: 5120, Blocks: 40, FeedForward: 13824, Heads: 40}
+}
+
+// Llama70B is Llama 2 70B's shape, with grouped-query attention.
+func Llama70B() Model {
+	return Model{Architecture: "llama", Name: "llama-2-70b-shape", ContextLength: 4096,
+		VocabSize: 32000, Embedding: 8192, Blocks: 80, FeedForward: 28672, Heads: 64, HeadsKV: 8}
 }
 
 // Tensor types (ggml_type) and the file type (llama_ftype) written.
@@ -108,14 +134,15 @@ func (t tensor) bytes() uint64 {
 // three feed-forward matrices and two norms, the output norm and matrix.
 func (m Model) tensors() []tensor {
 	e, f, v := uint64(m.Embedding), uint64(m.FeedForward), uint64(m.VocabSize)
+	kv := e / uint64(m.Heads) * uint64(m.HeadsKV)
 	ts := []tensor{{"token_embd.weight", []uint64{e, v}, typeF16}}
 	for i := range m.Blocks {
 		blk := fmt.Sprintf("blk.%d.", i)
 		ts = append(ts,
 			tensor{blk + "attn_norm.weight", []uint64{e}, typeF32},
 			tensor{blk + "attn_q.weight", []uint64{e, e}, typeF16},
-			tensor{blk + "attn_k.weight", []uint64{e, e}, typeF16},
-			tensor{blk + "attn_v.weight", []uint64{e, e}, typeF16},
+			tensor{blk + "attn_k.weight", []uint64{e, kv}, typeF16},
+			tensor{blk + "attn_v.weight", []uint64{e, kv}, typeF16},
 			tensor{blk + "attn_output.weight", []uint64{e, e}, typeF16},
 			tensor{blk + "ffn_norm.weight", []uint64{e}, typeF32},
 			tensor{blk + "ffn_gate.weight", []uint64{e, f}, typeF16},
@@ -165,7 +192,10 @@ func (m Model) Bytes() []byte { return bytes.Clone(m.encoded().data) }
 
 // HeaderSize is the length of the header, key/value and tensor-info
 // sections: where a metadata reader stops (tensor data follows, aligned).
-func (m Model) HeaderSize() int64 { return m.encoded().headerSize }
+func (m Model) HeaderSize() int64 {
+	_, n := m.withDefaults().encodeHeader() // not encoded(): a 70B model's data would not fit in memory
+	return n
+}
 
 // WriteFile writes the file to path, mode 0644.
 func (m Model) WriteFile(path string) error {
@@ -240,7 +270,9 @@ func (m Model) tokens() (texts []string, types []int32) {
 	return texts, types
 }
 
-func (m Model) encode() ([]byte, int64) {
+// encodeHeader writes the header, key/value and tensor-info sections and
+// pads them to the alignment; headerSize is where the padding starts.
+func (m Model) encodeHeader() (*writer, int64) {
 	arch := m.Architecture
 	ts := m.tensors()
 	w := new(writer)
@@ -257,7 +289,7 @@ func (m Model) encode() ([]byte, int64) {
 	w.kvU32(arch+".block_count", uint32(m.Blocks))
 	w.kvU32(arch+".feed_forward_length", uint32(m.FeedForward))
 	w.kvU32(arch+".attention.head_count", uint32(m.Heads))
-	w.kvU32(arch+".attention.head_count_kv", uint32(m.Heads))
+	w.kvU32(arch+".attention.head_count_kv", uint32(m.HeadsKV))
 	w.kvU32(arch+".rope.dimension_count", uint32(m.Embedding/m.Heads))
 	w.kvF32(arch+".rope.freq_base", 10000)
 	w.kvF32(arch+".attention.layer_norm_rms_epsilon", 1e-5)
@@ -305,11 +337,15 @@ func (m Model) encode() ([]byte, int64) {
 	}
 	headerSize := int64(w.Len())
 	w.Write(make([]byte, align(uint64(w.Len()))-uint64(w.Len())))
+	return w, headerSize
+}
 
+func (m Model) encode() ([]byte, int64) {
+	w, headerSize := m.encodeHeader()
 	// Data: norms are ones, matrices small deterministic values, so an
 	// engine that loads the file computes finite numbers.
 	rng := uint32(2463534242)
-	for _, t := range ts {
+	for _, t := range m.tensors() {
 		start := w.Len()
 		n := t.elems()
 		if t.typ == typeF32 {
@@ -335,3 +371,47 @@ func (m Model) encode() ([]byte, int64) {
 }
 
 func align(n uint64) uint64 { return (n + alignment - 1) / alignment * alignment }
+
+// DataSize is the length of the tensor data section: every tensor, each
+// padded to the alignment.
+func (m Model) DataSize() int64 {
+	var n uint64
+	for _, t := range m.withDefaults().tensors() {
+		n = align(n + t.bytes())
+	}
+	return int64(n)
+}
+
+// WriteHeaderOnly writes the header of m to path and extends the file with
+// Truncate to the length its tensors claim, so the file is as long as the
+// real model's but sparse: it takes a few megabytes on disk whatever the
+// model's size. Its tensors read as zeros, which an engine can load (with
+// mmap) and size its buffers for, though it computes nothing useful.
+func (m Model) WriteHeaderOnly(path string) error {
+	m = m.withDefaults()
+	w, _ := m.encodeHeader()
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o644)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(w.Bytes()); err != nil {
+		f.Close()
+		return fmt.Errorf("writing GGUF header to %s: %w", path, err)
+	}
+	if err := f.Truncate(int64(w.Len()) + m.DataSize()); err != nil {
+		f.Close()
+		return fmt.Errorf("extending %s to its tensors' size: %w", path, err)
+	}
+	return f.Close()
+}
+
+// HeaderOnlyFile is WriteHeaderOnly into a new file named name in a
+// temporary directory of t; it returns the file's absolute path.
+func HeaderOnlyFile(t testing.TB, m Model, name string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), name)
+	if err := m.WriteHeaderOnly(p); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}

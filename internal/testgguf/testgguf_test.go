@@ -94,3 +94,32 @@ func TestBytesAreACopy(t *testing.T) {
 		t.Errorf("File wrote an unreadable model: %v", err)
 	}
 }
+
+func TestWriteHeaderOnly(t *testing.T) {
+	m := testgguf.Llama70B()
+	path := testgguf.HeaderOnlyFile(t, m, "70b.gguf")
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The header, padded to the alignment, then the data the tensors claim.
+	want := (uint64(m.HeaderSize())+31)/32*32 + uint64(m.DataSize())
+	if uint64(fi.Size()) != want {
+		t.Errorf("size = %d, want %d", fi.Size(), want)
+	}
+	if fi.Size() < 130e9 {
+		t.Errorf("a 70B F16 file claims %d bytes, want about 138 GB", fi.Size())
+	}
+	// The header is the one a full file starts with (same keys, offsets).
+	small := testgguf.Small()
+	p := testgguf.HeaderOnlyFile(t, small, "small.gguf")
+	got, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	full := small.Bytes()
+	if len(got) != len(full) || !bytes.Equal(got[:small.HeaderSize()], full[:small.HeaderSize()]) {
+		t.Errorf("header-only file: %d bytes, header equal %v; want %d bytes and the same header",
+			len(got), bytes.Equal(got[:small.HeaderSize()], full[:small.HeaderSize()]), len(full))
+	}
+}

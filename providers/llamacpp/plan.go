@@ -7,8 +7,6 @@ import (
 	"io/fs"
 	"os"
 	"slices"
-	"strconv"
-	"strings"
 
 	"github.com/zclconf/go-cty/cty"
 
@@ -18,8 +16,9 @@ import (
 
 // PlanPool reports the engine version Ensure will produce, whether it
 // forces a replacement, the model's metadata when the model is already
-// local, and warnings (a context above the trained length, a model larger
-// than the free GPU memory). It never builds or downloads: the version
+// local, a memory estimate per replica (memory.go; core compares it with
+// the machine's devices), and warnings (a context above the trained
+// length). It never builds or downloads: the version
 // comes from the version cache or one `--version` run (binary mode) or
 // `git ls-remote` (source mode, none for a commit id), and the digests of
 // the binary and the model from the digest cache. The one file it hashes
@@ -29,8 +28,8 @@ import (
 //
 // A configuration may hold a thousand pools sharing one engine and a few
 // models, so what they share is learnt once per command (see memo.go):
-// the binary's place on PATH, the commit a ref names, nvidia-smi's answer,
-// and each model file's metadata (per size and mtime, so a changed file is
+// the binary's place on PATH, the commit a ref names, and each model
+// file's metadata and parsed header (per size and mtime, so a changed file is
 // read again). What remains per pool is a stat of the binary and of the
 // model (and, for a model not hashed yet, of the digest cache file).
 func (p *Provider) PlanPool(ctx context.Context, req providers.PlanPoolRequest) (*providers.PlannedPool, providers.Diagnostics) {
@@ -59,8 +58,8 @@ func (p *Provider) PlanPool(ctx context.Context, req providers.PlanPoolRequest) 
 		return planned, append(diags, toDiags("Model Unavailable", err)...)
 	}
 	planned.Model = info
+	planned.Memory, planned.MemoryUnknown = p.memoryEstimate(ctx, req.Pool, pc, info)
 	diags = append(diags, contextWarning(req.Pool, info)...)
-	diags = append(diags, p.gpuFitWarnings(ctx, req.Pool, pc, info)...)
 	return planned, diags
 }
 
@@ -249,60 +248,4 @@ func contextWarning(pool providers.PoolSpec, info *providers.ModelInfo) provider
 			"consider ctx = %d or less.", pool.Ctx, info.Architecture, info.ContextLength, info.ContextLength),
 		Attribute: cty.GetAttrPath("ctx"),
 	}}
-}
-
-// gpuFitWarnings compares the model file with the free memory of the
-// pool's GPUs (all of them when devices is unset), where nvidia-smi exists.
-func (p *Provider) gpuFitWarnings(ctx context.Context, pool providers.PoolSpec, pc poolConfig, info *providers.ModelInfo) providers.Diagnostics {
-	if info == nil || pool.CPUOnly() || (pc.NGPULayers != nil && *pc.NGPULayers == 0) {
-		return nil
-	}
-	gpus, ok := p.queryGPUs(ctx)
-	if !ok {
-		return nil
-	}
-	var diags providers.Diagnostics
-	byIndex := map[int]gpu{}
-	var all []string
-	for _, g := range gpus {
-		byIndex[g.Index] = g
-		all = append(all, strconv.Itoa(g.Index))
-	}
-	var path cty.Path
-	selected := gpus
-	if pool.Devices != nil {
-		path = cty.GetAttrPath("devices")
-		selected = nil
-		for i, d := range pool.Devices {
-			g, found := byIndex[d]
-			if !found {
-				diags = append(diags, providers.Diagnostic{Severity: providers.Warning, Summary: "GPU Not Found",
-					Detail:    fmt.Sprintf("devices[%d] is GPU %d, but nvidia-smi lists GPUs %s.", i, d, strings.Join(all, ", ")),
-					Attribute: cty.GetAttrPath("devices").IndexInt(i)})
-				continue
-			}
-			selected = append(selected, g)
-		}
-	}
-	if len(selected) == 0 {
-		return diags
-	}
-	var free int64
-	var names []string
-	for _, g := range selected {
-		free += g.FreeMiB << 20
-		names = append(names, strconv.Itoa(g.Index))
-	}
-	if info.SizeBytes > free {
-		which := "GPU " + names[0] + " has"
-		if len(names) > 1 {
-			which = "GPUs " + strings.Join(names, ", ") + " have"
-		}
-		diags = append(diags, providers.Diagnostic{Severity: providers.Warning, Summary: "Model Larger Than Free GPU Memory",
-			Detail: fmt.Sprintf("The model file is %s but %s %s free (nvidia-smi). Layers that do not fit stay on the CPU "+
-				"or loading fails; lower n_gpu_layers, pick a smaller quantization, or add GPUs to devices.",
-				humanBytes(info.SizeBytes), which, humanBytes(free)),
-			Attribute: path})
-	}
-	return diags
 }

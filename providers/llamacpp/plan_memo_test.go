@@ -235,55 +235,6 @@ func TestConfigureWithAnotherBlockForgetsWhatItLearnt(t *testing.T) {
 	}
 }
 
-func TestPlanPoolRunsNvidiaSMIOncePerCommand(t *testing.T) {
-	bin := t.TempDir()
-	fakeServer(t, bin, "llama-server", "version: 4748 (c392e5094)")
-	model := tinyLlama(t)
-	pool := func(devices ...int) providers.PoolSpec {
-		pool := testPool("file:" + model)
-		pool.Devices = devices
-		return pool
-	}
-	// GPU 0 has 4 MiB free, GPU 1 64 MiB; the model is about 8.7 MiB.
-	const gpus = `0, 4\n1, 64\n`
-
-	t.Run("one after another", func(t *testing.T) {
-		smi := t.TempDir()
-		counter := fakeTool(t, smi, "nvidia-smi", nil, gpus)
-		p := newTestProvider(t, testEnv(t, bin, smi), "")
-		for _, tc := range []struct {
-			devices  []int
-			warnings int
-		}{{devices: []int{0}, warnings: 1}, {devices: []int{1}}, {devices: []int{0}, warnings: 1}, {}} {
-			_, diags := planPool(t, p, pool(tc.devices...), "", nil)
-			if len(diags) != tc.warnings {
-				t.Errorf("devices %v: %s, want %d warning(s)", tc.devices, describe(diags), tc.warnings)
-			}
-		}
-		if n := runs(t, counter); n != 1 {
-			t.Errorf("nvidia-smi ran %d times for four pools, want 1", n)
-		}
-	})
-
-	t.Run("pools planned at once share one run", func(t *testing.T) {
-		smi := t.TempDir()
-		g := newGate(t)
-		counter := fakeTool(t, smi, "nvidia-smi", g, gpus)
-		p := newTestProvider(t, testEnv(t, bin, smi), "")
-		for _, diags := range together(t, 8, &p.gpus.joined, g, func() providers.Diagnostics {
-			_, diags := planPool(t, p, pool(0), "", nil)
-			return diags
-		}) {
-			if len(diags) != 1 || !strings.Contains(diags[0].Detail, "GPU 0 has 4.0 MiB free (nvidia-smi)") {
-				t.Errorf("diagnostics: %s", describe(diags))
-			}
-		}
-		if n := runs(t, counter); n != 1 {
-			t.Errorf("nvidia-smi ran %d times for eight pools planned at once, want 1", n)
-		}
-	})
-}
-
 // countReads makes p count (and, with a gate, hold) its GGUF metadata
 // reads.
 func countReads(p *Provider, g *gate) *atomic.Int32 {

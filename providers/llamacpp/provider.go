@@ -1,6 +1,8 @@
 package llamacpp
 
 import (
+	ggufparser "github.com/gpustack/gguf-parser-go"
+
 	"context"
 	"errors"
 	"net"
@@ -42,10 +44,14 @@ type Provider struct {
 	refs        flight[gitRef, string]                    // repository and ref → commit from git ls-remote
 	versionRuns flight[fileKey, string]                   // llama-server --version by path, size and mtime
 	digestRuns  flight[fileKey, string]                   // sha256 runs in progress (results live in digests)
-	gpus        flight[struct{}, gpuQuery]                // nvidia-smi's answer
 	metas       flight[fileKey, *gguf.Metadata]           // GGUF metadata by path, size and mtime
 	metaReader  func(path string) (*gguf.Metadata, error) // readMeta; tests count the reads
+	parsed      flight[fileKey, *ggufparser.GGUFFile]     // headers for memory estimates, by path, size and mtime
 }
+
+// maxParsed bounds the parsed GGUF headers kept for memory estimates:
+// tensor lists of a few hundred KiB each for the largest models.
+const maxParsed = 64
 
 // maxMetas bounds the GGUF metadata kept in memory: a few hundred bytes
 // each, far more than the distinct models of any configuration.
@@ -88,6 +94,7 @@ func New(opts ...Option) *Provider {
 		metaReader:   readMeta,
 	}
 	p.metas.max = maxMetas
+	p.parsed.max = maxParsed
 	for _, o := range opts {
 		o(p)
 	}

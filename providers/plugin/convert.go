@@ -508,6 +508,57 @@ func encodePlanned(pp *providers.PlannedPool) *proto.PlannedPool {
 			Sha256:        m.SHA256,
 		}
 	}
+	out.Memory, out.MemoryUnknown = encodeMemory(pp.Memory), pp.MemoryUnknown
+	return out
+}
+
+func encodeDeviceMemory(d providers.DeviceMemory) *proto.DeviceMemory {
+	return &proto.DeviceMemory{Index: int64(d.Index), Weights: d.Weights, KvCache: d.KVCache, Compute: d.Compute, Other: d.Other}
+}
+
+func decodeDeviceMemory(d *proto.DeviceMemory) providers.DeviceMemory {
+	return providers.DeviceMemory{Index: int(d.GetIndex()), Weights: d.GetWeights(), KVCache: d.GetKvCache(),
+		Compute: d.GetCompute(), Other: d.GetOther()}
+}
+
+func encodeMemory(m *providers.MemoryEstimate) *proto.MemoryEstimate {
+	if m == nil {
+		return nil
+	}
+	in := m.Inputs
+	out := &proto.MemoryEstimate{
+		Host:       encodeDeviceMemory(m.Host),
+		MappedFile: m.MappedFile,
+		Inputs: &proto.MemoryInputs{
+			Estimator: in.Estimator, Layers: int64(in.Layers), GpuLayers: int64(in.GPULayers), Ctx: int64(in.Ctx),
+			Parallel: int64(in.Parallel), CacheTypeK: in.CacheTypeK, CacheTypeV: in.CacheTypeV, TensorSplit: in.TensorSplit,
+			FlashAttention: in.FlashAttention, Mmap: in.Mmap, BatchSize: int64(in.BatchSize), UbatchSize: int64(in.UBatchSize),
+		},
+	}
+	for _, g := range m.GPUs {
+		out.Gpus = append(out.Gpus, encodeDeviceMemory(g))
+	}
+	return out
+}
+
+func decodeMemory(m *proto.MemoryEstimate) *providers.MemoryEstimate {
+	if m == nil {
+		return nil
+	}
+	in := m.GetInputs()
+	out := &providers.MemoryEstimate{
+		Host:       decodeDeviceMemory(m.GetHost()),
+		MappedFile: m.GetMappedFile(),
+		Inputs: providers.MemoryInputs{
+			Estimator: in.GetEstimator(), Layers: int(in.GetLayers()), GPULayers: int(in.GetGpuLayers()), Ctx: int(in.GetCtx()),
+			Parallel: int(in.GetParallel()), CacheTypeK: in.GetCacheTypeK(), CacheTypeV: in.GetCacheTypeV(),
+			TensorSplit: in.GetTensorSplit(), FlashAttention: in.GetFlashAttention(), Mmap: in.GetMmap(),
+			BatchSize: int(in.GetBatchSize()), UBatchSize: int(in.GetUbatchSize()),
+		},
+	}
+	for _, g := range m.GetGpus() {
+		out.GPUs = append(out.GPUs, decodeDeviceMemory(g))
+	}
 	return out
 }
 
@@ -531,6 +582,7 @@ func decodePlanned(pp *proto.PlannedPool) *providers.PlannedPool {
 			SHA256:        m.GetSha256(),
 		}
 	}
+	out.Memory, out.MemoryUnknown = decodeMemory(pp.GetMemory()), pp.GetMemoryUnknown()
 	return out
 }
 

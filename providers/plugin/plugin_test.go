@@ -169,6 +169,8 @@ func TestFixturesSetEveryField(t *testing.T) {
 		RequiresReplace: []cty.Path{cty.GetAttrPath("a")},
 		Model:           fullModelInfo(),
 		BinarySHA256:    "cd34",
+		Memory:          fullMemory(),
+		MemoryUnknown:   "u",
 	}
 	attr := providers.Attribute{Type: cty.String, Required: true, Optional: true, Sensitive: true,
 		ForcesReplacement: true, Description: "d"}
@@ -188,6 +190,9 @@ func TestFixturesSetEveryField(t *testing.T) {
 		"LogCause":        fullProtocol().LogCauses[0],
 		"ModelInfo":       *fullModelInfo(),
 		"PlannedPool":     *planned,
+		"MemoryEstimate":  *fullMemory(),
+		"MemoryInputs":    fullMemory().Inputs,
+		"DeviceMemory":    fullMemory().Host,
 		"Event":           fullEvent,
 		"Attribute":       attr,
 		"NestedBlock":     nested,
@@ -200,6 +205,17 @@ func TestFixturesSetEveryField(t *testing.T) {
 				t.Errorf("the %s fixture leaves %s unset: set it, and carry it in convert.go", name, rv.Type().Field(i).Name)
 			}
 		}
+	}
+}
+
+func fullMemory() *providers.MemoryEstimate {
+	return &providers.MemoryEstimate{
+		GPUs:       []providers.DeviceMemory{{Index: 1, Weights: 4 << 30, KVCache: 1 << 30, Compute: 300 << 20, Other: 1}},
+		Host:       providers.DeviceMemory{Index: -1, Weights: 1 << 20, KVCache: 2, Compute: 3, Other: 4},
+		MappedFile: "/m/q.gguf",
+		Inputs: providers.MemoryInputs{Estimator: "e", Layers: 32, GPULayers: 33, Ctx: 4096, Parallel: 4,
+			CacheTypeK: "q8_0", CacheTypeV: "f16", TensorSplit: []float64{1, 2}, FlashAttention: true, Mmap: true,
+			BatchSize: 2048, UBatchSize: 512},
 	}
 }
 
@@ -383,13 +399,14 @@ func TestPlanPoolRoundTrip(t *testing.T) {
 				EngineVersion:   "llamacpp-b6600-cpu",
 				RequiresReplace: []cty.Path{cty.GetAttrPath("engine_version"), cty.GetAttrPath("tensor_split").IndexInt(1)},
 				Model:           fullModelInfo(),
+				Memory:          fullMemory(),
 			},
 			diags: providers.Diagnostics{providers.Warnf("Model may not fit", "It needs more memory than device 0 has.")},
 		},
 		{
 			name:    "existing pool, version unknown until Ensure",
 			prior:   fullPrepared(),
-			planned: &providers.PlannedPool{},
+			planned: &providers.PlannedPool{MemoryUnknown: "model not staged yet"},
 		},
 		{
 			name:  "error without a plan",

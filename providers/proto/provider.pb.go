@@ -892,8 +892,12 @@ type PlannedPool struct {
 	RequiresReplace []*AttributePath       `protobuf:"bytes,2,rep,name=requires_replace,json=requiresReplace,proto3" json:"requires_replace,omitempty"`
 	Model           *ModelInfo             `protobuf:"bytes,3,opt,name=model,proto3" json:"model,omitempty"`
 	BinarySha256    string                 `protobuf:"bytes,4,opt,name=binary_sha256,json=binarySha256,proto3" json:"binary_sha256,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// What one replica needs in memory, by device; absent when the provider
+	// does not estimate it (older providers), memory_unknown says why.
+	Memory        *MemoryEstimate `protobuf:"bytes,5,opt,name=memory,proto3" json:"memory,omitempty"`
+	MemoryUnknown string          `protobuf:"bytes,6,opt,name=memory_unknown,json=memoryUnknown,proto3" json:"memory_unknown,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *PlannedPool) Reset() {
@@ -954,6 +958,300 @@ func (x *PlannedPool) GetBinarySha256() string {
 	return ""
 }
 
+func (x *PlannedPool) GetMemory() *MemoryEstimate {
+	if x != nil {
+		return x.Memory
+	}
+	return nil
+}
+
+func (x *PlannedPool) GetMemoryUnknown() string {
+	if x != nil {
+		return x.MemoryUnknown
+	}
+	return ""
+}
+
+// DeviceMemory is one device's share of a replica, in bytes.
+type DeviceMemory struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Index         int64                  `protobuf:"varint,1,opt,name=index,proto3" json:"index,omitempty"`
+	Weights       int64                  `protobuf:"varint,2,opt,name=weights,proto3" json:"weights,omitempty"`
+	KvCache       int64                  `protobuf:"varint,3,opt,name=kv_cache,json=kvCache,proto3" json:"kv_cache,omitempty"`
+	Compute       int64                  `protobuf:"varint,4,opt,name=compute,proto3" json:"compute,omitempty"`
+	Other         int64                  `protobuf:"varint,5,opt,name=other,proto3" json:"other,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeviceMemory) Reset() {
+	*x = DeviceMemory{}
+	mi := &file_provider_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeviceMemory) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeviceMemory) ProtoMessage() {}
+
+func (x *DeviceMemory) ProtoReflect() protoreflect.Message {
+	mi := &file_provider_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeviceMemory.ProtoReflect.Descriptor instead.
+func (*DeviceMemory) Descriptor() ([]byte, []int) {
+	return file_provider_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *DeviceMemory) GetIndex() int64 {
+	if x != nil {
+		return x.Index
+	}
+	return 0
+}
+
+func (x *DeviceMemory) GetWeights() int64 {
+	if x != nil {
+		return x.Weights
+	}
+	return 0
+}
+
+func (x *DeviceMemory) GetKvCache() int64 {
+	if x != nil {
+		return x.KvCache
+	}
+	return 0
+}
+
+func (x *DeviceMemory) GetCompute() int64 {
+	if x != nil {
+		return x.Compute
+	}
+	return 0
+}
+
+func (x *DeviceMemory) GetOther() int64 {
+	if x != nil {
+		return x.Other
+	}
+	return 0
+}
+
+// MemoryInputs are the numbers a memory estimate was computed from.
+type MemoryInputs struct {
+	state          protoimpl.MessageState `protogen:"open.v1"`
+	Estimator      string                 `protobuf:"bytes,1,opt,name=estimator,proto3" json:"estimator,omitempty"`
+	Layers         int64                  `protobuf:"varint,2,opt,name=layers,proto3" json:"layers,omitempty"`
+	GpuLayers      int64                  `protobuf:"varint,3,opt,name=gpu_layers,json=gpuLayers,proto3" json:"gpu_layers,omitempty"`
+	Ctx            int64                  `protobuf:"varint,4,opt,name=ctx,proto3" json:"ctx,omitempty"`
+	Parallel       int64                  `protobuf:"varint,5,opt,name=parallel,proto3" json:"parallel,omitempty"`
+	CacheTypeK     string                 `protobuf:"bytes,6,opt,name=cache_type_k,json=cacheTypeK,proto3" json:"cache_type_k,omitempty"`
+	CacheTypeV     string                 `protobuf:"bytes,7,opt,name=cache_type_v,json=cacheTypeV,proto3" json:"cache_type_v,omitempty"`
+	TensorSplit    []float64              `protobuf:"fixed64,8,rep,packed,name=tensor_split,json=tensorSplit,proto3" json:"tensor_split,omitempty"`
+	FlashAttention bool                   `protobuf:"varint,9,opt,name=flash_attention,json=flashAttention,proto3" json:"flash_attention,omitempty"`
+	Mmap           bool                   `protobuf:"varint,10,opt,name=mmap,proto3" json:"mmap,omitempty"`
+	BatchSize      int64                  `protobuf:"varint,11,opt,name=batch_size,json=batchSize,proto3" json:"batch_size,omitempty"`
+	UbatchSize     int64                  `protobuf:"varint,12,opt,name=ubatch_size,json=ubatchSize,proto3" json:"ubatch_size,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *MemoryInputs) Reset() {
+	*x = MemoryInputs{}
+	mi := &file_provider_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MemoryInputs) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MemoryInputs) ProtoMessage() {}
+
+func (x *MemoryInputs) ProtoReflect() protoreflect.Message {
+	mi := &file_provider_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MemoryInputs.ProtoReflect.Descriptor instead.
+func (*MemoryInputs) Descriptor() ([]byte, []int) {
+	return file_provider_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *MemoryInputs) GetEstimator() string {
+	if x != nil {
+		return x.Estimator
+	}
+	return ""
+}
+
+func (x *MemoryInputs) GetLayers() int64 {
+	if x != nil {
+		return x.Layers
+	}
+	return 0
+}
+
+func (x *MemoryInputs) GetGpuLayers() int64 {
+	if x != nil {
+		return x.GpuLayers
+	}
+	return 0
+}
+
+func (x *MemoryInputs) GetCtx() int64 {
+	if x != nil {
+		return x.Ctx
+	}
+	return 0
+}
+
+func (x *MemoryInputs) GetParallel() int64 {
+	if x != nil {
+		return x.Parallel
+	}
+	return 0
+}
+
+func (x *MemoryInputs) GetCacheTypeK() string {
+	if x != nil {
+		return x.CacheTypeK
+	}
+	return ""
+}
+
+func (x *MemoryInputs) GetCacheTypeV() string {
+	if x != nil {
+		return x.CacheTypeV
+	}
+	return ""
+}
+
+func (x *MemoryInputs) GetTensorSplit() []float64 {
+	if x != nil {
+		return x.TensorSplit
+	}
+	return nil
+}
+
+func (x *MemoryInputs) GetFlashAttention() bool {
+	if x != nil {
+		return x.FlashAttention
+	}
+	return false
+}
+
+func (x *MemoryInputs) GetMmap() bool {
+	if x != nil {
+		return x.Mmap
+	}
+	return false
+}
+
+func (x *MemoryInputs) GetBatchSize() int64 {
+	if x != nil {
+		return x.BatchSize
+	}
+	return 0
+}
+
+func (x *MemoryInputs) GetUbatchSize() int64 {
+	if x != nil {
+		return x.UbatchSize
+	}
+	return 0
+}
+
+// MemoryEstimate is what one replica of a pool needs in memory.
+type MemoryEstimate struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Gpus  []*DeviceMemory        `protobuf:"bytes,1,rep,name=gpus,proto3" json:"gpus,omitempty"`
+	Host  *DeviceMemory          `protobuf:"bytes,2,opt,name=host,proto3" json:"host,omitempty"`
+	// The file whose pages host.weights are (mmap'd, shared by replicas).
+	MappedFile    string        `protobuf:"bytes,3,opt,name=mapped_file,json=mappedFile,proto3" json:"mapped_file,omitempty"`
+	Inputs        *MemoryInputs `protobuf:"bytes,4,opt,name=inputs,proto3" json:"inputs,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MemoryEstimate) Reset() {
+	*x = MemoryEstimate{}
+	mi := &file_provider_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MemoryEstimate) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MemoryEstimate) ProtoMessage() {}
+
+func (x *MemoryEstimate) ProtoReflect() protoreflect.Message {
+	mi := &file_provider_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MemoryEstimate.ProtoReflect.Descriptor instead.
+func (*MemoryEstimate) Descriptor() ([]byte, []int) {
+	return file_provider_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *MemoryEstimate) GetGpus() []*DeviceMemory {
+	if x != nil {
+		return x.Gpus
+	}
+	return nil
+}
+
+func (x *MemoryEstimate) GetHost() *DeviceMemory {
+	if x != nil {
+		return x.Host
+	}
+	return nil
+}
+
+func (x *MemoryEstimate) GetMappedFile() string {
+	if x != nil {
+		return x.MappedFile
+	}
+	return ""
+}
+
+func (x *MemoryEstimate) GetInputs() *MemoryInputs {
+	if x != nil {
+		return x.Inputs
+	}
+	return nil
+}
+
 type Event struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Stage         string                 `protobuf:"bytes,1,opt,name=stage,proto3" json:"stage,omitempty"`
@@ -966,7 +1264,7 @@ type Event struct {
 
 func (x *Event) Reset() {
 	*x = Event{}
-	mi := &file_provider_proto_msgTypes[10]
+	mi := &file_provider_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -978,7 +1276,7 @@ func (x *Event) String() string {
 func (*Event) ProtoMessage() {}
 
 func (x *Event) ProtoReflect() protoreflect.Message {
-	mi := &file_provider_proto_msgTypes[10]
+	mi := &file_provider_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -991,7 +1289,7 @@ func (x *Event) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Event.ProtoReflect.Descriptor instead.
 func (*Event) Descriptor() ([]byte, []int) {
-	return file_provider_proto_rawDescGZIP(), []int{10}
+	return file_provider_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *Event) GetStage() string {
@@ -1030,7 +1328,7 @@ type GetSchema struct {
 
 func (x *GetSchema) Reset() {
 	*x = GetSchema{}
-	mi := &file_provider_proto_msgTypes[11]
+	mi := &file_provider_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1042,7 +1340,7 @@ func (x *GetSchema) String() string {
 func (*GetSchema) ProtoMessage() {}
 
 func (x *GetSchema) ProtoReflect() protoreflect.Message {
-	mi := &file_provider_proto_msgTypes[11]
+	mi := &file_provider_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1055,7 +1353,7 @@ func (x *GetSchema) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetSchema.ProtoReflect.Descriptor instead.
 func (*GetSchema) Descriptor() ([]byte, []int) {
-	return file_provider_proto_rawDescGZIP(), []int{11}
+	return file_provider_proto_rawDescGZIP(), []int{14}
 }
 
 type Configure struct {
@@ -1066,7 +1364,7 @@ type Configure struct {
 
 func (x *Configure) Reset() {
 	*x = Configure{}
-	mi := &file_provider_proto_msgTypes[12]
+	mi := &file_provider_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1078,7 +1376,7 @@ func (x *Configure) String() string {
 func (*Configure) ProtoMessage() {}
 
 func (x *Configure) ProtoReflect() protoreflect.Message {
-	mi := &file_provider_proto_msgTypes[12]
+	mi := &file_provider_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1091,7 +1389,7 @@ func (x *Configure) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Configure.ProtoReflect.Descriptor instead.
 func (*Configure) Descriptor() ([]byte, []int) {
-	return file_provider_proto_rawDescGZIP(), []int{12}
+	return file_provider_proto_rawDescGZIP(), []int{15}
 }
 
 type ValidatePool struct {
@@ -1102,7 +1400,7 @@ type ValidatePool struct {
 
 func (x *ValidatePool) Reset() {
 	*x = ValidatePool{}
-	mi := &file_provider_proto_msgTypes[13]
+	mi := &file_provider_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1114,7 +1412,7 @@ func (x *ValidatePool) String() string {
 func (*ValidatePool) ProtoMessage() {}
 
 func (x *ValidatePool) ProtoReflect() protoreflect.Message {
-	mi := &file_provider_proto_msgTypes[13]
+	mi := &file_provider_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1127,7 +1425,7 @@ func (x *ValidatePool) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ValidatePool.ProtoReflect.Descriptor instead.
 func (*ValidatePool) Descriptor() ([]byte, []int) {
-	return file_provider_proto_rawDescGZIP(), []int{13}
+	return file_provider_proto_rawDescGZIP(), []int{16}
 }
 
 type PlanPool struct {
@@ -1138,7 +1436,7 @@ type PlanPool struct {
 
 func (x *PlanPool) Reset() {
 	*x = PlanPool{}
-	mi := &file_provider_proto_msgTypes[14]
+	mi := &file_provider_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1150,7 +1448,7 @@ func (x *PlanPool) String() string {
 func (*PlanPool) ProtoMessage() {}
 
 func (x *PlanPool) ProtoReflect() protoreflect.Message {
-	mi := &file_provider_proto_msgTypes[14]
+	mi := &file_provider_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1163,7 +1461,7 @@ func (x *PlanPool) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PlanPool.ProtoReflect.Descriptor instead.
 func (*PlanPool) Descriptor() ([]byte, []int) {
-	return file_provider_proto_rawDescGZIP(), []int{14}
+	return file_provider_proto_rawDescGZIP(), []int{17}
 }
 
 type Ensure struct {
@@ -1174,7 +1472,7 @@ type Ensure struct {
 
 func (x *Ensure) Reset() {
 	*x = Ensure{}
-	mi := &file_provider_proto_msgTypes[15]
+	mi := &file_provider_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1186,7 +1484,7 @@ func (x *Ensure) String() string {
 func (*Ensure) ProtoMessage() {}
 
 func (x *Ensure) ProtoReflect() protoreflect.Message {
-	mi := &file_provider_proto_msgTypes[15]
+	mi := &file_provider_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1199,7 +1497,7 @@ func (x *Ensure) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Ensure.ProtoReflect.Descriptor instead.
 func (*Ensure) Descriptor() ([]byte, []int) {
-	return file_provider_proto_rawDescGZIP(), []int{15}
+	return file_provider_proto_rawDescGZIP(), []int{18}
 }
 
 type Cleanup struct {
@@ -1210,7 +1508,7 @@ type Cleanup struct {
 
 func (x *Cleanup) Reset() {
 	*x = Cleanup{}
-	mi := &file_provider_proto_msgTypes[16]
+	mi := &file_provider_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1222,7 +1520,7 @@ func (x *Cleanup) String() string {
 func (*Cleanup) ProtoMessage() {}
 
 func (x *Cleanup) ProtoReflect() protoreflect.Message {
-	mi := &file_provider_proto_msgTypes[16]
+	mi := &file_provider_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1235,7 +1533,7 @@ func (x *Cleanup) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Cleanup.ProtoReflect.Descriptor instead.
 func (*Cleanup) Descriptor() ([]byte, []int) {
-	return file_provider_proto_rawDescGZIP(), []int{16}
+	return file_provider_proto_rawDescGZIP(), []int{19}
 }
 
 type AttributePath_Step struct {
@@ -1252,7 +1550,7 @@ type AttributePath_Step struct {
 
 func (x *AttributePath_Step) Reset() {
 	*x = AttributePath_Step{}
-	mi := &file_provider_proto_msgTypes[17]
+	mi := &file_provider_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1264,7 +1562,7 @@ func (x *AttributePath_Step) String() string {
 func (*AttributePath_Step) ProtoMessage() {}
 
 func (x *AttributePath_Step) ProtoReflect() protoreflect.Message {
-	mi := &file_provider_proto_msgTypes[17]
+	mi := &file_provider_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1349,7 +1647,7 @@ type Schema_Block struct {
 
 func (x *Schema_Block) Reset() {
 	*x = Schema_Block{}
-	mi := &file_provider_proto_msgTypes[18]
+	mi := &file_provider_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1361,7 +1659,7 @@ func (x *Schema_Block) String() string {
 func (*Schema_Block) ProtoMessage() {}
 
 func (x *Schema_Block) ProtoReflect() protoreflect.Message {
-	mi := &file_provider_proto_msgTypes[18]
+	mi := &file_provider_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1414,7 +1712,7 @@ type Schema_Attribute struct {
 
 func (x *Schema_Attribute) Reset() {
 	*x = Schema_Attribute{}
-	mi := &file_provider_proto_msgTypes[19]
+	mi := &file_provider_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1426,7 +1724,7 @@ func (x *Schema_Attribute) String() string {
 func (*Schema_Attribute) ProtoMessage() {}
 
 func (x *Schema_Attribute) ProtoReflect() protoreflect.Message {
-	mi := &file_provider_proto_msgTypes[19]
+	mi := &file_provider_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1504,7 +1802,7 @@ type Schema_NestedBlock struct {
 
 func (x *Schema_NestedBlock) Reset() {
 	*x = Schema_NestedBlock{}
-	mi := &file_provider_proto_msgTypes[20]
+	mi := &file_provider_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1516,7 +1814,7 @@ func (x *Schema_NestedBlock) String() string {
 func (*Schema_NestedBlock) ProtoMessage() {}
 
 func (x *Schema_NestedBlock) ProtoReflect() protoreflect.Message {
-	mi := &file_provider_proto_msgTypes[20]
+	mi := &file_provider_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1577,7 +1875,7 @@ type EngineProtocol_Readiness struct {
 
 func (x *EngineProtocol_Readiness) Reset() {
 	*x = EngineProtocol_Readiness{}
-	mi := &file_provider_proto_msgTypes[24]
+	mi := &file_provider_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1589,7 +1887,7 @@ func (x *EngineProtocol_Readiness) String() string {
 func (*EngineProtocol_Readiness) ProtoMessage() {}
 
 func (x *EngineProtocol_Readiness) ProtoReflect() protoreflect.Message {
-	mi := &file_provider_proto_msgTypes[24]
+	mi := &file_provider_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1630,7 +1928,7 @@ type EngineProtocol_Identity struct {
 
 func (x *EngineProtocol_Identity) Reset() {
 	*x = EngineProtocol_Identity{}
-	mi := &file_provider_proto_msgTypes[25]
+	mi := &file_provider_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1642,7 +1940,7 @@ func (x *EngineProtocol_Identity) String() string {
 func (*EngineProtocol_Identity) ProtoMessage() {}
 
 func (x *EngineProtocol_Identity) ProtoReflect() protoreflect.Message {
-	mi := &file_provider_proto_msgTypes[25]
+	mi := &file_provider_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1690,7 +1988,7 @@ type EngineProtocol_InFlight struct {
 
 func (x *EngineProtocol_InFlight) Reset() {
 	*x = EngineProtocol_InFlight{}
-	mi := &file_provider_proto_msgTypes[26]
+	mi := &file_provider_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1702,7 +2000,7 @@ func (x *EngineProtocol_InFlight) String() string {
 func (*EngineProtocol_InFlight) ProtoMessage() {}
 
 func (x *EngineProtocol_InFlight) ProtoReflect() protoreflect.Message {
-	mi := &file_provider_proto_msgTypes[26]
+	mi := &file_provider_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1752,7 +2050,7 @@ type EngineProtocol_Completion struct {
 
 func (x *EngineProtocol_Completion) Reset() {
 	*x = EngineProtocol_Completion{}
-	mi := &file_provider_proto_msgTypes[27]
+	mi := &file_provider_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1764,7 +2062,7 @@ func (x *EngineProtocol_Completion) String() string {
 func (*EngineProtocol_Completion) ProtoMessage() {}
 
 func (x *EngineProtocol_Completion) ProtoReflect() protoreflect.Message {
-	mi := &file_provider_proto_msgTypes[27]
+	mi := &file_provider_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1825,7 +2123,7 @@ type EngineProtocol_Stop struct {
 
 func (x *EngineProtocol_Stop) Reset() {
 	*x = EngineProtocol_Stop{}
-	mi := &file_provider_proto_msgTypes[28]
+	mi := &file_provider_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1837,7 +2135,7 @@ func (x *EngineProtocol_Stop) String() string {
 func (*EngineProtocol_Stop) ProtoMessage() {}
 
 func (x *EngineProtocol_Stop) ProtoReflect() protoreflect.Message {
-	mi := &file_provider_proto_msgTypes[28]
+	mi := &file_provider_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1877,7 +2175,7 @@ type EngineProtocol_LogCause struct {
 
 func (x *EngineProtocol_LogCause) Reset() {
 	*x = EngineProtocol_LogCause{}
-	mi := &file_provider_proto_msgTypes[29]
+	mi := &file_provider_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1889,7 +2187,7 @@ func (x *EngineProtocol_LogCause) String() string {
 func (*EngineProtocol_LogCause) ProtoMessage() {}
 
 func (x *EngineProtocol_LogCause) ProtoReflect() protoreflect.Message {
-	mi := &file_provider_proto_msgTypes[29]
+	mi := &file_provider_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1927,7 +2225,7 @@ type GetSchema_Request struct {
 
 func (x *GetSchema_Request) Reset() {
 	*x = GetSchema_Request{}
-	mi := &file_provider_proto_msgTypes[31]
+	mi := &file_provider_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1939,7 +2237,7 @@ func (x *GetSchema_Request) String() string {
 func (*GetSchema_Request) ProtoMessage() {}
 
 func (x *GetSchema_Request) ProtoReflect() protoreflect.Message {
-	mi := &file_provider_proto_msgTypes[31]
+	mi := &file_provider_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1952,7 +2250,7 @@ func (x *GetSchema_Request) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetSchema_Request.ProtoReflect.Descriptor instead.
 func (*GetSchema_Request) Descriptor() ([]byte, []int) {
-	return file_provider_proto_rawDescGZIP(), []int{11, 0}
+	return file_provider_proto_rawDescGZIP(), []int{14, 0}
 }
 
 type GetSchema_Response struct {
@@ -1965,7 +2263,7 @@ type GetSchema_Response struct {
 
 func (x *GetSchema_Response) Reset() {
 	*x = GetSchema_Response{}
-	mi := &file_provider_proto_msgTypes[32]
+	mi := &file_provider_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1977,7 +2275,7 @@ func (x *GetSchema_Response) String() string {
 func (*GetSchema_Response) ProtoMessage() {}
 
 func (x *GetSchema_Response) ProtoReflect() protoreflect.Message {
-	mi := &file_provider_proto_msgTypes[32]
+	mi := &file_provider_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1990,7 +2288,7 @@ func (x *GetSchema_Response) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetSchema_Response.ProtoReflect.Descriptor instead.
 func (*GetSchema_Response) Descriptor() ([]byte, []int) {
-	return file_provider_proto_rawDescGZIP(), []int{11, 1}
+	return file_provider_proto_rawDescGZIP(), []int{14, 1}
 }
 
 func (x *GetSchema_Response) GetSchema() *Schema {
@@ -2017,7 +2315,7 @@ type Configure_Request struct {
 
 func (x *Configure_Request) Reset() {
 	*x = Configure_Request{}
-	mi := &file_provider_proto_msgTypes[33]
+	mi := &file_provider_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2029,7 +2327,7 @@ func (x *Configure_Request) String() string {
 func (*Configure_Request) ProtoMessage() {}
 
 func (x *Configure_Request) ProtoReflect() protoreflect.Message {
-	mi := &file_provider_proto_msgTypes[33]
+	mi := &file_provider_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2042,7 +2340,7 @@ func (x *Configure_Request) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Configure_Request.ProtoReflect.Descriptor instead.
 func (*Configure_Request) Descriptor() ([]byte, []int) {
-	return file_provider_proto_rawDescGZIP(), []int{12, 0}
+	return file_provider_proto_rawDescGZIP(), []int{15, 0}
 }
 
 func (x *Configure_Request) GetConfig() *DynamicValue {
@@ -2068,7 +2366,7 @@ type Configure_Response struct {
 
 func (x *Configure_Response) Reset() {
 	*x = Configure_Response{}
-	mi := &file_provider_proto_msgTypes[34]
+	mi := &file_provider_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2080,7 +2378,7 @@ func (x *Configure_Response) String() string {
 func (*Configure_Response) ProtoMessage() {}
 
 func (x *Configure_Response) ProtoReflect() protoreflect.Message {
-	mi := &file_provider_proto_msgTypes[34]
+	mi := &file_provider_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2093,7 +2391,7 @@ func (x *Configure_Response) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Configure_Response.ProtoReflect.Descriptor instead.
 func (*Configure_Response) Descriptor() ([]byte, []int) {
-	return file_provider_proto_rawDescGZIP(), []int{12, 1}
+	return file_provider_proto_rawDescGZIP(), []int{15, 1}
 }
 
 func (x *Configure_Response) GetDiagnostics() []*Diagnostic {
@@ -2113,7 +2411,7 @@ type ValidatePool_Request struct {
 
 func (x *ValidatePool_Request) Reset() {
 	*x = ValidatePool_Request{}
-	mi := &file_provider_proto_msgTypes[35]
+	mi := &file_provider_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2125,7 +2423,7 @@ func (x *ValidatePool_Request) String() string {
 func (*ValidatePool_Request) ProtoMessage() {}
 
 func (x *ValidatePool_Request) ProtoReflect() protoreflect.Message {
-	mi := &file_provider_proto_msgTypes[35]
+	mi := &file_provider_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2138,7 +2436,7 @@ func (x *ValidatePool_Request) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ValidatePool_Request.ProtoReflect.Descriptor instead.
 func (*ValidatePool_Request) Descriptor() ([]byte, []int) {
-	return file_provider_proto_rawDescGZIP(), []int{13, 0}
+	return file_provider_proto_rawDescGZIP(), []int{16, 0}
 }
 
 func (x *ValidatePool_Request) GetPool() *PoolSpec {
@@ -2164,7 +2462,7 @@ type ValidatePool_Response struct {
 
 func (x *ValidatePool_Response) Reset() {
 	*x = ValidatePool_Response{}
-	mi := &file_provider_proto_msgTypes[36]
+	mi := &file_provider_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2176,7 +2474,7 @@ func (x *ValidatePool_Response) String() string {
 func (*ValidatePool_Response) ProtoMessage() {}
 
 func (x *ValidatePool_Response) ProtoReflect() protoreflect.Message {
-	mi := &file_provider_proto_msgTypes[36]
+	mi := &file_provider_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2189,7 +2487,7 @@ func (x *ValidatePool_Response) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ValidatePool_Response.ProtoReflect.Descriptor instead.
 func (*ValidatePool_Response) Descriptor() ([]byte, []int) {
-	return file_provider_proto_rawDescGZIP(), []int{13, 1}
+	return file_provider_proto_rawDescGZIP(), []int{16, 1}
 }
 
 func (x *ValidatePool_Response) GetDiagnostics() []*Diagnostic {
@@ -2215,7 +2513,7 @@ type PlanPool_Request struct {
 
 func (x *PlanPool_Request) Reset() {
 	*x = PlanPool_Request{}
-	mi := &file_provider_proto_msgTypes[37]
+	mi := &file_provider_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2227,7 +2525,7 @@ func (x *PlanPool_Request) String() string {
 func (*PlanPool_Request) ProtoMessage() {}
 
 func (x *PlanPool_Request) ProtoReflect() protoreflect.Message {
-	mi := &file_provider_proto_msgTypes[37]
+	mi := &file_provider_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2240,7 +2538,7 @@ func (x *PlanPool_Request) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PlanPool_Request.ProtoReflect.Descriptor instead.
 func (*PlanPool_Request) Descriptor() ([]byte, []int) {
-	return file_provider_proto_rawDescGZIP(), []int{14, 0}
+	return file_provider_proto_rawDescGZIP(), []int{17, 0}
 }
 
 func (x *PlanPool_Request) GetPool() *PoolSpec {
@@ -2281,7 +2579,7 @@ type PlanPool_Response struct {
 
 func (x *PlanPool_Response) Reset() {
 	*x = PlanPool_Response{}
-	mi := &file_provider_proto_msgTypes[38]
+	mi := &file_provider_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2293,7 +2591,7 @@ func (x *PlanPool_Response) String() string {
 func (*PlanPool_Response) ProtoMessage() {}
 
 func (x *PlanPool_Response) ProtoReflect() protoreflect.Message {
-	mi := &file_provider_proto_msgTypes[38]
+	mi := &file_provider_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2306,7 +2604,7 @@ func (x *PlanPool_Response) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PlanPool_Response.ProtoReflect.Descriptor instead.
 func (*PlanPool_Response) Descriptor() ([]byte, []int) {
-	return file_provider_proto_rawDescGZIP(), []int{14, 1}
+	return file_provider_proto_rawDescGZIP(), []int{17, 1}
 }
 
 func (x *PlanPool_Response) GetPlanned() *PlannedPool {
@@ -2333,7 +2631,7 @@ type Ensure_Request struct {
 
 func (x *Ensure_Request) Reset() {
 	*x = Ensure_Request{}
-	mi := &file_provider_proto_msgTypes[39]
+	mi := &file_provider_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2345,7 +2643,7 @@ func (x *Ensure_Request) String() string {
 func (*Ensure_Request) ProtoMessage() {}
 
 func (x *Ensure_Request) ProtoReflect() protoreflect.Message {
-	mi := &file_provider_proto_msgTypes[39]
+	mi := &file_provider_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2358,7 +2656,7 @@ func (x *Ensure_Request) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Ensure_Request.ProtoReflect.Descriptor instead.
 func (*Ensure_Request) Descriptor() ([]byte, []int) {
-	return file_provider_proto_rawDescGZIP(), []int{15, 0}
+	return file_provider_proto_rawDescGZIP(), []int{18, 0}
 }
 
 func (x *Ensure_Request) GetPool() *PoolSpec {
@@ -2387,7 +2685,7 @@ type Ensure_Result struct {
 
 func (x *Ensure_Result) Reset() {
 	*x = Ensure_Result{}
-	mi := &file_provider_proto_msgTypes[40]
+	mi := &file_provider_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2399,7 +2697,7 @@ func (x *Ensure_Result) String() string {
 func (*Ensure_Result) ProtoMessage() {}
 
 func (x *Ensure_Result) ProtoReflect() protoreflect.Message {
-	mi := &file_provider_proto_msgTypes[40]
+	mi := &file_provider_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2412,7 +2710,7 @@ func (x *Ensure_Result) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Ensure_Result.ProtoReflect.Descriptor instead.
 func (*Ensure_Result) Descriptor() ([]byte, []int) {
-	return file_provider_proto_rawDescGZIP(), []int{15, 1}
+	return file_provider_proto_rawDescGZIP(), []int{18, 1}
 }
 
 func (x *Ensure_Result) GetPrepared() *PreparedEngine {
@@ -2442,7 +2740,7 @@ type Ensure_Response struct {
 
 func (x *Ensure_Response) Reset() {
 	*x = Ensure_Response{}
-	mi := &file_provider_proto_msgTypes[41]
+	mi := &file_provider_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2454,7 +2752,7 @@ func (x *Ensure_Response) String() string {
 func (*Ensure_Response) ProtoMessage() {}
 
 func (x *Ensure_Response) ProtoReflect() protoreflect.Message {
-	mi := &file_provider_proto_msgTypes[41]
+	mi := &file_provider_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2467,7 +2765,7 @@ func (x *Ensure_Response) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Ensure_Response.ProtoReflect.Descriptor instead.
 func (*Ensure_Response) Descriptor() ([]byte, []int) {
-	return file_provider_proto_rawDescGZIP(), []int{15, 2}
+	return file_provider_proto_rawDescGZIP(), []int{18, 2}
 }
 
 func (x *Ensure_Response) GetKind() isEnsure_Response_Kind {
@@ -2522,7 +2820,7 @@ type Cleanup_Request struct {
 
 func (x *Cleanup_Request) Reset() {
 	*x = Cleanup_Request{}
-	mi := &file_provider_proto_msgTypes[42]
+	mi := &file_provider_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2534,7 +2832,7 @@ func (x *Cleanup_Request) String() string {
 func (*Cleanup_Request) ProtoMessage() {}
 
 func (x *Cleanup_Request) ProtoReflect() protoreflect.Message {
-	mi := &file_provider_proto_msgTypes[42]
+	mi := &file_provider_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2547,7 +2845,7 @@ func (x *Cleanup_Request) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Cleanup_Request.ProtoReflect.Descriptor instead.
 func (*Cleanup_Request) Descriptor() ([]byte, []int) {
-	return file_provider_proto_rawDescGZIP(), []int{16, 0}
+	return file_provider_proto_rawDescGZIP(), []int{19, 0}
 }
 
 func (x *Cleanup_Request) GetPool() *PoolSpec {
@@ -2580,7 +2878,7 @@ type Cleanup_Response struct {
 
 func (x *Cleanup_Response) Reset() {
 	*x = Cleanup_Response{}
-	mi := &file_provider_proto_msgTypes[43]
+	mi := &file_provider_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2592,7 +2890,7 @@ func (x *Cleanup_Response) String() string {
 func (*Cleanup_Response) ProtoMessage() {}
 
 func (x *Cleanup_Response) ProtoReflect() protoreflect.Message {
-	mi := &file_provider_proto_msgTypes[43]
+	mi := &file_provider_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2605,7 +2903,7 @@ func (x *Cleanup_Response) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Cleanup_Response.ProtoReflect.Descriptor instead.
 func (*Cleanup_Response) Descriptor() ([]byte, []int) {
-	return file_provider_proto_rawDescGZIP(), []int{16, 1}
+	return file_provider_proto_rawDescGZIP(), []int{19, 1}
 }
 
 func (x *Cleanup_Response) GetDiagnostics() []*Diagnostic {
@@ -2772,12 +3070,45 @@ const file_provider_proto_rawDesc = "" +
 	"parameters\x12\"\n" +
 	"\fquantization\x18\x05 \x01(\tR\fquantization\x12%\n" +
 	"\x0econtext_length\x18\x06 \x01(\x03R\rcontextLength\x12\x16\n" +
-	"\x06sha256\x18\a \x01(\tR\x06sha256\"\xdc\x01\n" +
+	"\x06sha256\x18\a \x01(\tR\x06sha256\"\xbf\x02\n" +
 	"\vPlannedPool\x12%\n" +
 	"\x0eengine_version\x18\x01 \x01(\tR\rengineVersion\x12L\n" +
 	"\x10requires_replace\x18\x02 \x03(\v2!.llorch.provider.v1.AttributePathR\x0frequiresReplace\x123\n" +
 	"\x05model\x18\x03 \x01(\v2\x1d.llorch.provider.v1.ModelInfoR\x05model\x12#\n" +
-	"\rbinary_sha256\x18\x04 \x01(\tR\fbinarySha256\"g\n" +
+	"\rbinary_sha256\x18\x04 \x01(\tR\fbinarySha256\x12:\n" +
+	"\x06memory\x18\x05 \x01(\v2\".llorch.provider.v1.MemoryEstimateR\x06memory\x12%\n" +
+	"\x0ememory_unknown\x18\x06 \x01(\tR\rmemoryUnknown\"\x89\x01\n" +
+	"\fDeviceMemory\x12\x14\n" +
+	"\x05index\x18\x01 \x01(\x03R\x05index\x12\x18\n" +
+	"\aweights\x18\x02 \x01(\x03R\aweights\x12\x19\n" +
+	"\bkv_cache\x18\x03 \x01(\x03R\akvCache\x12\x18\n" +
+	"\acompute\x18\x04 \x01(\x03R\acompute\x12\x14\n" +
+	"\x05other\x18\x05 \x01(\x03R\x05other\"\xf5\x02\n" +
+	"\fMemoryInputs\x12\x1c\n" +
+	"\testimator\x18\x01 \x01(\tR\testimator\x12\x16\n" +
+	"\x06layers\x18\x02 \x01(\x03R\x06layers\x12\x1d\n" +
+	"\n" +
+	"gpu_layers\x18\x03 \x01(\x03R\tgpuLayers\x12\x10\n" +
+	"\x03ctx\x18\x04 \x01(\x03R\x03ctx\x12\x1a\n" +
+	"\bparallel\x18\x05 \x01(\x03R\bparallel\x12 \n" +
+	"\fcache_type_k\x18\x06 \x01(\tR\n" +
+	"cacheTypeK\x12 \n" +
+	"\fcache_type_v\x18\a \x01(\tR\n" +
+	"cacheTypeV\x12!\n" +
+	"\ftensor_split\x18\b \x03(\x01R\vtensorSplit\x12'\n" +
+	"\x0fflash_attention\x18\t \x01(\bR\x0eflashAttention\x12\x12\n" +
+	"\x04mmap\x18\n" +
+	" \x01(\bR\x04mmap\x12\x1d\n" +
+	"\n" +
+	"batch_size\x18\v \x01(\x03R\tbatchSize\x12\x1f\n" +
+	"\vubatch_size\x18\f \x01(\x03R\n" +
+	"ubatchSize\"\xd7\x01\n" +
+	"\x0eMemoryEstimate\x124\n" +
+	"\x04gpus\x18\x01 \x03(\v2 .llorch.provider.v1.DeviceMemoryR\x04gpus\x124\n" +
+	"\x04host\x18\x02 \x01(\v2 .llorch.provider.v1.DeviceMemoryR\x04host\x12\x1f\n" +
+	"\vmapped_file\x18\x03 \x01(\tR\n" +
+	"mappedFile\x128\n" +
+	"\x06inputs\x18\x04 \x01(\v2 .llorch.provider.v1.MemoryInputsR\x06inputs\"g\n" +
 	"\x05Event\x12\x14\n" +
 	"\x05stage\x18\x01 \x01(\tR\x05stage\x12\x18\n" +
 	"\amessage\x18\x02 \x01(\tR\amessage\x12\x18\n" +
@@ -2848,7 +3179,7 @@ func file_provider_proto_rawDescGZIP() []byte {
 }
 
 var file_provider_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_provider_proto_msgTypes = make([]protoimpl.MessageInfo, 44)
+var file_provider_proto_msgTypes = make([]protoimpl.MessageInfo, 47)
 var file_provider_proto_goTypes = []any{
 	(Diagnostic_Severity)(0),          // 0: llorch.provider.v1.Diagnostic.Severity
 	(Schema_NestedBlock_Nesting)(0),   // 1: llorch.provider.v1.Schema.NestedBlock.Nesting
@@ -2862,104 +3193,111 @@ var file_provider_proto_goTypes = []any{
 	(*EngineProtocol)(nil),            // 9: llorch.provider.v1.EngineProtocol
 	(*ModelInfo)(nil),                 // 10: llorch.provider.v1.ModelInfo
 	(*PlannedPool)(nil),               // 11: llorch.provider.v1.PlannedPool
-	(*Event)(nil),                     // 12: llorch.provider.v1.Event
-	(*GetSchema)(nil),                 // 13: llorch.provider.v1.GetSchema
-	(*Configure)(nil),                 // 14: llorch.provider.v1.Configure
-	(*ValidatePool)(nil),              // 15: llorch.provider.v1.ValidatePool
-	(*PlanPool)(nil),                  // 16: llorch.provider.v1.PlanPool
-	(*Ensure)(nil),                    // 17: llorch.provider.v1.Ensure
-	(*Cleanup)(nil),                   // 18: llorch.provider.v1.Cleanup
-	(*AttributePath_Step)(nil),        // 19: llorch.provider.v1.AttributePath.Step
-	(*Schema_Block)(nil),              // 20: llorch.provider.v1.Schema.Block
-	(*Schema_Attribute)(nil),          // 21: llorch.provider.v1.Schema.Attribute
-	(*Schema_NestedBlock)(nil),        // 22: llorch.provider.v1.Schema.NestedBlock
-	nil,                               // 23: llorch.provider.v1.PoolSpec.EnvEntry
-	nil,                               // 24: llorch.provider.v1.PreparedEngine.EnvEntry
-	nil,                               // 25: llorch.provider.v1.PreparedEngine.SecretEnvEntry
-	(*EngineProtocol_Readiness)(nil),  // 26: llorch.provider.v1.EngineProtocol.Readiness
-	(*EngineProtocol_Identity)(nil),   // 27: llorch.provider.v1.EngineProtocol.Identity
-	(*EngineProtocol_InFlight)(nil),   // 28: llorch.provider.v1.EngineProtocol.InFlight
-	(*EngineProtocol_Completion)(nil), // 29: llorch.provider.v1.EngineProtocol.Completion
-	(*EngineProtocol_Stop)(nil),       // 30: llorch.provider.v1.EngineProtocol.Stop
-	(*EngineProtocol_LogCause)(nil),   // 31: llorch.provider.v1.EngineProtocol.LogCause
-	nil,                               // 32: llorch.provider.v1.EngineProtocol.Completion.FixedEntry
-	(*GetSchema_Request)(nil),         // 33: llorch.provider.v1.GetSchema.Request
-	(*GetSchema_Response)(nil),        // 34: llorch.provider.v1.GetSchema.Response
-	(*Configure_Request)(nil),         // 35: llorch.provider.v1.Configure.Request
-	(*Configure_Response)(nil),        // 36: llorch.provider.v1.Configure.Response
-	(*ValidatePool_Request)(nil),      // 37: llorch.provider.v1.ValidatePool.Request
-	(*ValidatePool_Response)(nil),     // 38: llorch.provider.v1.ValidatePool.Response
-	(*PlanPool_Request)(nil),          // 39: llorch.provider.v1.PlanPool.Request
-	(*PlanPool_Response)(nil),         // 40: llorch.provider.v1.PlanPool.Response
-	(*Ensure_Request)(nil),            // 41: llorch.provider.v1.Ensure.Request
-	(*Ensure_Result)(nil),             // 42: llorch.provider.v1.Ensure.Result
-	(*Ensure_Response)(nil),           // 43: llorch.provider.v1.Ensure.Response
-	(*Cleanup_Request)(nil),           // 44: llorch.provider.v1.Cleanup.Request
-	(*Cleanup_Response)(nil),          // 45: llorch.provider.v1.Cleanup.Response
+	(*DeviceMemory)(nil),              // 12: llorch.provider.v1.DeviceMemory
+	(*MemoryInputs)(nil),              // 13: llorch.provider.v1.MemoryInputs
+	(*MemoryEstimate)(nil),            // 14: llorch.provider.v1.MemoryEstimate
+	(*Event)(nil),                     // 15: llorch.provider.v1.Event
+	(*GetSchema)(nil),                 // 16: llorch.provider.v1.GetSchema
+	(*Configure)(nil),                 // 17: llorch.provider.v1.Configure
+	(*ValidatePool)(nil),              // 18: llorch.provider.v1.ValidatePool
+	(*PlanPool)(nil),                  // 19: llorch.provider.v1.PlanPool
+	(*Ensure)(nil),                    // 20: llorch.provider.v1.Ensure
+	(*Cleanup)(nil),                   // 21: llorch.provider.v1.Cleanup
+	(*AttributePath_Step)(nil),        // 22: llorch.provider.v1.AttributePath.Step
+	(*Schema_Block)(nil),              // 23: llorch.provider.v1.Schema.Block
+	(*Schema_Attribute)(nil),          // 24: llorch.provider.v1.Schema.Attribute
+	(*Schema_NestedBlock)(nil),        // 25: llorch.provider.v1.Schema.NestedBlock
+	nil,                               // 26: llorch.provider.v1.PoolSpec.EnvEntry
+	nil,                               // 27: llorch.provider.v1.PreparedEngine.EnvEntry
+	nil,                               // 28: llorch.provider.v1.PreparedEngine.SecretEnvEntry
+	(*EngineProtocol_Readiness)(nil),  // 29: llorch.provider.v1.EngineProtocol.Readiness
+	(*EngineProtocol_Identity)(nil),   // 30: llorch.provider.v1.EngineProtocol.Identity
+	(*EngineProtocol_InFlight)(nil),   // 31: llorch.provider.v1.EngineProtocol.InFlight
+	(*EngineProtocol_Completion)(nil), // 32: llorch.provider.v1.EngineProtocol.Completion
+	(*EngineProtocol_Stop)(nil),       // 33: llorch.provider.v1.EngineProtocol.Stop
+	(*EngineProtocol_LogCause)(nil),   // 34: llorch.provider.v1.EngineProtocol.LogCause
+	nil,                               // 35: llorch.provider.v1.EngineProtocol.Completion.FixedEntry
+	(*GetSchema_Request)(nil),         // 36: llorch.provider.v1.GetSchema.Request
+	(*GetSchema_Response)(nil),        // 37: llorch.provider.v1.GetSchema.Response
+	(*Configure_Request)(nil),         // 38: llorch.provider.v1.Configure.Request
+	(*Configure_Response)(nil),        // 39: llorch.provider.v1.Configure.Response
+	(*ValidatePool_Request)(nil),      // 40: llorch.provider.v1.ValidatePool.Request
+	(*ValidatePool_Response)(nil),     // 41: llorch.provider.v1.ValidatePool.Response
+	(*PlanPool_Request)(nil),          // 42: llorch.provider.v1.PlanPool.Request
+	(*PlanPool_Response)(nil),         // 43: llorch.provider.v1.PlanPool.Response
+	(*Ensure_Request)(nil),            // 44: llorch.provider.v1.Ensure.Request
+	(*Ensure_Result)(nil),             // 45: llorch.provider.v1.Ensure.Result
+	(*Ensure_Response)(nil),           // 46: llorch.provider.v1.Ensure.Response
+	(*Cleanup_Request)(nil),           // 47: llorch.provider.v1.Cleanup.Request
+	(*Cleanup_Response)(nil),          // 48: llorch.provider.v1.Cleanup.Response
 }
 var file_provider_proto_depIdxs = []int32{
-	19, // 0: llorch.provider.v1.AttributePath.steps:type_name -> llorch.provider.v1.AttributePath.Step
+	22, // 0: llorch.provider.v1.AttributePath.steps:type_name -> llorch.provider.v1.AttributePath.Step
 	0,  // 1: llorch.provider.v1.Diagnostic.severity:type_name -> llorch.provider.v1.Diagnostic.Severity
 	3,  // 2: llorch.provider.v1.Diagnostic.attribute:type_name -> llorch.provider.v1.AttributePath
-	20, // 3: llorch.provider.v1.Schema.provider:type_name -> llorch.provider.v1.Schema.Block
-	20, // 4: llorch.provider.v1.Schema.pool:type_name -> llorch.provider.v1.Schema.Block
+	23, // 3: llorch.provider.v1.Schema.provider:type_name -> llorch.provider.v1.Schema.Block
+	23, // 4: llorch.provider.v1.Schema.pool:type_name -> llorch.provider.v1.Schema.Block
 	6,  // 5: llorch.provider.v1.PoolSpec.model:type_name -> llorch.provider.v1.ModelRef
-	23, // 6: llorch.provider.v1.PoolSpec.env:type_name -> llorch.provider.v1.PoolSpec.EnvEntry
-	24, // 7: llorch.provider.v1.PreparedEngine.env:type_name -> llorch.provider.v1.PreparedEngine.EnvEntry
-	25, // 8: llorch.provider.v1.PreparedEngine.secret_env:type_name -> llorch.provider.v1.PreparedEngine.SecretEnvEntry
+	26, // 6: llorch.provider.v1.PoolSpec.env:type_name -> llorch.provider.v1.PoolSpec.EnvEntry
+	27, // 7: llorch.provider.v1.PreparedEngine.env:type_name -> llorch.provider.v1.PreparedEngine.EnvEntry
+	28, // 8: llorch.provider.v1.PreparedEngine.secret_env:type_name -> llorch.provider.v1.PreparedEngine.SecretEnvEntry
 	9,  // 9: llorch.provider.v1.PreparedEngine.protocol:type_name -> llorch.provider.v1.EngineProtocol
-	26, // 10: llorch.provider.v1.EngineProtocol.readiness:type_name -> llorch.provider.v1.EngineProtocol.Readiness
-	27, // 11: llorch.provider.v1.EngineProtocol.identity:type_name -> llorch.provider.v1.EngineProtocol.Identity
-	28, // 12: llorch.provider.v1.EngineProtocol.in_flight:type_name -> llorch.provider.v1.EngineProtocol.InFlight
-	29, // 13: llorch.provider.v1.EngineProtocol.completion:type_name -> llorch.provider.v1.EngineProtocol.Completion
-	30, // 14: llorch.provider.v1.EngineProtocol.stop:type_name -> llorch.provider.v1.EngineProtocol.Stop
-	31, // 15: llorch.provider.v1.EngineProtocol.log_causes:type_name -> llorch.provider.v1.EngineProtocol.LogCause
+	29, // 10: llorch.provider.v1.EngineProtocol.readiness:type_name -> llorch.provider.v1.EngineProtocol.Readiness
+	30, // 11: llorch.provider.v1.EngineProtocol.identity:type_name -> llorch.provider.v1.EngineProtocol.Identity
+	31, // 12: llorch.provider.v1.EngineProtocol.in_flight:type_name -> llorch.provider.v1.EngineProtocol.InFlight
+	32, // 13: llorch.provider.v1.EngineProtocol.completion:type_name -> llorch.provider.v1.EngineProtocol.Completion
+	33, // 14: llorch.provider.v1.EngineProtocol.stop:type_name -> llorch.provider.v1.EngineProtocol.Stop
+	34, // 15: llorch.provider.v1.EngineProtocol.log_causes:type_name -> llorch.provider.v1.EngineProtocol.LogCause
 	3,  // 16: llorch.provider.v1.PlannedPool.requires_replace:type_name -> llorch.provider.v1.AttributePath
 	10, // 17: llorch.provider.v1.PlannedPool.model:type_name -> llorch.provider.v1.ModelInfo
-	21, // 18: llorch.provider.v1.Schema.Block.attributes:type_name -> llorch.provider.v1.Schema.Attribute
-	22, // 19: llorch.provider.v1.Schema.Block.block_types:type_name -> llorch.provider.v1.Schema.NestedBlock
-	20, // 20: llorch.provider.v1.Schema.NestedBlock.block:type_name -> llorch.provider.v1.Schema.Block
-	1,  // 21: llorch.provider.v1.Schema.NestedBlock.nesting:type_name -> llorch.provider.v1.Schema.NestedBlock.Nesting
-	32, // 22: llorch.provider.v1.EngineProtocol.Completion.fixed:type_name -> llorch.provider.v1.EngineProtocol.Completion.FixedEntry
-	5,  // 23: llorch.provider.v1.GetSchema.Response.schema:type_name -> llorch.provider.v1.Schema
-	4,  // 24: llorch.provider.v1.GetSchema.Response.diagnostics:type_name -> llorch.provider.v1.Diagnostic
-	2,  // 25: llorch.provider.v1.Configure.Request.config:type_name -> llorch.provider.v1.DynamicValue
-	4,  // 26: llorch.provider.v1.Configure.Response.diagnostics:type_name -> llorch.provider.v1.Diagnostic
-	7,  // 27: llorch.provider.v1.ValidatePool.Request.pool:type_name -> llorch.provider.v1.PoolSpec
-	2,  // 28: llorch.provider.v1.ValidatePool.Request.config:type_name -> llorch.provider.v1.DynamicValue
-	4,  // 29: llorch.provider.v1.ValidatePool.Response.diagnostics:type_name -> llorch.provider.v1.Diagnostic
-	7,  // 30: llorch.provider.v1.PlanPool.Request.pool:type_name -> llorch.provider.v1.PoolSpec
-	2,  // 31: llorch.provider.v1.PlanPool.Request.config:type_name -> llorch.provider.v1.DynamicValue
-	8,  // 32: llorch.provider.v1.PlanPool.Request.prior:type_name -> llorch.provider.v1.PreparedEngine
-	11, // 33: llorch.provider.v1.PlanPool.Response.planned:type_name -> llorch.provider.v1.PlannedPool
-	4,  // 34: llorch.provider.v1.PlanPool.Response.diagnostics:type_name -> llorch.provider.v1.Diagnostic
-	7,  // 35: llorch.provider.v1.Ensure.Request.pool:type_name -> llorch.provider.v1.PoolSpec
-	2,  // 36: llorch.provider.v1.Ensure.Request.config:type_name -> llorch.provider.v1.DynamicValue
-	8,  // 37: llorch.provider.v1.Ensure.Result.prepared:type_name -> llorch.provider.v1.PreparedEngine
-	4,  // 38: llorch.provider.v1.Ensure.Result.diagnostics:type_name -> llorch.provider.v1.Diagnostic
-	12, // 39: llorch.provider.v1.Ensure.Response.progress:type_name -> llorch.provider.v1.Event
-	42, // 40: llorch.provider.v1.Ensure.Response.result:type_name -> llorch.provider.v1.Ensure.Result
-	7,  // 41: llorch.provider.v1.Cleanup.Request.pool:type_name -> llorch.provider.v1.PoolSpec
-	2,  // 42: llorch.provider.v1.Cleanup.Request.config:type_name -> llorch.provider.v1.DynamicValue
-	8,  // 43: llorch.provider.v1.Cleanup.Request.prepared:type_name -> llorch.provider.v1.PreparedEngine
-	4,  // 44: llorch.provider.v1.Cleanup.Response.diagnostics:type_name -> llorch.provider.v1.Diagnostic
-	33, // 45: llorch.provider.v1.Provider.GetSchema:input_type -> llorch.provider.v1.GetSchema.Request
-	35, // 46: llorch.provider.v1.Provider.Configure:input_type -> llorch.provider.v1.Configure.Request
-	37, // 47: llorch.provider.v1.Provider.ValidatePool:input_type -> llorch.provider.v1.ValidatePool.Request
-	39, // 48: llorch.provider.v1.Provider.PlanPool:input_type -> llorch.provider.v1.PlanPool.Request
-	41, // 49: llorch.provider.v1.Provider.Ensure:input_type -> llorch.provider.v1.Ensure.Request
-	44, // 50: llorch.provider.v1.Provider.Cleanup:input_type -> llorch.provider.v1.Cleanup.Request
-	34, // 51: llorch.provider.v1.Provider.GetSchema:output_type -> llorch.provider.v1.GetSchema.Response
-	36, // 52: llorch.provider.v1.Provider.Configure:output_type -> llorch.provider.v1.Configure.Response
-	38, // 53: llorch.provider.v1.Provider.ValidatePool:output_type -> llorch.provider.v1.ValidatePool.Response
-	40, // 54: llorch.provider.v1.Provider.PlanPool:output_type -> llorch.provider.v1.PlanPool.Response
-	43, // 55: llorch.provider.v1.Provider.Ensure:output_type -> llorch.provider.v1.Ensure.Response
-	45, // 56: llorch.provider.v1.Provider.Cleanup:output_type -> llorch.provider.v1.Cleanup.Response
-	51, // [51:57] is the sub-list for method output_type
-	45, // [45:51] is the sub-list for method input_type
-	45, // [45:45] is the sub-list for extension type_name
-	45, // [45:45] is the sub-list for extension extendee
-	0,  // [0:45] is the sub-list for field type_name
+	14, // 18: llorch.provider.v1.PlannedPool.memory:type_name -> llorch.provider.v1.MemoryEstimate
+	12, // 19: llorch.provider.v1.MemoryEstimate.gpus:type_name -> llorch.provider.v1.DeviceMemory
+	12, // 20: llorch.provider.v1.MemoryEstimate.host:type_name -> llorch.provider.v1.DeviceMemory
+	13, // 21: llorch.provider.v1.MemoryEstimate.inputs:type_name -> llorch.provider.v1.MemoryInputs
+	24, // 22: llorch.provider.v1.Schema.Block.attributes:type_name -> llorch.provider.v1.Schema.Attribute
+	25, // 23: llorch.provider.v1.Schema.Block.block_types:type_name -> llorch.provider.v1.Schema.NestedBlock
+	23, // 24: llorch.provider.v1.Schema.NestedBlock.block:type_name -> llorch.provider.v1.Schema.Block
+	1,  // 25: llorch.provider.v1.Schema.NestedBlock.nesting:type_name -> llorch.provider.v1.Schema.NestedBlock.Nesting
+	35, // 26: llorch.provider.v1.EngineProtocol.Completion.fixed:type_name -> llorch.provider.v1.EngineProtocol.Completion.FixedEntry
+	5,  // 27: llorch.provider.v1.GetSchema.Response.schema:type_name -> llorch.provider.v1.Schema
+	4,  // 28: llorch.provider.v1.GetSchema.Response.diagnostics:type_name -> llorch.provider.v1.Diagnostic
+	2,  // 29: llorch.provider.v1.Configure.Request.config:type_name -> llorch.provider.v1.DynamicValue
+	4,  // 30: llorch.provider.v1.Configure.Response.diagnostics:type_name -> llorch.provider.v1.Diagnostic
+	7,  // 31: llorch.provider.v1.ValidatePool.Request.pool:type_name -> llorch.provider.v1.PoolSpec
+	2,  // 32: llorch.provider.v1.ValidatePool.Request.config:type_name -> llorch.provider.v1.DynamicValue
+	4,  // 33: llorch.provider.v1.ValidatePool.Response.diagnostics:type_name -> llorch.provider.v1.Diagnostic
+	7,  // 34: llorch.provider.v1.PlanPool.Request.pool:type_name -> llorch.provider.v1.PoolSpec
+	2,  // 35: llorch.provider.v1.PlanPool.Request.config:type_name -> llorch.provider.v1.DynamicValue
+	8,  // 36: llorch.provider.v1.PlanPool.Request.prior:type_name -> llorch.provider.v1.PreparedEngine
+	11, // 37: llorch.provider.v1.PlanPool.Response.planned:type_name -> llorch.provider.v1.PlannedPool
+	4,  // 38: llorch.provider.v1.PlanPool.Response.diagnostics:type_name -> llorch.provider.v1.Diagnostic
+	7,  // 39: llorch.provider.v1.Ensure.Request.pool:type_name -> llorch.provider.v1.PoolSpec
+	2,  // 40: llorch.provider.v1.Ensure.Request.config:type_name -> llorch.provider.v1.DynamicValue
+	8,  // 41: llorch.provider.v1.Ensure.Result.prepared:type_name -> llorch.provider.v1.PreparedEngine
+	4,  // 42: llorch.provider.v1.Ensure.Result.diagnostics:type_name -> llorch.provider.v1.Diagnostic
+	15, // 43: llorch.provider.v1.Ensure.Response.progress:type_name -> llorch.provider.v1.Event
+	45, // 44: llorch.provider.v1.Ensure.Response.result:type_name -> llorch.provider.v1.Ensure.Result
+	7,  // 45: llorch.provider.v1.Cleanup.Request.pool:type_name -> llorch.provider.v1.PoolSpec
+	2,  // 46: llorch.provider.v1.Cleanup.Request.config:type_name -> llorch.provider.v1.DynamicValue
+	8,  // 47: llorch.provider.v1.Cleanup.Request.prepared:type_name -> llorch.provider.v1.PreparedEngine
+	4,  // 48: llorch.provider.v1.Cleanup.Response.diagnostics:type_name -> llorch.provider.v1.Diagnostic
+	36, // 49: llorch.provider.v1.Provider.GetSchema:input_type -> llorch.provider.v1.GetSchema.Request
+	38, // 50: llorch.provider.v1.Provider.Configure:input_type -> llorch.provider.v1.Configure.Request
+	40, // 51: llorch.provider.v1.Provider.ValidatePool:input_type -> llorch.provider.v1.ValidatePool.Request
+	42, // 52: llorch.provider.v1.Provider.PlanPool:input_type -> llorch.provider.v1.PlanPool.Request
+	44, // 53: llorch.provider.v1.Provider.Ensure:input_type -> llorch.provider.v1.Ensure.Request
+	47, // 54: llorch.provider.v1.Provider.Cleanup:input_type -> llorch.provider.v1.Cleanup.Request
+	37, // 55: llorch.provider.v1.Provider.GetSchema:output_type -> llorch.provider.v1.GetSchema.Response
+	39, // 56: llorch.provider.v1.Provider.Configure:output_type -> llorch.provider.v1.Configure.Response
+	41, // 57: llorch.provider.v1.Provider.ValidatePool:output_type -> llorch.provider.v1.ValidatePool.Response
+	43, // 58: llorch.provider.v1.Provider.PlanPool:output_type -> llorch.provider.v1.PlanPool.Response
+	46, // 59: llorch.provider.v1.Provider.Ensure:output_type -> llorch.provider.v1.Ensure.Response
+	48, // 60: llorch.provider.v1.Provider.Cleanup:output_type -> llorch.provider.v1.Cleanup.Response
+	55, // [55:61] is the sub-list for method output_type
+	49, // [49:55] is the sub-list for method input_type
+	49, // [49:49] is the sub-list for extension type_name
+	49, // [49:49] is the sub-list for extension extendee
+	0,  // [0:49] is the sub-list for field type_name
 }
 
 func init() { file_provider_proto_init() }
@@ -2967,12 +3305,12 @@ func file_provider_proto_init() {
 	if File_provider_proto != nil {
 		return
 	}
-	file_provider_proto_msgTypes[17].OneofWrappers = []any{
+	file_provider_proto_msgTypes[20].OneofWrappers = []any{
 		(*AttributePath_Step_AttributeName)(nil),
 		(*AttributePath_Step_ElementKeyString)(nil),
 		(*AttributePath_Step_ElementKeyInt)(nil),
 	}
-	file_provider_proto_msgTypes[41].OneofWrappers = []any{
+	file_provider_proto_msgTypes[44].OneofWrappers = []any{
 		(*Ensure_Response_Progress)(nil),
 		(*Ensure_Response_Result)(nil),
 	}
@@ -2982,7 +3320,7 @@ func file_provider_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_provider_proto_rawDesc), len(file_provider_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   44,
+			NumMessages:   47,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
