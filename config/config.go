@@ -17,6 +17,9 @@ type Config struct {
 	Variables map[string]*Variable
 	Providers map[string]*ProviderBlock // by provider name
 	Pools     []*Pool                   // expanded instances, sorted by Addr
+	// Devices is the devices {} block, nil when absent (plan then asks
+	// nvidia-smi and /proc/meminfo).
+	Devices *Devices
 	// Files holds every parsed file, for diagnostic snippets.
 	Files map[string]*hcl.File
 	// Hash is "sha256:…" over the sources (file names and bytes) and the
@@ -88,6 +91,9 @@ type Pool struct {
 	Restart  Restart
 	Drain    Drain
 	Update   Update
+	// Fit is what plan does when the pool's replicas do not fit the
+	// machine's memory: FitError (default) or FitWarn.
+	Fit string
 
 	// ProviderBody is the pool-level block named after Engine (llamacpp {}),
 	// nil when absent; decode it with EvalCtx against the provider's schema.

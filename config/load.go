@@ -168,6 +168,7 @@ var topSchema = &hcl.BodySchema{
 		{Type: "locals"},
 		{Type: "provider", LabelNames: []string{"name"}},
 		{Type: "pool", LabelNames: []string{"name"}},
+		{Type: "devices"},
 	},
 }
 
@@ -196,7 +197,9 @@ func (l *loader) load() {
 		Functions: l.funcs,
 	}
 	l.decodeProviders(byType["provider"])
+	l.decodeDevices(byType["devices"])
 	l.decodePools(byType["pool"])
+	l.checkPoolDevices()
 	l.cfg.Hash = l.hash()
 	sortDiags(l.diags)
 }

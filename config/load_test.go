@@ -40,7 +40,7 @@ pool "chat" {
 			want: []*Pool{{
 				Addr: "pool.chat", Name: "chat", ID: "chat", Engine: "llamacpp", Replicas: 1,
 				Model: Model{Ref: qwen}, Host: DefaultHost,
-				Health: DefaultHealth, Restart: DefaultRestart, Drain: DefaultDrain, Update: DefaultUpdate,
+				Health: DefaultHealth, Restart: DefaultRestart, Drain: DefaultDrain, Update: DefaultUpdate, Fit: FitError,
 			}},
 		},
 		{
@@ -65,6 +65,7 @@ pool "chat" {
   flags   = ["--parallel", "4"]
   env     = { LLAMA_ARG_THREADS = "8" }
   labels  = { team = "search" }
+  fit     = "warn"
   health {
     path          = "/ready"
     interval      = "250ms"
@@ -103,7 +104,7 @@ pool "chat" {
 				Restart: Restart{Policy: RestartOnFailure, InitialBackoff: 2 * time.Second, MaxBackoff: 30 * time.Second,
 					Multiplier: 1.5, Jitter: 0, ResetAfter: 10 * time.Minute, MaxFailures: 3, Cooldown: 0},
 				Drain:  Drain{Deadline: time.Minute, KillTimeout: 3 * time.Second},
-				Update: Update{Strategy: DrainFirst},
+				Update: Update{Strategy: DrainFirst}, Fit: FitWarn,
 			}},
 		},
 		{
@@ -118,7 +119,7 @@ pool "cpu" {
 			want: []*Pool{{
 				Addr: "pool.cpu", Name: "cpu", ID: "cpu", Engine: "llamacpp", Replicas: 1,
 				Model: Model{Ref: "file:/m.gguf"}, Host: DefaultHost, Devices: []int{},
-				Health: DefaultHealth, Restart: DefaultRestart, Drain: DefaultDrain, Update: DefaultUpdate,
+				Health: DefaultHealth, Restart: DefaultRestart, Drain: DefaultDrain, Update: DefaultUpdate, Fit: FitError,
 			}},
 		},
 		{
@@ -135,7 +136,7 @@ pool "chat" {
 			want: []*Pool{{
 				Addr: "pool.chat", Name: "chat", ID: "chat", Engine: "llamacpp", Replicas: 1,
 				Model: Model{Ref: "file:/m.gguf"}, Host: DefaultHost,
-				Health: DefaultHealth, Restart: DefaultRestart, Drain: DefaultDrain, Update: DefaultUpdate,
+				Health: DefaultHealth, Restart: DefaultRestart, Drain: DefaultDrain, Update: DefaultUpdate, Fit: FitError,
 			}},
 		},
 		{
@@ -152,12 +153,12 @@ pool "embed" {
 				{
 					Addr: `pool.embed["bge"]`, Name: "embed", ID: "embed-bge", Engine: "llamacpp", Replicas: 1,
 					Model: Model{Ref: "file:/srv/bge.gguf"}, Host: DefaultHost, Labels: map[string]string{"model": "bge"},
-					Health: DefaultHealth, Restart: DefaultRestart, Drain: DefaultDrain, Update: DefaultUpdate,
+					Health: DefaultHealth, Restart: DefaultRestart, Drain: DefaultDrain, Update: DefaultUpdate, Fit: FitError,
 				},
 				{
 					Addr: `pool.embed["e5"]`, Name: "embed", ID: "embed-e5", Engine: "llamacpp", Replicas: 1,
 					Model: Model{Ref: "file:/srv/e5.gguf"}, Host: DefaultHost, Labels: map[string]string{"model": "e5"},
-					Health: DefaultHealth, Restart: DefaultRestart, Drain: DefaultDrain, Update: DefaultUpdate,
+					Health: DefaultHealth, Restart: DefaultRestart, Drain: DefaultDrain, Update: DefaultUpdate, Fit: FitError,
 				},
 			},
 		},
@@ -179,12 +180,12 @@ pool "chat" {
 				{
 					Addr: `pool.chat["large"]`, Name: "chat", ID: "chat-large", Engine: "llamacpp", Replicas: 3, Port: 9100,
 					Model: Model{Ref: "file:/srv/large.gguf"}, Host: DefaultHost,
-					Health: DefaultHealth, Restart: DefaultRestart, Drain: DefaultDrain, Update: DefaultUpdate,
+					Health: DefaultHealth, Restart: DefaultRestart, Drain: DefaultDrain, Update: DefaultUpdate, Fit: FitError,
 				},
 				{
 					Addr: `pool.chat["small"]`, Name: "chat", ID: "chat-small", Engine: "llamacpp", Replicas: 1, Port: 9000,
 					Model: Model{Ref: "file:/srv/small.gguf"}, Host: DefaultHost,
-					Health: DefaultHealth, Restart: DefaultRestart, Drain: DefaultDrain, Update: DefaultUpdate,
+					Health: DefaultHealth, Restart: DefaultRestart, Drain: DefaultDrain, Update: DefaultUpdate, Fit: FitError,
 				},
 			},
 		},
@@ -202,12 +203,12 @@ pool "x" {
 				{
 					Addr: "pool.x[0]", Name: "x", ID: "x-0", Engine: "llamacpp", Replicas: 1, Port: 8000,
 					Model: Model{Ref: "file:/m0.gguf"}, Host: DefaultHost,
-					Health: DefaultHealth, Restart: DefaultRestart, Drain: DefaultDrain, Update: DefaultUpdate,
+					Health: DefaultHealth, Restart: DefaultRestart, Drain: DefaultDrain, Update: DefaultUpdate, Fit: FitError,
 				},
 				{
 					Addr: "pool.x[1]", Name: "x", ID: "x-1", Engine: "llamacpp", Replicas: 1, Port: 8010,
 					Model: Model{Ref: "file:/m1.gguf"}, Host: DefaultHost,
-					Health: DefaultHealth, Restart: DefaultRestart, Drain: DefaultDrain, Update: DefaultUpdate,
+					Health: DefaultHealth, Restart: DefaultRestart, Drain: DefaultDrain, Update: DefaultUpdate, Fit: FitError,
 				},
 			},
 		},
@@ -250,7 +251,7 @@ variable "env" { default = "prod" }
 			want: []*Pool{{
 				Addr: "pool.chat", Name: "chat", ID: "chat", Engine: "llamacpp", Replicas: 1,
 				Model: Model{Ref: "file:/srv/prod/qwen.gguf"}, Host: DefaultHost, Flags: []string{"--parallel", "4"},
-				Health: DefaultHealth, Restart: DefaultRestart, Drain: DefaultDrain, Update: DefaultUpdate,
+				Health: DefaultHealth, Restart: DefaultRestart, Drain: DefaultDrain, Update: DefaultUpdate, Fit: FitError,
 			}},
 		},
 		{
@@ -269,12 +270,12 @@ variable "env" { default = "prod" }
 				{
 					Addr: "pool.alpha", Name: "alpha", ID: "alpha", Engine: "llamacpp", Replicas: 1,
 					Model: Model{Ref: "file:/a.gguf"}, Host: DefaultHost,
-					Health: DefaultHealth, Restart: DefaultRestart, Drain: DefaultDrain, Update: DefaultUpdate,
+					Health: DefaultHealth, Restart: DefaultRestart, Drain: DefaultDrain, Update: DefaultUpdate, Fit: FitError,
 				},
 				{
 					Addr: "pool.zeta", Name: "zeta", ID: "zeta", Engine: "llamacpp", Replicas: 1,
 					Model: Model{Ref: "file:/z.gguf"}, Host: DefaultHost,
-					Health: DefaultHealth, Restart: DefaultRestart, Drain: DefaultDrain, Update: DefaultUpdate,
+					Health: DefaultHealth, Restart: DefaultRestart, Drain: DefaultDrain, Update: DefaultUpdate, Fit: FitError,
 				},
 			},
 		},
@@ -291,12 +292,12 @@ pool "m" {
 				{
 					Addr: `pool.m["a b/c"]`, Name: "m", ID: "m-a-b-c", Engine: "llamacpp", Replicas: 1,
 					Model: Model{Ref: "file:/m.gguf"}, Host: DefaultHost,
-					Health: DefaultHealth, Restart: DefaultRestart, Drain: DefaultDrain, Update: DefaultUpdate,
+					Health: DefaultHealth, Restart: DefaultRestart, Drain: DefaultDrain, Update: DefaultUpdate, Fit: FitError,
 				},
 				{
 					Addr: `pool.m["q\"$${x}"]`, Name: "m", ID: "m-q---x-", Engine: "llamacpp", Replicas: 1,
 					Model: Model{Ref: "file:/m.gguf"}, Host: DefaultHost,
-					Health: DefaultHealth, Restart: DefaultRestart, Drain: DefaultDrain, Update: DefaultUpdate,
+					Health: DefaultHealth, Restart: DefaultRestart, Drain: DefaultDrain, Update: DefaultUpdate, Fit: FitError,
 				},
 			},
 		},
@@ -327,17 +328,17 @@ pool "c" {
 				{
 					Addr: "pool.a", Name: "a", ID: "a", Engine: "llamacpp", Replicas: 1, Port: 8080,
 					Model: Model{Ref: "file:/m.gguf"}, Host: "127.0.0.1",
-					Health: DefaultHealth, Restart: DefaultRestart, Drain: DefaultDrain, Update: DefaultUpdate,
+					Health: DefaultHealth, Restart: DefaultRestart, Drain: DefaultDrain, Update: DefaultUpdate, Fit: FitError,
 				},
 				{
 					Addr: "pool.b", Name: "b", ID: "b", Engine: "llamacpp", Replicas: 1, Port: 8080,
 					Model: Model{Ref: "file:/m.gguf"}, Host: "127.0.0.2",
-					Health: DefaultHealth, Restart: DefaultRestart, Drain: DefaultDrain, Update: DefaultUpdate,
+					Health: DefaultHealth, Restart: DefaultRestart, Drain: DefaultDrain, Update: DefaultUpdate, Fit: FitError,
 				},
 				{
 					Addr: "pool.c", Name: "c", ID: "c", Engine: "llamacpp", Replicas: 2, Port: 8081,
 					Model: Model{Ref: "file:/m.gguf"}, Host: "0.0.0.0",
-					Health: DefaultHealth, Restart: DefaultRestart, Drain: DefaultDrain, Update: DefaultUpdate,
+					Health: DefaultHealth, Restart: DefaultRestart, Drain: DefaultDrain, Update: DefaultUpdate, Fit: FitError,
 				},
 			},
 		},

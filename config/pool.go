@@ -50,6 +50,7 @@ var nestedOrder = []string{"model", "health", "restart", "drain", "update"}
 var poolAttributes = []hcl.AttributeSchema{
 	{Name: "engine"}, {Name: "replicas"}, {Name: "host"}, {Name: "port"}, {Name: "devices"},
 	{Name: "ctx"}, {Name: "flags"}, {Name: "env"}, {Name: "labels"}, {Name: "count"}, {Name: "for_each"},
+	{Name: "fit"},
 }
 
 var (
@@ -441,6 +442,7 @@ func (l *loader) decodeInstance(pb *poolBlock, inst instance) (*Pool, hcl.Diagno
 		Restart:    DefaultRestart,
 		Drain:      DefaultDrain,
 		Update:     DefaultUpdate,
+		Fit:        FitError,
 		DeclRange:  pb.block.DefRange,
 		AttrRanges: map[string]hcl.Range{},
 	}
@@ -560,6 +562,11 @@ func (d *poolDecoder) decode(pb *poolBlock) {
 	}
 	if v, _, ok := d.value(attrs["labels"], "labels", cty.Map(cty.String)); ok {
 		p.Labels = stringMap(v)
+	}
+	if s, a, ok := d.string(attrs, "fit", "fit"); ok {
+		if d.enum(a, "fit", s, "Invalid fit mode", "a fit mode", fitModes) {
+			p.Fit = s
+		}
 	}
 
 	if nb := pb.nested["model"]; nb != nil {
