@@ -8,6 +8,7 @@ import (
 	"github.com/zclconf/go-cty/cty"
 
 	"github.com/llorch/llorch/config"
+	"github.com/llorch/llorch/plan/fit"
 	"github.com/llorch/llorch/providers"
 	"github.com/llorch/llorch/state"
 )
@@ -128,8 +129,12 @@ type Plan struct {
 	// Desired holds every configured pool instance, by address (also those
 	// without changes), so apply can write state for in-place updates.
 	Desired map[string]*Desired `json:"-"`
-	// Warnings from providers (model does not fit, ctx above trained length).
+	// Warnings from providers (ctx above trained length) and from the
+	// memory fit.
 	Warnings []string
+	// Fit is the memory fit of the configured pools on the machine's
+	// devices; nil when there was no check (destroy, a replayed plan).
+	Fit *fit.Report `json:"-"`
 	// LlorchVersion is the version of llorch that made the plan.
 	LlorchVersion string
 	// Options and Observations are the inputs Diff used besides the

@@ -45,6 +45,9 @@ type Planner struct {
 	// pinned.
 	Pins     *providers.Pins
 	LockMode providers.LockMode
+	// Devices learns the machine's devices for the memory fit (plan/fit);
+	// nil: no fit check.
+	Devices DevicesFunc
 
 	mu      sync.Mutex
 	entries map[string]*providerEntry
@@ -581,6 +584,14 @@ func (pl *Planner) Plan(ctx context.Context, cfg *config.Config, prior *state.St
 	diags = append(diags, dd...)
 	if dd.HasErrors() {
 		return nil, diags
+	}
+	if !opts.Destroy {
+		var fd hcl.Diagnostics
+		p.Fit, fd = pl.checkFit(ctx, cfg, desired, prior, obs)
+		diags = append(diags, fd...)
+		if fd.HasErrors() {
+			return nil, diags
+		}
 	}
 	p.Unknown = unknown
 	pl.finish(p, cfg, diags)

@@ -165,6 +165,12 @@ func (m *meta) makePlan(s *session, opts plan.Options) (*plan.Plan, bool) {
 	}
 	m.removeStaleHandoffs(s.dirs, apply.LiveHandoffs(s.st, obs))
 	if diags.HasErrors() {
+		if rep := fitReport(diags); rep != nil && !m.jsonErrors {
+			// The pools do not fit: the table shows by how much, where.
+			var b strings.Builder
+			render.FitTable(&b, rep)
+			fmt.Fprintf(m.stdout, "\n%s\n", b.String())
+		}
 		m.diagnostics(diags)
 		return nil, false
 	}

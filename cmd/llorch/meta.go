@@ -30,6 +30,7 @@ import (
 	"github.com/llorch/llorch/internal/version"
 	"github.com/llorch/llorch/internal/views"
 	"github.com/llorch/llorch/plan"
+	"github.com/llorch/llorch/plan/fit"
 	"github.com/llorch/llorch/providers"
 	"github.com/llorch/llorch/providers/discovery"
 	"github.com/llorch/llorch/state"
@@ -595,7 +596,8 @@ func (m *meta) planner(refresh plan.Refresher) (*plan.Planner, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &plan.Planner{Providers: r, Refresher: refresh}, nil
+	d := &fit.Discoverer{}
+	return &plan.Planner{Providers: r, Refresher: refresh, Devices: d.Discover}, nil
 }
 
 // confirm asks a yes/no question on the terminal. It refuses, with advice

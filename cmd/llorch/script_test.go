@@ -28,6 +28,7 @@ import (
 	"github.com/llorch/llorch/internal/fakevllm"
 	"github.com/llorch/llorch/internal/freeport"
 	"github.com/llorch/llorch/internal/supervisor"
+	"github.com/llorch/llorch/internal/testgguf"
 	"github.com/llorch/llorch/internal/textdiff"
 	"github.com/llorch/llorch/plan"
 	"github.com/llorch/llorch/providers/sdk"
@@ -128,6 +129,18 @@ var scriptCmds = map[string]func(ts *testscript.TestScript, neg bool, args []str
 	"alive":       cmdAlive,
 	"checkruns":   cmdCheckRuns,
 	"cmptimes":    cmdCmpTimes,
+	"headergguf":  cmdHeaderGGUF,
+}
+
+// headergguf 7b|13b|70b FILE: write a header-only GGUF with the shape of
+// Llama 2 7B, 13B or 70B (F16), as long as the real file but sparse.
+func cmdHeaderGGUF(ts *testscript.TestScript, neg bool, args []string) {
+	shapes := map[string]testgguf.Model{"7b": testgguf.Llama7B(), "13b": testgguf.Llama13B(), "70b": testgguf.Llama70B()}
+	m, ok := shapes[args[0]]
+	if neg || len(args) != 2 || !ok {
+		ts.Fatalf("usage: headergguf 7b|13b|70b FILE")
+	}
+	ts.Check(m.WriteHeaderOnly(ts.MkAbs(args[1])))
 }
 
 // measured is a duration the plan measured (a replica's last start, a

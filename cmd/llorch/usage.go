@@ -10,6 +10,9 @@ import (
 	"github.com/hashicorp/hcl/v2"
 
 	"github.com/llorch/llorch/internal/views"
+	"github.com/llorch/llorch/plan"
+	"github.com/llorch/llorch/plan/fit"
+	"github.com/llorch/llorch/plan/render"
 )
 
 // usageText is what `llorch COMMAND -help` prints above the options: the
@@ -138,7 +141,10 @@ func (m *meta) jsonDiagnostics(diags hcl.Diagnostics) {
 		ErrorCount    int                    `json:"error_count"`
 		WarningCount  int                    `json:"warning_count"`
 		Diagnostics   []views.JSONDiagnostic `json:"diagnostics"`
-	}{"1.0", errs, len(diags) - errs, views.DiagnosticsJSONIn(diags, m.files, m.dir)})
+		// Fit is the memory fit table when the errors are that the pools
+		// do not fit.
+		Fit *render.Fit `json:"fit,omitempty"`
+	}{"1.0", errs, len(diags) - errs, views.DiagnosticsJSONIn(diags, m.files, m.dir), render.NewFit(fitReport(diags))})
 }
 
 // targetingWarning is Terraform's warning for -target: what was planned
@@ -150,4 +156,15 @@ func targetingWarning(verb string) hcl.Diagnostics {
 		Detail: fmt.Sprintf("You are %s a plan with the -target option, which means that the result of this plan may not represent all of the changes requested by the current configuration.\n\n"+
 			"The -target option is not for routine use, and is provided only for exceptional situations such as recovering from errors or mistakes, or when llorch specifically suggests to use it as part of an error message.", verb),
 	}}
+}
+
+// fitReport is the memory fit report an error diagnostic carries, nil
+// when none does.
+func fitReport(diags hcl.Diagnostics) *fit.Report {
+	for _, d := range diags {
+		if r := plan.FitReport(d); r != nil {
+			return r
+		}
+	}
+	return nil
 }

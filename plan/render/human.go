@@ -117,6 +117,11 @@ func Human(w io.Writer, p *plan.Plan, opts Options) error {
 			pr.printf("%s %s.\n", pr.bold("Downtime:"), d)
 		}
 	}
+	if ShowFit(p.Fit) {
+		var b strings.Builder
+		FitTable(&b, p.Fit)
+		pr.printf("\n%s", b.String())
+	}
 	for _, warn := range p.Warnings {
 		summary, rest, _ := strings.Cut(warn, "\n")
 		pr.printf("\n%s%s\n", pr.paint(ansiBold+ansiYellow, "Warning: "), pr.bold(summary))

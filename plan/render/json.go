@@ -33,6 +33,9 @@ type Document struct {
 	// UnknownSupervisors are running supervisors the state does not know;
 	// apply stops them.
 	UnknownSupervisors []UnknownSupervisor `json:"unknown_supervisors,omitempty"`
+	// Fit is the memory fit table and each pool's estimate; absent when
+	// the plan made no fit check (destroy, a saved plan).
+	Fit *Fit `json:"fit,omitempty"`
 }
 
 // UnknownSupervisor is a supervisor running in a run directory that no
@@ -138,6 +141,7 @@ func NewDocument(p *plan.Plan) *Document {
 		Warnings:        append([]string{}, p.Warnings...),
 		Summary:         Summary{Add: s.Add, Change: s.Change, Destroy: s.Destroy, Restart: s.Restart, Unknown: s.Unknown},
 		Downtime:        p.DowntimeSummary(),
+		Fit:             NewFit(p.Fit),
 	}
 	for _, u := range p.Unknown {
 		doc.UnknownSupervisors = append(doc.UnknownSupervisors, UnknownSupervisor{
