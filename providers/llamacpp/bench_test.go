@@ -11,6 +11,9 @@ import (
 	"testing"
 	"time"
 
+	ggufparser "github.com/gpustack/gguf-parser-go"
+
+	"github.com/llorch/llorch/internal/testgguf"
 	"github.com/llorch/llorch/providers"
 	"github.com/llorch/llorch/providers/llamacpp/gguf"
 )
@@ -160,5 +163,23 @@ func BenchmarkPlanPoolRepeated(b *testing.B) {
 	})
 	if n := runs(b, versionRuns); n != 1 {
 		b.Fatalf("--version ran %d times, want 1", n)
+	}
+}
+
+// BenchmarkMemoryEstimate is what the memory estimate adds to planning one
+// pool shape: parsing a 7B model's GGUF header (a command parses each file
+// once) and running the estimator. Pools of the same shape share PlanPool's
+// answer, so a thousand-pool plan of a few models pays this a few times.
+func BenchmarkMemoryEstimate(b *testing.B) {
+	path := testgguf.HeaderOnlyFile(b, testgguf.Llama7B(), "7b.gguf")
+	p := New()
+	pool := providers.PoolSpec{Addr: "pool.chat", Model: providers.ModelRef{Ref: "file:" + path}, Ctx: 4096, Devices: []int{0}}
+	n := 99
+	info := &providers.ModelInfo{Path: path}
+	for b.Loop() {
+		p.parsed = flight[fileKey, *ggufparser.GGUFFile]{max: maxParsed}
+		if m, why := p.memoryEstimate(b.Context(), pool, poolConfig{NGPULayers: &n}, info); m == nil {
+			b.Fatal(why)
+		}
 	}
 }
