@@ -588,7 +588,9 @@ func (m *meta) launcher() (*supervisor.ExecLauncher, error) {
 	if err != nil {
 		return nil, fmt.Errorf("finding the llorch executable: %w", err)
 	}
-	return &supervisor.ExecLauncher{Exe: self, Args: []string{"supervise"}, Fs: m.fs}, nil
+	exe, why := supervisor.Program(self)
+	m.logger.Debug("supervisor program", "exe", exe, "why", why)
+	return &supervisor.ExecLauncher{Exe: exe, Args: []string{"supervise"}, Fs: m.fs}, nil
 }
 
 func (m *meta) planner(refresh plan.Refresher) (*plan.Planner, error) {

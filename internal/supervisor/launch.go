@@ -96,7 +96,7 @@ func (l *ExecLauncher) Launch(ctx context.Context, spec Spec) (Client, Status, e
 		Path: l.Exe,
 		// An explicit argv[0]: the binary may be a copy under another name
 		// (testscript), and llorch dispatches on its arguments.
-		Args:        append(append([]string{"llorch"}, l.Args...), spec.RunDir),
+		Args:        append(append([]string{filepath.Base(l.Exe)}, l.Args...), spec.RunDir),
 		Env:         append(withoutEnv(env, notifyFDEnv), notifyFDEnv+"=3"),
 		Stdout:      logf,
 		Stderr:      logf,

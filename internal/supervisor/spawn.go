@@ -62,7 +62,15 @@ func (ExecSpawner) Start(ctx context.Context, c Cmd) (Process, error) {
 	// cannot name another process.
 	p.startTicks, _ = procStartTicks(p.pid)
 	go func() {
-		// Ends when the engine exits (plus at most waitDelay).
+		// Ends when the engine exits (plus at most waitDelay). The pidfd
+		// says so through the netpoller first, so that no thread sits in
+		// wait4 for the engine's whole life (each thread is a task
+		// against pid_max, and there is one supervisor per replica);
+		// Wait then only reaps.
+		if w, err := watchProcess(p.pid); err == nil {
+			_ = w.wait(context.Background())
+			w.close()
+		}
 		err := cmd.Wait()
 		var ee *exec.ExitError
 		if errors.As(err, &ee) || errors.Is(err, exec.ErrWaitDelay) {
