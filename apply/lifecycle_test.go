@@ -407,6 +407,12 @@ func TestReplaceDrainFirst(t *testing.T) {
 	if sp := st.Pools["pool.chat"]; sp.SpecHash != p.Desired["pool.chat"].SpecHash {
 		t.Errorf("spec hash not updated")
 	}
+	// The pool remembers its starts (two at create, two in the replace;
+	// the fake engines take 1 s) and the two drains and stops, which the
+	// next plan's downtime estimate is made of.
+	if tm := st.Pools["pool.chat"].Timings; tm == nil || !slices.Equal(tm.StartsMS, []int{1000, 1000, 1000, 1000}) || len(tm.StopsMS) != 2 {
+		t.Errorf("timings %+v, want four starts of 1000 ms and two stops", tm)
+	}
 }
 
 func TestReplaceDrainFirstStartsThePreviousEngineAgainWhenTheSuccessorFails(t *testing.T) {

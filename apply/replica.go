@@ -171,6 +171,8 @@ func (r *runner) stopReplica(poolAddr, id string, drain bool) error {
 	if rep == nil {
 		return nil
 	}
+	served := rep.Status == state.StatusReady
+	start := r.deps.Clock.Now()
 	if err := r.stopRecorded(plan.ReplicaAddr(poolAddr, id), rep, drain, removeHandoff); err != nil {
 		if !errors.Is(err, ErrInterrupted) {
 			_ = r.mutate(poolAddr, func(st *state.State) {
@@ -181,9 +183,13 @@ func (r *runner) stopReplica(poolAddr, id string, drain bool) error {
 		}
 		return err
 	}
+	took := r.deps.Clock.Now().Sub(start)
 	return r.mutate(poolAddr, func(st *state.State) {
 		if sp := st.Pools[poolAddr]; sp != nil {
 			removeReplica(sp, id)
+			if served {
+				sp.RecordStop(took) // from serving to gone: what a drain_first gap is made of
+			}
 		}
 	})
 }
@@ -437,16 +443,30 @@ func putReplica(sp *state.Pool, rep *state.Replica) {
 	}
 	for i, cur := range sp.Replicas {
 		if cur.ID == rep.ID {
+			recordStart(sp, cur, rep)
 			sp.Replicas[i] = rep
 			return
 		}
 	}
+	recordStart(sp, nil, rep)
 	sp.Replicas = append(sp.Replicas, rep)
 	sort.Slice(sp.Replicas, func(i, j int) bool {
 		a, _ := plan.ReplicaIndex(sp.Replicas[i].ID)
 		b, _ := plan.ReplicaIndex(sp.Replicas[j].ID)
 		return a < b
 	})
+}
+
+// recordStart remembers how long rep took from spawn to ready when it is
+// a start this run made (not the record of an engine already known).
+func recordStart(sp *state.Pool, old, rep *state.Replica) {
+	if rep.Status != state.StatusReady || rep.StartedAt.IsZero() || !rep.ReadyAt.After(rep.StartedAt) {
+		return
+	}
+	if old != nil && old.ReadyAt.Equal(rep.ReadyAt) {
+		return
+	}
+	sp.RecordStart(rep.ReadyAt.Sub(rep.StartedAt))
 }
 
 func removeReplica(sp *state.Pool, id string) {

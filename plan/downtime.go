@@ -25,10 +25,12 @@ type Downtime struct {
 	// Estimate is the expected gap (DowntimeGap, DowntimeUnavailable), 0
 	// when no start was recorded.
 	Estimate time.Duration
-	// LastStart is the longest start of the pool's recorded replicas, 0
-	// when none is recorded.
+	// LastStart is the pool's last recorded start (spawn to ready), 0 when
+	// none is recorded.
 	LastStart time.Duration
-	Detail    string
+	// LastStop is the pool's last recorded drain and stop, 0 when none.
+	LastStop time.Duration
+	Detail   string
 }
 
 // Downtime estimates what c leaves clients without; nil for a change that
@@ -64,11 +66,17 @@ func (c *Change) Downtime() *Downtime {
 		if sp.Spec != nil && sp.Spec.Drain.Deadline != "" {
 			deadline = sp.Spec.Drain.Deadline
 		}
-		gap := fmt.Sprintf("gap ≈ %s%s: drain_first drains, stops and starts the only replica (%s, plus draining, up to %s)", roundDuration(start), on, startNote, deadline)
-		if start == 0 {
+		stop := lastStop(sp)
+		var gap string
+		switch {
+		case start > 0 && stop > 0:
+			gap = fmt.Sprintf("gap ≈ %s%s: drain_first drains, stops and starts the only replica (last drain and stop %s, %s)", roundDuration(stop+start), on, roundDuration(stop), startNote)
+		case start > 0:
+			gap = fmt.Sprintf("gap ≈ %s%s: drain_first drains, stops and starts the only replica (%s, plus draining, up to %s)", roundDuration(start), on, startNote, deadline)
+		default:
 			gap = fmt.Sprintf("a gap%s of one start plus draining (up to %s): drain_first drains, stops and starts the only replica", on, deadline)
 		}
-		return &Downtime{Kind: DowntimeGap, Estimate: start, LastStart: start, Detail: gap}
+		return &Downtime{Kind: DowntimeGap, Estimate: stop + start, LastStart: start, LastStop: stop, Detail: gap}
 	case c.Action == Restart && len(c.Replicas) < n:
 		return &Downtime{Kind: DowntimePartial, LastStart: start,
 			Detail: fmt.Sprintf("restart of %d of %d replicas; the pool keeps serving", len(c.Replicas), n)}
@@ -130,9 +138,13 @@ func (p *Plan) DowntimeSummary() string {
 // summaryNames is how many pools the Downtime line names of each kind.
 const summaryNames = 3
 
-// lastStart is the longest time a recorded replica of sp took from spawn
-// to ready.
+// lastStart is how long the pool's last recorded start took from spawn to
+// ready (state keeps a short history), or, for a state written before the
+// history, the longest its recorded replicas took.
 func lastStart(sp *state.Pool) time.Duration {
+	if t := sp.Timings; t != nil && len(t.StartsMS) > 0 {
+		return time.Duration(t.StartsMS[len(t.StartsMS)-1]) * time.Millisecond
+	}
 	var longest time.Duration
 	for _, r := range sp.Replicas {
 		if r.StartedAt.IsZero() || r.ReadyAt.IsZero() {
@@ -143,6 +155,15 @@ func lastStart(sp *state.Pool) time.Duration {
 		}
 	}
 	return longest
+}
+
+// lastStop is how long the pool's last recorded stop of a serving
+// replica took, draining included; 0 when none is recorded.
+func lastStop(sp *state.Pool) time.Duration {
+	if t := sp.Timings; t != nil && len(t.StopsMS) > 0 {
+		return time.Duration(t.StopsMS[len(t.StopsMS)-1]) * time.Millisecond
+	}
+	return 0
 }
 
 func fixedPort(sp *state.Pool) int {

@@ -17,6 +17,10 @@ func TestDowntimeEstimates(t *testing.T) {
 	}
 	one := pool(8080, started("r0", 1940*time.Millisecond))
 	two := pool(0, started("r0", 1200*time.Millisecond), started("r1", 2100*time.Millisecond))
+	// A pool whose history says more than its replicas: the last start
+	// took 2.4 s (an earlier one 900 ms), the last drain and stop 600 ms.
+	timed := pool(8080, started("r0", 1940*time.Millisecond))
+	timed.Timings = &state.Timings{StartsMS: []int{900, 2400}, StopsMS: []int{300, 600}}
 	tests := []struct {
 		name    string
 		change  *Change
@@ -30,6 +34,11 @@ func TestDowntimeEstimates(t *testing.T) {
 		{name: "drain_first, one replica", change: &Change{Addr: "pool.chat", Action: DeleteThenCreate, Before: one},
 			kind: DowntimeGap, detail: "gap ≈ 1.9s on :8080: drain_first drains, stops and starts the only replica (last start 1.9s, plus draining, up to 30s)",
 			summary: "pool.chat unavailable ≈ 1.9s"},
+		{name: "drain_first, with a start and stop history", change: &Change{Addr: "pool.chat", Action: DeleteThenCreate, Before: timed},
+			kind: DowntimeGap, detail: "gap ≈ 3s on :8080: drain_first drains, stops and starts the only replica (last drain and stop 600ms, last start 2.4s)",
+			summary: "pool.chat unavailable ≈ 3s"},
+		{name: "create_before_destroy, with a history", change: &Change{Addr: "pool.chat", Action: CreateThenDelete, Before: timed},
+			kind: DowntimeNone, detail: "no gap (create_before_destroy; last start 2.4s)", summary: "none"},
 		{name: "drain_first, two replicas", change: &Change{Addr: "pool.chat", Action: DeleteThenCreate, Before: two},
 			kind: DowntimePartial, detail: "one replica of 2 at a time is drained and started again (drain_first; last start 2.1s); the pool keeps serving", summary: "none"},
 		{name: "restart of one of two", change: &Change{Addr: "pool.chat/r1", Action: Restart, Before: two, Replicas: []string{"r1"}},

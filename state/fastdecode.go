@@ -89,11 +89,35 @@ func (d *scanner) pool() *Pool {
 			if d.Array(func() { p.Replicas = append(p.Replicas, d.replica()) }) && p.Replicas == nil {
 				p.Replicas = []*Replica{}
 			}
+		case "timings":
+			d.Once(&seen, 5)
+			p.Timings = d.timings()
 		default:
 			d.Fail()
 		}
 	})
 	return &p
+}
+
+func (d *scanner) timings() *Timings {
+	if d.Null() {
+		return nil
+	}
+	var t Timings
+	var seen jsonscan.Fields
+	d.Object(func(key []byte) {
+		switch string(key) {
+		case "starts_ms":
+			d.Once(&seen, 0)
+			t.StartsMS = d.Ints()
+		case "stops_ms":
+			d.Once(&seen, 1)
+			t.StopsMS = d.Ints()
+		default:
+			d.Fail()
+		}
+	})
+	return &t
 }
 
 func (d *scanner) spec() *Spec {

@@ -67,6 +67,9 @@ func (p *Pool) DeepCopy() *Pool {
 	out := *p
 	out.Spec = p.Spec.DeepCopy()
 	out.Prepared = p.Prepared.DeepCopy()
+	if p.Timings != nil {
+		out.Timings = &Timings{StartsMS: slices.Clone(p.Timings.StartsMS), StopsMS: slices.Clone(p.Timings.StopsMS)}
+	}
 	if p.Replicas != nil {
 		out.Replicas = make([]*Replica, len(p.Replicas))
 		for i, r := range p.Replicas {
@@ -116,6 +119,45 @@ type Pool struct {
 	Spec     *Spec      `json:"spec"`      // normalized desired spec, sensitive values hashed
 	Prepared *Prepared  `json:"prepared,omitempty"`
 	Replicas []*Replica `json:"replicas"`
+	// Timings are how long this pool's engines took to start and to stop,
+	// which plan turns into the downtime a change causes.
+	Timings *Timings `json:"timings,omitempty"`
+}
+
+// Timings keep the last TimingsKept durations, newest last, in
+// milliseconds: starts from spawn to ready, stops from the drain or stop
+// request to the engine gone (draining included: the replica no longer
+// serves from the moment its handoff file goes).
+type Timings struct {
+	StartsMS []int `json:"starts_ms,omitempty"`
+	StopsMS  []int `json:"stops_ms,omitempty"`
+}
+
+// TimingsKept is how many starts and stops a pool remembers.
+const TimingsKept = 5
+
+// RecordStart remembers one engine start of the pool.
+func (p *Pool) RecordStart(d time.Duration) {
+	if p.Timings == nil {
+		p.Timings = &Timings{}
+	}
+	p.Timings.StartsMS = keepLast(p.Timings.StartsMS, d)
+}
+
+// RecordStop remembers one stop of an engine of the pool.
+func (p *Pool) RecordStop(d time.Duration) {
+	if p.Timings == nil {
+		p.Timings = &Timings{}
+	}
+	p.Timings.StopsMS = keepLast(p.Timings.StopsMS, d)
+}
+
+func keepLast(ms []int, d time.Duration) []int {
+	ms = append(ms, int(d.Milliseconds()))
+	if len(ms) > TimingsKept {
+		ms = slices.Clone(ms[len(ms)-TimingsKept:])
+	}
+	return ms
 }
 
 // Replica returns the replica with id, or nil.

@@ -252,3 +252,19 @@ func BenchmarkDeepCopy(b *testing.B) {
 		})
 	}
 }
+
+func TestPoolTimingsKeepTheLastFew(t *testing.T) {
+	var p Pool
+	for i := 1; i <= TimingsKept+2; i++ {
+		p.RecordStart(time.Duration(i) * time.Second)
+	}
+	p.RecordStop(1500 * time.Microsecond)
+	if want := []int{3000, 4000, 5000, 6000, 7000}; !slices.Equal(p.Timings.StartsMS, want) || !slices.Equal(p.Timings.StopsMS, []int{1}) {
+		t.Fatalf("timings %+v, want starts %v and one stop of 1 ms", p.Timings, want)
+	}
+	c := p.DeepCopy()
+	c.Timings.StartsMS[0] = 0
+	if p.Timings.StartsMS[0] != 3000 {
+		t.Fatal("DeepCopy shares the timings")
+	}
+}

@@ -78,6 +78,7 @@ type Downtime struct {
 	Kind             string  `json:"kind"` // none | partial | gap | unavailable | removed
 	EstimateSeconds  float64 `json:"estimate_seconds,omitempty"`
 	LastStartSeconds float64 `json:"last_start_seconds,omitempty"`
+	LastStopSeconds  float64 `json:"last_stop_seconds,omitempty"`
 	Detail           string  `json:"detail"`
 }
 
@@ -208,7 +209,7 @@ func resourceChange(c *plan.Change) ResourceChange {
 	rc.ActionDetail = c.Detail
 	rc.Replicas = c.Replicas
 	if d := c.Downtime(); d != nil {
-		rc.Downtime = &Downtime{Kind: d.Kind, EstimateSeconds: d.Estimate.Seconds(), LastStartSeconds: d.LastStart.Seconds(), Detail: d.Detail}
+		rc.Downtime = &Downtime{Kind: d.Kind, EstimateSeconds: d.Estimate.Seconds(), LastStartSeconds: d.LastStart.Seconds(), LastStopSeconds: d.LastStop.Seconds(), Detail: d.Detail}
 	}
 	var before, after *state.Spec
 	var afterSensitive []string
