@@ -21,9 +21,10 @@ func (c Cause) Configuration() bool {
 	return c == CauseModelLoadFailed || c == CauseOutOfMemory || c == CauseBadArgument
 }
 
-// causeLines are the log lines of llama-server that prove each cause, in
-// the order they are tried: an allocation failure during load also logs
-// "failed to load model", so memory comes first.
+// causeLines are what any engine logs for a cause, whatever it is: the
+// GPU runtimes' and C++'s allocation failures, and the errno text of a
+// port that is taken. An engine's own lines come from its protocol
+// (LogCauses), and are tried first.
 var causeLines = []struct {
 	cause Cause
 	lines []string
@@ -32,12 +33,20 @@ var causeLines = []struct {
 		"out of memory", "cudamalloc failed", "failed to allocate", "unable to allocate",
 		"erroroutofdevicememory", "erroroutofhostmemory", "std::bad_alloc",
 	}},
+	{CausePortInUse, []string{"address already in use"}},
+}
+
+// llamaServerCauses are llama-server's own lines for each cause, in the
+// order they are tried: an allocation failure during load also logs
+// "failed to load model", so memory comes first (LegacyProtocol; the
+// llamacpp provider states the same).
+var llamaServerCauses = []LogCause{
+	{CauseOutOfMemory, []string{"out of memory", "cudamalloc failed", "failed to allocate", "unable to allocate",
+		"erroroutofdevicememory", "erroroutofhostmemory", "std::bad_alloc"}},
 	{CauseBadArgument, []string{"error: invalid argument", "unknown argument", "error: unknown option", "invalid value for"}},
-	{CausePortInUse, bindFailureLines},
-	{CauseModelLoadFailed, []string{
-		"failed to load model", "exiting due to model loading error", "error loading model", "failed to open gguf file",
-		"invalid magic characters",
-	}},
+	{CausePortInUse, []string{"couldn't bind HTTP server socket", "address already in use"}},
+	{CauseModelLoadFailed, []string{"failed to load model", "exiting due to model loading error", "error loading model",
+		"failed to open gguf file", "invalid magic characters"}},
 }
 
 // classify names the cause of an engine's end from its last log lines and

@@ -34,7 +34,7 @@ func TestClassifyNamesTheCauseAndTheLineThatProvesIt(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			cause, line := classify(tc.tail, nil)
+			cause, line := classify(tc.tail, llamaServerCauses)
 			if cause != tc.cause || line != tc.line {
 				t.Errorf("classify = %s, %q; want %s, %q", cause, line, tc.cause, tc.line)
 			}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -183,10 +184,21 @@ func (l *engineLog) isQuiet(line string) bool {
 // probeLogLines are the substrings of llama-server's request log lines
 // ("srv  log_server_r: request: GET /health 127.0.0.1 200") that the
 // supervisor's own probes cause.
-func probeLogLines(healthPath string) []string {
+func probeLogLines(healthPath string, p Protocol) []string {
+	paths := []string{healthPath}
+	if p.Identity != nil {
+		paths = append(paths, p.Identity.Path)
+	}
+	for _, f := range p.InFlight {
+		paths = append(paths, f.Path)
+	}
+	// "GET /health " is in llama-server's request line ("request: GET
+	// /health 127.0.0.1 200") and in uvicorn's ("GET /health HTTP/1.1").
 	var out []string
-	for _, p := range []string{healthPath, "/props", "/slots", "/metrics"} {
-		out = append(out, "request: GET "+p+" ")
+	for _, path := range paths {
+		if line := "GET " + path + " "; !slices.Contains(out, line) {
+			out = append(out, line)
+		}
 	}
 	return out
 }

@@ -74,7 +74,7 @@ func TestEngineLogTail(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			l, err := openEngineLog(afero.NewMemMapFs(), "/engine.log", 1<<20, 1, probeLogLines("/health")...)
+			l, err := openEngineLog(afero.NewMemMapFs(), "/engine.log", 1<<20, 1, probeLogLines("/health", LegacyProtocol("/m.gguf"))...)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -81,6 +81,7 @@ func LegacyProtocol(modelPath string) Protocol {
 		},
 		Completion: &CompletionProbe{Path: "/completion", PromptField: "prompt", MaxTokensField: "n_predict", TextField: "content"},
 		StopSignal: "SIGTERM",
+		LogCauses:  slices.Clone(llamaServerCauses),
 	}
 	if modelPath != "" {
 		p.Identity = &IdentityProbe{Path: "/props", Field: "model_path", Expect: modelPath}

@@ -33,7 +33,7 @@ func TestEngineLogSignalsOutputOtherThanProbeLines(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			l, err := openEngineLog(afero.NewMemMapFs(), "/engine.log", 1<<20, 1, probeLogLines("/health")...)
+			l, err := openEngineLog(afero.NewMemMapFs(), "/engine.log", 1<<20, 1, probeLogLines("/health", LegacyProtocol("/m.gguf"))...)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -75,14 +75,14 @@ func TestEngineLogStartMarkerIsNoActivity(t *testing.T) {
 }
 
 func TestHealthPathUpdateMakesTheNewProbeLinesQuiet(t *testing.T) {
-	l, err := openEngineLog(afero.NewMemMapFs(), "/engine.log", 1<<20, 1, probeLogLines("/health")...)
+	l, err := openEngineLog(afero.NewMemMapFs(), "/engine.log", 1<<20, 1, probeLogLines("/health", LegacyProtocol("/m.gguf"))...)
 	if err != nil {
 		t.Fatal(err)
 	}
 	activity := make(chan struct{}, 1)
 	l.activity = activity
 	l.watchOutput(true)
-	l.setQuiet(probeLogLines("/ready"))
+	l.setQuiet(probeLogLines("/ready", LegacyProtocol("/m.gguf")))
 	_, _ = l.Write([]byte("srv  log_server_r: request: GET /ready 127.0.0.1 503\n"))
 	select {
 	case <-activity:

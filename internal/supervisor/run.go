@@ -118,7 +118,7 @@ func Run(ctx context.Context, spec Spec, deps Deps) error {
 	if pid, ok := runningSupervisor(deps.Fs, spec.RunDir); ok {
 		return fmt.Errorf("a supervisor is already running in %s (pid %d); stop it before starting another", spec.RunDir, pid)
 	}
-	elog, err := openEngineLog(deps.Fs, filepath.Join(spec.RunDir, EngineLogFile), spec.LogMaxBytes, spec.LogKeep, probeLogLines(spec.Health.Path)...)
+	elog, err := openEngineLog(deps.Fs, filepath.Join(spec.RunDir, EngineLogFile), spec.LogMaxBytes, spec.LogKeep, probeLogLines(spec.Health.Path, spec.protocol())...)
 	if err != nil {
 		return err
 	}
@@ -1176,7 +1176,7 @@ func (s *supervisor) update(set Settings) error {
 	}
 	s.spec = next
 	s.target.HealthPath = next.Health.Path
-	s.elog.setQuiet(probeLogLines(next.Health.Path))
+	s.elog.setQuiet(probeLogLines(next.Health.Path, s.target.Protocol))
 	s.tracker.SetPolicy(next.Restart)
 	s.rearmProbe()
 	s.log.Info("settings updated", "health", next.Health, "restart", next.Restart, "drain", next.Drain, "labels", next.Handoff.Labels)

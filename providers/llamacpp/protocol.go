@@ -11,6 +11,8 @@ import "github.com/llorch/llorch/providers"
 //     with is_processing; builds without it have the /metrics gauges
 //     (with --metrics);
 //   - /completion takes prompt and n_predict and answers content;
+//   - its log says why it did not start (the lines below, from the real
+//     build 4748's output, and what CUDA and Vulkan builds print);
 //   - SIGTERM stops it (build 4748 aborts at once; 10573 stops taking new
 //     requests and waits for its clients), and a second SIGTERM makes it
 //     exit at once ("Received second interrupt, terminating immediately").
@@ -24,5 +26,15 @@ func EngineProtocol(modelPath string) *providers.EngineProtocol {
 		},
 		Completion: &providers.CompletionProbe{Path: "/completion", PromptField: "prompt", MaxTokensField: "n_predict", TextField: "content"},
 		Stop:       providers.StopBehaviour{Signal: "SIGTERM", RepeatForcesExit: true},
+		// Tried in this order: an allocation failure during load also
+		// logs "failed to load model", so memory comes first.
+		LogCauses: []providers.LogCause{
+			{Cause: "out_of_memory", Contains: []string{"out of memory", "cudamalloc failed", "failed to allocate", "unable to allocate",
+				"erroroutofdevicememory", "erroroutofhostmemory", "std::bad_alloc"}},
+			{Cause: "bad_argument", Contains: []string{"error: invalid argument", "unknown argument", "error: unknown option", "invalid value for"}},
+			{Cause: "port_in_use", Contains: []string{"couldn't bind HTTP server socket", "address already in use"}},
+			{Cause: "model_load_failed", Contains: []string{"failed to load model", "exiting due to model loading error", "error loading model",
+				"failed to open gguf file", "invalid magic characters"}},
+		},
 	}
 }
