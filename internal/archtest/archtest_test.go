@@ -100,9 +100,20 @@ var importRules = []importRule{
 		allowed: func(_ goFile, imp string) bool { return imp == "state" },
 	},
 	{
-		reason:  "providers/llamacpp imports only providers: it sees what a third-party plugin sees",
+		reason:  "providers/llamacpp imports only providers and the public SDK's staging and GGUF packages: it sees what a third-party plugin sees",
 		applies: func(f goFile) bool { return !f.test && under(f.dir, "providers/llamacpp") },
-		allowed: func(_ goFile, imp string) bool { return imp == "providers" || under(imp, "providers/llamacpp") },
+		allowed: func(_ goFile, imp string) bool {
+			return imp == "providers" || imp == "providers/sdk/stage" || imp == "providers/sdk/gguf" || under(imp, "providers/llamacpp")
+		},
+	},
+	{
+		// A provider that stages models must not pull in the plugin
+		// machinery or core with them.
+		reason: "providers/sdk/stage imports only providers, and providers/sdk/gguf no llorch package",
+		applies: func(f goFile) bool {
+			return !f.test && (f.dir == "providers/sdk/stage" || f.dir == "providers/sdk/gguf")
+		},
+		allowed: func(f goFile, imp string) bool { return imp == "providers" && f.dir == "providers/sdk/stage" },
 	},
 	{
 		reason:  "plan never imports internal/supervisor, apply, cmd, providers/plugin or providers/discovery",

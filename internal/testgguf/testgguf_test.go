@@ -6,7 +6,7 @@ import (
 	"testing"
 
 	"github.com/llorch/llorch/internal/testgguf"
-	"github.com/llorch/llorch/providers/llamacpp/gguf"
+	"github.com/llorch/llorch/providers/sdk/gguf"
 )
 
 // The generated files read back as what their Model says.

@@ -1,21 +1,17 @@
 package llamacpp
 
 import (
-	"bytes"
 	"context"
 	"fmt"
-	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"testing"
-	"time"
 
 	ggufparser "github.com/gpustack/gguf-parser-go"
 
 	"github.com/llorch/llorch/internal/testgguf"
 	"github.com/llorch/llorch/providers"
-	"github.com/llorch/llorch/providers/llamacpp/gguf"
+	"github.com/llorch/llorch/providers/sdk/gguf"
 )
 
 // BenchmarkEnsureCached is the Ensure of an apply that changes nothing: the
@@ -64,35 +60,6 @@ func BenchmarkPlanPool(b *testing.B) {
 		if _, diags := p.PlanPool(context.Background(), req); diags.HasErrors() {
 			b.Fatal(describe(diags))
 		}
-	}
-}
-
-// BenchmarkDownload downloads a 64 MiB GGUF file from a local server:
-// transfer, sha256 while writing, fsync, GGUF check and rename.
-func BenchmarkDownload(b *testing.B) {
-	data := append(smallGGUF("llama", 4096), make([]byte, 64<<20)...)
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		http.ServeContent(w, r, "model.gguf", time.Unix(1700000000, 0), bytes.NewReader(data))
-	}))
-	defer srv.Close()
-	p := newTestProvider(b, append(testEnv(b), "HF_ENDPOINT="+srv.URL), "")
-	ref, err := parseModelRef(hfRef, "/")
-	if err != nil {
-		b.Fatal(err)
-	}
-	src := p.downloadSource(ref)
-	dest := filepath.Join(b.TempDir(), "model.gguf")
-	b.SetBytes(int64(len(data)))
-	b.ResetTimer()
-	for b.Loop() {
-		if _, err := p.fetch(context.Background(), src, dest, "", func(providers.Event) {}); err != nil {
-			b.Fatal(err)
-		}
-		b.StopTimer()
-		if err := os.Remove(dest); err != nil {
-			b.Fatal(err)
-		}
-		b.StartTimer()
 	}
 }
 

@@ -13,6 +13,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/llorch/llorch/providers/sdk/stage"
 )
 
 const binaryHint = "install llama.cpp or set binary to its path, or use a source {} block"
@@ -22,7 +24,7 @@ const binaryHint = "install llama.cpp or set binary to its path, or use a source
 // slash, else a name looked up on PATH.
 func (p *Provider) resolveBinary(name string) (string, error) {
 	if strings.ContainsRune(name, '/') {
-		path := absPath(name, p.workDir())
+		path := stage.Resolve(name, p.workDir())
 		fi, err := os.Stat(path)
 		switch {
 		case errors.Is(err, fs.ErrNotExist):
@@ -38,7 +40,7 @@ func (p *Provider) resolveBinary(name string) (string, error) {
 	}
 	// A file of that name that is not executable is worth naming.
 	for _, dir := range p.env.pathDirs() {
-		candidate := absPath(filepath.Join(dir, name), p.workDir())
+		candidate := stage.Resolve(filepath.Join(dir, name), p.workDir())
 		if fi, err := os.Stat(candidate); err == nil && fi.Mode().IsRegular() {
 			return "", checkExecutable(candidate, fi)
 		}
@@ -90,7 +92,7 @@ func (p *Provider) binaryVersion(ctx context.Context, path string) (string, erro
 		return "", fmt.Errorf("checking llama-server binary %q: %w", path, err)
 	}
 	versions, _ := p.caches()
-	if v, ok := versions.get(path, fi); ok {
+	if v, ok := versions.Get(path, fi); ok {
 		return v, nil
 	}
 	key := fileKey{path: path, size: fi.Size(), mtime: fi.ModTime().UnixNano()}
@@ -101,7 +103,7 @@ func (p *Provider) binaryVersion(ctx context.Context, path string) (string, erro
 }
 
 // runVersion runs path --version and records the version in versions.
-func (p *Provider) runVersion(ctx context.Context, path string, fi fs.FileInfo, versions *statCache) (string, error) {
+func (p *Provider) runVersion(ctx context.Context, path string, fi fs.FileInfo, versions *stage.FileCache) (string, error) {
 	ctx, cancel := context.WithTimeout(ctx, p.execTimeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, path, "--version")
@@ -122,7 +124,7 @@ func (p *Provider) runVersion(ctx context.Context, path string, fi fs.FileInfo, 
 		return "", fmt.Errorf("%q --version printed no llama-server version (%s); output: %q; check that binary is llama.cpp's llama-server",
 			path, status, truncate(out.String(), 400))
 	}
-	if err := versions.put(ctx, path, fi, v); err != nil {
+	if err := versions.Put(ctx, path, fi, v); err != nil {
 		return "", fmt.Errorf("recording the version of %s: %w", path, err)
 	}
 	return v, nil

@@ -10,6 +10,7 @@ import (
 	"github.com/zclconf/go-cty/cty"
 
 	"github.com/llorch/llorch/providers"
+	"github.com/llorch/llorch/providers/sdk/stage"
 )
 
 // providerConfig is the decoded provider "llamacpp" {} block.
@@ -187,7 +188,7 @@ func decodeProviderConfig(v cty.Value, env environ, wd string) (*providerConfig,
 			diags = append(diags, providers.AttributeErrorf(cty.GetAttrPath("cache_dir"), "Invalid Cache Directory",
 				"cache_dir %s.", err))
 		}
-		cfg.CacheDir = absPath(dir, wd)
+		cfg.CacheDir = stage.Resolve(dir, wd)
 	} else if cacheDir != nil {
 		diags = append(diags, providers.AttributeErrorf(cty.GetAttrPath("cache_dir"), "Invalid Cache Directory",
 			"cache_dir is empty; set it to a directory or leave it out for the default."))
@@ -216,7 +217,7 @@ func decodeSourceConfig(v cty.Value, wd string) (*sourceConfig, providers.Diagno
 	case strings.Contains(*git, "://") || scpLikeGit().MatchString(*git):
 		sc.Git = *git
 	default:
-		sc.Git = absPath(*git, wd) // a local repository; git runs in the cache, not here
+		sc.Git = stage.Resolve(*git, wd) // a local repository; git runs in the cache, not here
 	}
 
 	ref, d := stringAttr(attr(v, "ref"), base.Copy().GetAttr("ref"), "source.ref")

@@ -21,9 +21,10 @@
 // sharing one run, in the small flight type of memo.go rather than a new
 // dependency. A different provider block given to Configure starts afresh.
 //
-// The package imports no llorch package but providers, so it sees exactly
-// what a third-party plugin sees. Its GGUF reader lives in the gguf
-// subpackage.
+// The package imports no llorch package but providers and the public SDK
+// packages providers/sdk/stage (model refs, downloads, digests, locks) and
+// providers/sdk/gguf (the GGUF reader), so it sees exactly what a
+// third-party plugin sees.
 //
 // Where this departs from the proposed layout: time enters only through
 // timeouts and a download stall timer (time.AfterFunc), not an injected

@@ -72,17 +72,3 @@ func TestPlanPoolRehashesFilesThatChangedOnDisk(t *testing.T) {
 		t.Errorf("new pool: planned digests %q %q, want the binary's only", planned.BinarySHA256, planned.Model.SHA256)
 	}
 }
-
-// The hashing progress ends at 100 %, whatever the file's size.
-func TestDigestProgressEndsAtOneHundredPercent(t *testing.T) {
-	p := newTestProvider(t, testEnv(t), "")
-	path := writeFile(t, t.TempDir(), "m.gguf", make([]byte, 3<<20+17), 0o644)
-	fi, _ := os.Stat(path)
-	var last providers.Event
-	if _, err := p.digest(context.Background(), path, fi, func(ev providers.Event) { last = ev }); err != nil {
-		t.Fatal(err)
-	}
-	if last.Total != fi.Size() || last.Current != last.Total {
-		t.Errorf("last progress event %d of %d, want %d of %d", last.Current, last.Total, fi.Size(), fi.Size())
-	}
-}

@@ -53,7 +53,8 @@ func (p *Provider) Ensure(ctx context.Context, req providers.EnsureRequest) (*pr
 		pe.BinaryPath, pe.EngineVersion, pe.ProvisioningMode = path, version, "binary"
 	}
 	progress(providers.Event{Stage: "engine", Message: fmt.Sprintf("using %s (%s)", pe.BinaryPath, pe.EngineVersion)})
-	if pe.BinarySHA256, err = p.fileDigest(ctx, pe.BinaryPath, progress); err != nil {
+	_, digests := p.caches()
+	if pe.BinarySHA256, err = digests.FileSHA256(ctx, pe.BinaryPath, progress); err != nil {
 		return nil, append(diags, providers.FromError("Engine Binary Unreadable", err)...)
 	}
 

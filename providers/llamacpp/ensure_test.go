@@ -196,7 +196,12 @@ func TestEnsureHashesALocalModelOnce(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var f statCacheFile
+	var f struct {
+		Entries map[string]struct {
+			Size  int64  `json:"size"`
+			Value string `json:"value"`
+		} `json:"entries"`
+	}
 	if err := json.Unmarshal(data, &f); err != nil {
 		t.Fatal(err)
 	}

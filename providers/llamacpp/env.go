@@ -108,13 +108,5 @@ func (e environ) defaultCacheDir() (string, error) {
 	return "", errors.New("neither XDG_CACHE_HOME nor HOME is set, so there is no default cache directory; set cache_dir in the provider block")
 }
 
-// absPath makes p absolute against wd.
-func absPath(p, wd string) string {
-	if filepath.IsAbs(p) {
-		return filepath.Clean(p)
-	}
-	return filepath.Join(wd, p)
-}
-
 // statMode describes a file for error messages ("-rw-r--r--").
 func statMode(fi fs.FileInfo) string { return fi.Mode().String() }

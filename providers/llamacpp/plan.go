@@ -11,7 +11,8 @@ import (
 	"github.com/zclconf/go-cty/cty"
 
 	"github.com/llorch/llorch/providers"
-	"github.com/llorch/llorch/providers/llamacpp/gguf"
+	"github.com/llorch/llorch/providers/sdk/gguf"
+	"github.com/llorch/llorch/providers/sdk/stage"
 )
 
 // PlanPool reports the engine version Ensure will produce, whether it
@@ -149,37 +150,30 @@ func (p *Provider) binaryDigest(ctx context.Context, path string) (string, error
 // replica runs it), by hashing it now.
 func (p *Provider) plannedDigest(ctx context.Context, path string, fi fs.FileInfo, rehash bool) (string, error) {
 	_, digests := p.caches()
-	if sum, ok := digests.get(path, fi); ok || !rehash {
+	if sum, ok := digests.Cached(path, fi); ok || !rehash {
 		return sum, nil
 	}
-	return p.digest(ctx, path, fi, func(providers.Event) {})
+	return digests.SHA256(ctx, path, fi, func(providers.Event) {})
 }
 
 // plannedModel reads the metadata of a local or already downloaded model;
 // nil, nil when the model is still to be downloaded.
-func (p *Provider) plannedModel(ctx context.Context, ref modelRef, cfg *providerConfig, want string,
+func (p *Provider) plannedModel(ctx context.Context, ref stage.Ref, cfg *providerConfig, want string,
 	prior *providers.PreparedEngine) (*providers.ModelInfo, error) {
-	path := ref.downloadPath(cfg.CacheDir)
-	fi, err := os.Stat(path)
+	path := ref.LocalPath(cfg.CacheDir)
+	fi, err := ref.StatLocal(cfg.CacheDir)
 	switch {
-	case errors.Is(err, fs.ErrNotExist) && ref.Kind != modelFile:
+	case errors.Is(err, fs.ErrNotExist) && ref.Kind != stage.File:
 		return nil, nil
-	case errors.Is(err, fs.ErrNotExist):
-		return nil, withDiag("Model File Not Found", modelRefPath, fmt.Errorf(
-			"model file %s not found (model ref %q); check the path, or use an hf: or https:// ref to have llorch download it",
-			path, ref.Raw))
 	case err != nil:
-		return nil, withDiag("Model File Unreadable", modelRefPath, fmt.Errorf("checking model file %s: %w", path, err))
-	case !fi.Mode().IsRegular():
-		return nil, withDiag("Model File Not Found", modelRefPath, fmt.Errorf(
-			"model ref %q names %s, which is not a regular file; point it at a .gguf file", ref.Raw, path))
+		return nil, err
 	}
 	meta, err := p.modelMeta(ctx, path, fi)
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil, fmt.Errorf("reading model metadata: %w", ctx.Err())
 		}
-		if ref.Kind != modelFile {
+		if ref.Kind != stage.File {
 			return nil, nil // Ensure replaces an unusable cached download
 		}
 		return nil, err
@@ -188,10 +182,8 @@ func (p *Provider) plannedModel(ctx context.Context, ref modelRef, cfg *provider
 	if err != nil {
 		return nil, withDiag("Model File Unreadable", modelRefPath, err)
 	}
-	if ref.Kind == modelFile && want != "" && sum != "" && sum != want {
-		return nil, withDiag("Model Checksum Mismatch", modelSHA256Path, fmt.Errorf(
-			"sha256 mismatch for model file %s: expected %s, got %s; fix sha256 in the pool's model block, or point the ref at the intended file",
-			path, want, sum))
+	if ref.Kind == stage.File && want != "" && sum != "" && sum != want {
+		return nil, stage.ChecksumMismatch(path, want, sum)
 	}
 	return &providers.ModelInfo{
 		Path:          path,

@@ -16,7 +16,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/llorch/llorch/providers"
-	"github.com/llorch/llorch/providers/llamacpp/gguf"
+	"github.com/llorch/llorch/providers/sdk/gguf"
 )
 
 // gate holds a memoized piece of work (a fake tool's run, a model read)

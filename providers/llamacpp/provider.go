@@ -16,7 +16,8 @@ import (
 	"github.com/zclconf/go-cty/cty"
 
 	"github.com/llorch/llorch/providers"
-	"github.com/llorch/llorch/providers/llamacpp/gguf"
+	"github.com/llorch/llorch/providers/sdk/gguf"
+	"github.com/llorch/llorch/providers/sdk/stage"
 )
 
 // Provider is the llamacpp provider. Create it with New; it is safe for
@@ -32,8 +33,8 @@ type Provider struct {
 
 	mu       sync.Mutex
 	cfg      *providerConfig
-	versions *statCache // binary path → engine version
-	digests  *statCache // model path → sha256
+	versions *stage.FileCache // binary path → engine version
+	digests  *stage.Digests   // model and binary path → sha256
 
 	// What one llorch command learns once and reuses for every pool (see
 	// memo.go). The first three answer questions about the provider block
@@ -43,7 +44,6 @@ type Provider struct {
 	sourcePlans flight[*providerConfig, plannedEngine]    // source mode: the planned engine version
 	refs        flight[gitRef, string]                    // repository and ref → commit from git ls-remote
 	versionRuns flight[fileKey, string]                   // llama-server --version by path, size and mtime
-	digestRuns  flight[fileKey, string]                   // sha256 runs in progress (results live in digests)
 	metas       flight[fileKey, *gguf.Metadata]           // GGUF metadata by path, size and mtime
 	metaReader  func(path string) (*gguf.Metadata, error) // readMeta; tests count the reads
 	parsed      flight[fileKey, *ggufparser.GGUFFile]     // headers for memory estimates, by path, size and mtime
@@ -143,13 +143,13 @@ func (p *Provider) Configure(ctx context.Context, req providers.ConfigureRequest
 
 func (p *Provider) setConfigLocked(cfg *providerConfig) {
 	p.cfg = cfg
-	p.versions = newStatCache(filepath.Join(cfg.CacheDir, "versions.json"))
-	p.digests = newStatCache(filepath.Join(cfg.CacheDir, "digests.json"))
+	p.versions = stage.NewFileCache(filepath.Join(cfg.CacheDir, "versions.json"))
+	p.digests = stage.NewDigests(filepath.Join(cfg.CacheDir, "digests.json"))
 }
 
 func (p *Provider) defaultCacheDir() (string, error) {
 	if p.cacheDir != "" {
-		return absPath(p.cacheDir, p.workDir()), nil
+		return stage.Resolve(p.cacheDir, p.workDir()), nil
 	}
 	return p.env.defaultCacheDir()
 }
@@ -177,12 +177,12 @@ func (p *Provider) config() (*providerConfig, error) {
 
 // caches returns the version and digest caches; without a usable cache
 // directory they live in memory only.
-func (p *Provider) caches() (versions, digests *statCache) {
+func (p *Provider) caches() (versions *stage.FileCache, digests *stage.Digests) {
 	_, err := p.config()
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if err != nil && p.versions == nil {
-		p.versions, p.digests = newStatCache(""), newStatCache("")
+		p.versions, p.digests = stage.NewFileCache(""), stage.NewDigests("")
 	}
 	return p.versions, p.digests
 }
@@ -229,6 +229,14 @@ func withDiag(summary string, path cty.Path, err error) error {
 // toDiags turns err into diagnostics, using fallback as the summary when
 // err carries none.
 func toDiags(fallback string, err error) providers.Diagnostics {
+	var se *stage.Error
+	if errors.As(err, &se) {
+		path := modelRefPath
+		if se.Field == stage.FieldSHA256 {
+			path = modelSHA256Path
+		}
+		return providers.Diagnostics{{Severity: providers.Error, Summary: se.Summary, Detail: err.Error(), Attribute: path}}
+	}
 	var de *diagError
 	if errors.As(err, &de) {
 		return providers.Diagnostics{{Severity: providers.Error, Summary: de.summary, Detail: err.Error(), Attribute: de.path}}

@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/llorch/llorch/providers"
+	"github.com/llorch/llorch/providers/sdk/stage"
 )
 
 // sourceEngine is a llama-server built from source, or to be built.
@@ -45,7 +46,7 @@ var hexRef = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^
 func isCommitish(ref string) bool { return hexRef().MatchString(ref) }
 
 func (p *Provider) srcDir(cfg *providerConfig) string {
-	return filepath.Join(cfg.CacheDir, "src", shortHash(cfg.Source.Git))
+	return filepath.Join(cfg.CacheDir, "src", stage.ShortHash(cfg.Source.Git))
 }
 
 // nvcc finds the CUDA compiler on PATH or in the CUDA install directories.
@@ -265,7 +266,7 @@ func (p *Provider) syncSource(ctx context.Context, cfg *providerConfig, ref stri
 
 // lockSource takes the lock of the shared checkout of cfg's repository.
 func (p *Provider) lockSource(ctx context.Context, cfg *providerConfig, progress func(providers.Event)) (func(), error) {
-	return lockFile(ctx, p.srcDir(cfg)+".lock", func() {
+	return stage.LockFile(ctx, p.srcDir(cfg)+".lock", func() {
 		progress(providers.Event{Stage: "clone", Message: "waiting for another llorch process using the checkout of " + cfg.Source.Git})
 	})
 }
@@ -312,7 +313,7 @@ func (p *Provider) ensureSource(ctx context.Context, cfg *providerConfig, progre
 	if isExecutableFile(eng.Binary) {
 		return eng, nil
 	}
-	unlockEngine, err := lockFile(ctx, eng.Dir+".lock", func() {
+	unlockEngine, err := stage.LockFile(ctx, eng.Dir+".lock", func() {
 		progress(providers.Event{Stage: "build", Message: "waiting for another llorch process building " + eng.Version})
 	})
 	if err != nil {
@@ -414,7 +415,7 @@ const buildLockName = ".llorch-build.lock"
 // makes sweeping and creating one step, so a sweep never removes a
 // directory whose build has not taken its lock yet.
 func newBuildDir(ctx context.Context, root, key string) (string, func(), error) {
-	unlockRoot, err := lockFile(ctx, root+".lock", nil)
+	unlockRoot, err := stage.LockFile(ctx, root+".lock", nil)
 	if err != nil {
 		return "", nil, err
 	}
@@ -428,7 +429,7 @@ func newBuildDir(ctx context.Context, root, key string) (string, func(), error) 
 			continue
 		}
 		dir := filepath.Join(root, e.Name())
-		unlock, ok, err := tryLockFile(filepath.Join(dir, buildLockName))
+		unlock, ok, err := stage.TryLockFile(filepath.Join(dir, buildLockName))
 		if err != nil || !ok {
 			continue // a build that still runs, or a directory we cannot lock: leave it
 		}
@@ -439,7 +440,7 @@ func newBuildDir(ctx context.Context, root, key string) (string, func(), error) 
 	if err != nil {
 		return "", nil, fmt.Errorf("creating the build directory: %w", err)
 	}
-	unlock, ok, err := tryLockFile(filepath.Join(dir, buildLockName))
+	unlock, ok, err := stage.TryLockFile(filepath.Join(dir, buildLockName))
 	if err != nil || !ok {
 		os.RemoveAll(dir)
 		return "", nil, fmt.Errorf("locking the build directory %s: %v", dir, err)
@@ -475,7 +476,7 @@ func installEngine(built string, eng sourceEngine, sc *sourceConfig) error {
 	if err != nil {
 		return fmt.Errorf("encoding the engine record: %w", err)
 	}
-	if err := writeFileAtomic(filepath.Join(tmp, "engine.json"), append(rec, '\n'), 0o644); err != nil {
+	if err := stage.WriteFileAtomic(filepath.Join(tmp, "engine.json"), append(rec, '\n'), 0o644); err != nil {
 		return err
 	}
 	if err := os.Chmod(tmp, 0o755); err != nil {
@@ -484,7 +485,7 @@ func installEngine(built string, eng sourceEngine, sc *sourceConfig) error {
 	if err := os.Rename(tmp, eng.Dir); err != nil {
 		return fmt.Errorf("moving the built engine into %s: %w", eng.Dir, err)
 	}
-	return syncDir(parent)
+	return stage.SyncDir(parent)
 }
 
 func copyExecutable(from, to string) error {

@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/llorch/llorch/providers"
+	"github.com/llorch/llorch/providers/sdk/stage"
 )
 
 // fakeRepo is a git repository of testdata/fakellama with:
@@ -297,7 +298,7 @@ func TestTheNextBuildOfAnotherEngineRemovesAFailedBuildDirectory(t *testing.T) {
 	if err := os.MkdirAll(running, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	unlock, ok, err := tryLockFile(filepath.Join(running, buildLockName))
+	unlock, ok, err := stage.TryLockFile(filepath.Join(running, buildLockName))
 	if err != nil || !ok {
 		t.Fatalf("locking the running build: %v %v", ok, err)
 	}

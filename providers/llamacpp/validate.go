@@ -7,6 +7,7 @@ import (
 	"github.com/zclconf/go-cty/cty"
 
 	"github.com/llorch/llorch/providers"
+	"github.com/llorch/llorch/providers/sdk/stage"
 )
 
 var (
@@ -26,7 +27,7 @@ func (p *Provider) ValidatePool(ctx context.Context, req providers.ValidatePoolR
 
 // validatePool decodes and checks a pool, returning what Ensure and
 // PlanPool build on.
-func (p *Provider) validatePool(pool providers.PoolSpec, config cty.Value) (poolConfig, modelRef, providers.Diagnostics) {
+func (p *Provider) validatePool(pool providers.PoolSpec, config cty.Value) (poolConfig, stage.Ref, providers.Diagnostics) {
 	pc, diags := decodePoolConfig(config)
 
 	if pc.NGPULayers != nil && *pc.NGPULayers > 0 && pool.CPUOnly() {
@@ -60,11 +61,11 @@ func (p *Provider) validatePool(pool providers.PoolSpec, config cty.Value) (pool
 		}
 	}
 
-	ref, err := parseModelRef(pool.Model.Ref, p.workDir())
+	ref, err := stage.ParseRef(pool.Model.Ref, p.workDir())
 	if err != nil {
 		diags = append(diags, providers.AttributeErrorf(modelRefPath, "Invalid Model Reference", "%s.", err))
 	}
-	if s := pool.Model.SHA256; s != "" && !validSHA256(s) {
+	if s := pool.Model.SHA256; s != "" && !stage.ValidSHA256(s) {
 		diags = append(diags, providers.AttributeErrorf(modelSHA256Path, "Invalid SHA-256 Digest",
 			"sha256 = %q is not a SHA-256 digest: it must be 64 hexadecimal characters (it has %d). "+
 				"Compute one with: sha256sum model.gguf", s, len(s)))

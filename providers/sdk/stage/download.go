@@ -1,4 +1,4 @@
-package llamacpp
+package stage
 
 import (
 	"context"
@@ -17,14 +17,13 @@ import (
 	"time"
 
 	"github.com/llorch/llorch/providers"
-	"github.com/llorch/llorch/providers/llamacpp/gguf"
 )
 
 const defaultHFEndpoint = "https://huggingface.co"
 
 // hfEndpoint is HF_ENDPOINT or huggingface.co, as huggingface_hub reads it.
-func (p *Provider) hfEndpoint() string {
-	if e := strings.TrimRight(p.env.get("HF_ENDPOINT"), "/"); e != "" {
+func (st *Stager) hfEndpoint() string {
+	if e := strings.TrimRight(st.getenv("HF_ENDPOINT"), "/"); e != "" {
 		return e
 	}
 	return defaultHFEndpoint
@@ -33,17 +32,17 @@ func (p *Provider) hfEndpoint() string {
 // hfToken is the Hugging Face token, looked up as huggingface_hub does:
 // HF_TOKEN, then the file written by `hf auth login` (HF_TOKEN_PATH, or
 // token under HF_HOME, by default ~/.cache/huggingface).
-func (p *Provider) hfToken() string {
-	if t := strings.TrimSpace(p.env.get("HF_TOKEN")); t != "" {
+func (st *Stager) hfToken() string {
+	if t := strings.TrimSpace(st.getenv("HF_TOKEN")); t != "" {
 		return t
 	}
-	path := p.env.get("HF_TOKEN_PATH")
+	path := st.getenv("HF_TOKEN_PATH")
 	if path == "" {
-		home := p.env.get("HF_HOME")
+		home := st.getenv("HF_HOME")
 		if home == "" {
-			if x := p.env.get("XDG_CACHE_HOME"); filepath.IsAbs(x) {
+			if x := st.getenv("XDG_CACHE_HOME"); filepath.IsAbs(x) {
 				home = filepath.Join(x, "huggingface")
-			} else if h := p.env.get("HOME"); h != "" {
+			} else if h := st.getenv("HOME"); h != "" {
 				home = filepath.Join(h, ".cache", "huggingface")
 			}
 		}
@@ -61,26 +60,26 @@ func (p *Provider) hfToken() string {
 
 // source is where a model is downloaded from.
 type source struct {
-	ref   modelRef
+	ref   Ref
 	url   string
 	token string // sent only to the Hugging Face endpoint
 	hf    bool   // the URL is on the Hugging Face endpoint
 }
 
-func (p *Provider) downloadSource(ref modelRef) source {
-	endpoint := p.hfEndpoint()
+func (st *Stager) downloadSource(ref Ref) source {
+	endpoint := st.hfEndpoint()
 	s := source{ref: ref}
 	switch ref.Kind {
-	case modelHF:
-		s.url, s.hf = ref.hfResolveURL(endpoint), true
-	case modelHTTPS:
+	case HF:
+		s.url, s.hf = ref.HFResolveURL(endpoint), true
+	case HTTPS:
 		s.url = ref.URL.String()
 		if e, err := url.Parse(endpoint); err == nil && strings.EqualFold(e.Host, ref.URL.Host) {
 			s.hf = true
 		}
 	}
 	if s.hf {
-		s.token = p.hfToken()
+		s.token = st.hfToken()
 	}
 	return s
 }
@@ -97,10 +96,10 @@ var errStalled = errors.New("download stalled")
 
 // fetch downloads s into dest through dest+".partial", resuming a partial
 // file left by an interrupted download with a Range request. The sha256 is
-// computed while writing; a mismatch with want (when set) or a file that is
-// not GGUF removes the partial file. On success the file is renamed to dest
-// and its digest returned.
-func (p *Provider) fetch(ctx context.Context, s source, dest, want string, progress func(providers.Event)) (string, error) {
+// computed while writing; a mismatch with want (when set) or a file that
+// fails the Stager's Check removes the partial file. On success the file is
+// renamed to dest and its digest returned.
+func (st *Stager) fetch(ctx context.Context, s source, dest, want string, progress func(providers.Event)) (string, error) {
 	partial := dest + ".partial"
 	if err := os.MkdirAll(filepath.Dir(dest), 0o755); err != nil {
 		return "", fmt.Errorf("creating the model cache directory: %w", err)
@@ -128,7 +127,7 @@ func (p *Provider) fetch(ctx context.Context, s source, dest, want string, progr
 	}
 
 	for attempt := 0; ; attempt++ {
-		resp, err := p.get(ctx, s, offset)
+		resp, err := st.get(ctx, s, offset)
 		if err != nil {
 			return "", err
 		}
@@ -153,7 +152,7 @@ func (p *Provider) fetch(ctx context.Context, s source, dest, want string, progr
 			}
 			total = size
 			progress(providers.Event{Stage: "download", Current: offset, Total: total,
-				Message: fmt.Sprintf("resuming %s at %s", s.ref.Raw, humanBytes(offset))})
+				Message: fmt.Sprintf("resuming %s at %s", s.ref.Raw, HumanBytes(offset))})
 		case http.StatusRequestedRangeNotSatisfiable:
 			// The partial file is as long as the remote one (complete, but not
 			// yet renamed), or longer (stale): finish or start over.
@@ -161,7 +160,7 @@ func (p *Provider) fetch(ctx context.Context, s source, dest, want string, progr
 			complete = ok && size == offset
 			restart = !complete
 		default:
-			err := statusError(s, resp, p.hfEndpoint())
+			err := statusError(s, resp, st.hfEndpoint())
 			resp.Body.Close()
 			return "", err
 		}
@@ -181,7 +180,7 @@ func (p *Provider) fetch(ctx context.Context, s source, dest, want string, progr
 			resp.Body.Close()
 			break
 		}
-		err = p.receive(ctx, s, resp, f, h, offset, total, progress)
+		err = st.receive(ctx, s, resp, f, h, offset, total, progress)
 		resp.Body.Close()
 		if err != nil {
 			return "", err
@@ -198,21 +197,20 @@ func (p *Provider) fetch(ctx context.Context, s source, dest, want string, progr
 	got := hex.EncodeToString(h.Sum(nil))
 	if want != "" && got != want {
 		os.Remove(partial)
-		return "", withDiag("Model Checksum Mismatch", modelSHA256Path, fmt.Errorf(
+		return "", &Error{Summary: "Model Checksum Mismatch", Field: FieldSHA256, Err: fmt.Errorf(
 			"sha256 mismatch for %s: expected %s, got %s; the downloaded file was removed. "+
 				"Check the sha256 in the pool's model block, or the ref (a moving revision such as main may have changed)",
-			s.ref.Raw, want, got))
+			s.ref.Raw, want, got)}
 	}
-	if _, err := gguf.ReadFile(partial); err != nil {
+	if err := st.check(ctx, partial); err != nil {
 		os.Remove(partial)
-		return "", withDiag("Model Is Not GGUF", modelRefPath, fmt.Errorf(
-			"the file downloaded from %s is not a usable GGUF model (%w); it was removed. llama-server loads only GGUF files: check that the ref names a .gguf file",
-			s.shown(), err))
+		return "", &Error{Summary: summary(err, "Model Check Failed"), Field: FieldRef, Err: fmt.Errorf(
+			"the file downloaded from %s was removed: %w", s.shown(), err)}
 	}
 	if err := os.Rename(partial, dest); err != nil {
 		return "", fmt.Errorf("moving the finished download into place: %w", err)
 	}
-	if err := syncDir(filepath.Dir(dest)); err != nil {
+	if err := SyncDir(filepath.Dir(dest)); err != nil {
 		return "", err
 	}
 	return got, nil
@@ -221,19 +219,21 @@ func (p *Provider) fetch(ctx context.Context, s source, dest, want string, progr
 // get sends the download request, with Range from offset when resuming and
 // the bearer token for the Hugging Face endpoint (Go's client drops it on a
 // redirect to another host, such as Hugging Face's CDN).
-func (p *Provider) get(ctx context.Context, s source, offset int64) (*http.Response, error) {
+func (st *Stager) get(ctx context.Context, s source, offset int64) (*http.Response, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.url, nil)
 	if err != nil {
 		return nil, fmt.Errorf("downloading %s: %w", s.shown(), err)
 	}
-	req.Header.Set("User-Agent", "llorch-llamacpp/"+Version)
+	if st.UserAgent != "" {
+		req.Header.Set("User-Agent", st.UserAgent)
+	}
 	if offset > 0 {
 		req.Header.Set("Range", "bytes="+strconv.FormatInt(offset, 10)+"-")
 	}
 	if s.token != "" {
 		req.Header.Set("Authorization", "Bearer "+s.token)
 	}
-	resp, err := p.httpClient.Do(req)
+	resp, err := st.client().Do(req)
 	if err != nil {
 		var ue *url.Error
 		if errors.As(err, &ue) {
@@ -246,7 +246,7 @@ func (p *Provider) get(ctx context.Context, s source, offset int64) (*http.Respo
 
 // receive copies the response body to f from offset, hashing it, with
 // progress events and a stall timer.
-func (p *Provider) receive(ctx context.Context, s source, resp *http.Response, f *os.File, h hash.Hash,
+func (st *Stager) receive(ctx context.Context, s source, resp *http.Response, f *os.File, h hash.Hash,
 	offset, total int64, progress func(providers.Event)) error {
 	if _, err := f.Seek(offset, io.SeekStart); err != nil {
 		return fmt.Errorf("seeking in %s: %w", f.Name(), err)
@@ -255,7 +255,7 @@ func (p *Provider) receive(ctx context.Context, s source, resp *http.Response, f
 	// timer cancels a body read that waits too long for data.
 	stallCtx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
-	timer := time.AfterFunc(p.stallTimeout, func() { cancel(errStalled) })
+	timer := time.AfterFunc(st.stallTimeout(), func() { cancel(errStalled) })
 	defer timer.Stop()
 	stop := context.AfterFunc(stallCtx, func() { resp.Body.Close() })
 	defer stop()
@@ -266,9 +266,9 @@ func (p *Provider) receive(ctx context.Context, s source, resp *http.Response, f
 	}
 	cur, lastEmit := offset, offset
 	emit := func() {
-		msg := fmt.Sprintf("downloading %s: %s", s.ref.Raw, humanBytes(cur))
+		msg := fmt.Sprintf("downloading %s: %s", s.ref.Raw, HumanBytes(cur))
 		if total > 0 {
-			msg += " of " + humanBytes(total)
+			msg += " of " + HumanBytes(total)
 		}
 		progress(providers.Event{Stage: "download", Message: msg, Current: cur, Total: total})
 		lastEmit = cur
@@ -279,7 +279,7 @@ func (p *Provider) receive(ctx context.Context, s source, resp *http.Response, f
 	for {
 		n, rerr := resp.Body.Read(buf)
 		if n > 0 {
-			timer.Reset(p.stallTimeout)
+			timer.Reset(st.stallTimeout())
 			if _, err := w.Write(buf[:n]); err != nil {
 				return fmt.Errorf("writing %s: %w", f.Name(), err)
 			}
@@ -295,7 +295,7 @@ func (p *Provider) receive(ctx context.Context, s source, resp *http.Response, f
 			reason := rerr.Error()
 			switch {
 			case errors.Is(context.Cause(stallCtx), errStalled):
-				reason = fmt.Sprintf("no data for %s", p.stallTimeout)
+				reason = fmt.Sprintf("no data for %s", st.stallTimeout())
 			case ctx.Err() != nil:
 				reason = ctx.Err().Error()
 			case errors.Is(rerr, io.ErrUnexpectedEOF):
@@ -303,15 +303,15 @@ func (p *Provider) receive(ctx context.Context, s source, resp *http.Response, f
 			}
 			of := ""
 			if total > 0 {
-				of = " of " + humanBytes(total)
+				of = " of " + HumanBytes(total)
 			}
 			return fmt.Errorf("downloading %s: stopped after %s%s (%s); the partial file %s is kept and the next apply resumes it",
-				s.shown(), humanBytes(cur), of, reason, f.Name())
+				s.shown(), HumanBytes(cur), of, reason, f.Name())
 		}
 	}
 	if total > 0 && cur != total {
 		return fmt.Errorf("downloading %s: received %s but expected %s; the partial file %s is kept and the next apply resumes it",
-			s.shown(), humanBytes(cur), humanBytes(total), f.Name())
+			s.shown(), HumanBytes(cur), HumanBytes(total), f.Name())
 	}
 	if cur != lastEmit {
 		emit()
@@ -367,7 +367,7 @@ func statusError(s source, resp *http.Response, endpoint string) error {
 	case http.StatusForbidden:
 		if s.hf {
 			page := endpoint + "/" + s.ref.Org + "/" + s.ref.Repo
-			if s.ref.Kind != modelHF {
+			if s.ref.Kind != HF {
 				page = "the model's page on " + endpoint
 			}
 			hint = "the repository is gated: accept the model's license on " + page +
@@ -376,19 +376,22 @@ func statusError(s source, resp *http.Response, endpoint string) error {
 			hint = "the server refused access to this file"
 		}
 	case http.StatusNotFound:
-		if s.ref.Kind == modelHF {
+		if s.ref.Kind == HF {
 			hint = "the file or revision does not exist: check the organisation, repository, file path and revision (@" + s.ref.Revision + ")"
 		} else {
 			hint = "the file does not exist at this URL"
 		}
 	}
 	if m := resp.Header.Get("X-Error-Message"); m != "" {
-		msg += " (" + truncate(m, 200) + ")"
+		if len(m) > 200 {
+			m = m[:200] + "…"
+		}
+		msg += " (" + m + ")"
 	}
 	if hint != "" {
 		msg += "; " + hint
 	}
-	return withDiag("Model Download Failed", modelRefPath, errors.New(msg))
+	return &Error{Summary: "Model Download Failed", Field: FieldRef, Err: errors.New(msg)}
 }
 
 // copyCtx copies src to dst, stopping when ctx is cancelled; onBytes (may
@@ -419,8 +422,8 @@ func copyCtx(ctx context.Context, dst io.Writer, src io.Reader, onBytes func(int
 	}
 }
 
-// humanBytes formats n as "812 B", "3.4 MiB", "4.1 GiB".
-func humanBytes(n int64) string {
+// HumanBytes formats n as "812 B", "3.4 MiB", "4.1 GiB".
+func HumanBytes(n int64) string {
 	const unit = 1024
 	if n < unit {
 		return strconv.FormatInt(n, 10) + " B"

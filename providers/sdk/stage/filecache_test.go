@@ -1,4 +1,4 @@
-package llamacpp
+package stage
 
 import (
 	"context"
@@ -9,7 +9,7 @@ import (
 	"time"
 )
 
-func TestStatCache(t *testing.T) {
+func TestFileCache(t *testing.T) {
 	dir := t.TempDir()
 	file := writeFile(t, dir, "model.gguf", []byte("v1"), 0o644)
 	other := writeFile(t, dir, "gone.gguf", []byte("x"), 0o644)
@@ -23,22 +23,22 @@ func TestStatCache(t *testing.T) {
 		return fi
 	}
 
-	c := newStatCache(cachePath)
-	if _, ok := c.get(file, stat(file)); ok {
+	c := NewFileCache(cachePath)
+	if _, ok := c.Get(file, stat(file)); ok {
 		t.Fatal("an empty cache had a hit")
 	}
-	if err := c.put(ctx, file, stat(file), "digest-1"); err != nil {
+	if err := c.Put(ctx, file, stat(file), "digest-1"); err != nil {
 		t.Fatal(err)
 	}
-	if err := c.put(ctx, other, stat(other), "digest-2"); err != nil {
+	if err := c.Put(ctx, other, stat(other), "digest-2"); err != nil {
 		t.Fatal(err)
 	}
-	if v, ok := c.get(file, stat(file)); !ok || v != "digest-1" {
+	if v, ok := c.Get(file, stat(file)); !ok || v != "digest-1" {
 		t.Errorf("get = %q, %v", v, ok)
 	}
 
 	t.Run("another process sees the entries", func(t *testing.T) {
-		if v, ok := newStatCache(cachePath).get(file, stat(file)); !ok || v != "digest-1" {
+		if v, ok := NewFileCache(cachePath).Get(file, stat(file)); !ok || v != "digest-1" {
 			t.Errorf("get from a fresh cache = %q, %v", v, ok)
 		}
 	})
@@ -47,7 +47,7 @@ func TestStatCache(t *testing.T) {
 		if err := os.Chtimes(file, time.Now(), time.Now().Add(time.Minute)); err != nil {
 			t.Fatal(err)
 		}
-		if _, ok := c.get(file, stat(file)); ok {
+		if _, ok := c.Get(file, stat(file)); ok {
 			t.Error("a file with a new mtime still hit the cache")
 		}
 	})
@@ -56,7 +56,7 @@ func TestStatCache(t *testing.T) {
 		if err := os.Remove(other); err != nil {
 			t.Fatal(err)
 		}
-		if err := c.put(ctx, file, stat(file), "digest-3"); err != nil {
+		if err := c.Put(ctx, file, stat(file), "digest-3"); err != nil {
 			t.Fatal(err)
 		}
 		data, _ := os.ReadFile(cachePath)
@@ -69,14 +69,14 @@ func TestStatCache(t *testing.T) {
 		if err := os.WriteFile(cachePath, []byte("{not json"), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		fresh := newStatCache(cachePath)
-		if _, ok := fresh.get(file, stat(file)); ok {
+		fresh := NewFileCache(cachePath)
+		if _, ok := fresh.Get(file, stat(file)); ok {
 			t.Error("a corrupt cache file had a hit")
 		}
-		if err := fresh.put(ctx, file, stat(file), "digest-4"); err != nil {
+		if err := fresh.Put(ctx, file, stat(file), "digest-4"); err != nil {
 			t.Fatal(err)
 		}
-		if v, ok := newStatCache(cachePath).get(file, stat(file)); !ok || v != "digest-4" {
+		if v, ok := NewFileCache(cachePath).Get(file, stat(file)); !ok || v != "digest-4" {
 			t.Errorf("after rewrite: %q, %v", v, ok)
 		}
 	})
@@ -93,7 +93,7 @@ func TestStatCache(t *testing.T) {
 
 func TestLockFileWaitsForItsHolder(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "x.lock")
-	unlock, err := lockFile(context.Background(), path, nil)
+	unlock, err := LockFile(context.Background(), path, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -102,7 +102,7 @@ func TestLockFileWaitsForItsHolder(t *testing.T) {
 	waited := make(chan struct{})
 	done := make(chan error, 1)
 	go func() {
-		_, err := lockFile(ctx, path, func() { close(waited) })
+		_, err := LockFile(ctx, path, func() { close(waited) })
 		done <- err
 	}()
 	<-waited // the second taker found the lock held
@@ -113,7 +113,7 @@ func TestLockFileWaitsForItsHolder(t *testing.T) {
 	}
 
 	unlock()
-	again, err := lockFile(context.Background(), path, func() { t.Error("a released lock was reported as held") })
+	again, err := LockFile(context.Background(), path, func() { t.Error("a released lock was reported as held") })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -123,13 +123,13 @@ func TestLockFileWaitsForItsHolder(t *testing.T) {
 func TestHumanBytes(t *testing.T) {
 	tests := map[int64]string{0: "0 B", 1023: "1023 B", 1024: "1.0 KiB", 9_066_496: "8.6 MiB", 4_683_000_000: "4.4 GiB"}
 	for n, want := range tests {
-		if got := humanBytes(n); got != want {
-			t.Errorf("humanBytes(%d) = %q, want %q", n, got, want)
+		if got := HumanBytes(n); got != want {
+			t.Errorf("HumanBytes(%d) = %q, want %q", n, got, want)
 		}
 	}
 }
 
-func TestStatCacheMissRereadsTheFileOnlyWhenItChanged(t *testing.T) {
+func TestFileCacheMissRereadsTheFileOnlyWhenItChanged(t *testing.T) {
 	dir := t.TempDir()
 	ctx := context.Background()
 	cachePath := filepath.Join(dir, "cache", "digests.json")
@@ -148,14 +148,14 @@ func TestStatCacheMissRereadsTheFileOnlyWhenItChanged(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	c := newStatCache(cachePath)
-	if _, ok := c.get(model, stat(model)); ok {
+	c := NewFileCache(cachePath)
+	if _, ok := c.Get(model, stat(model)); ok {
 		t.Fatal("an empty cache had a hit")
 	}
-	if err := newStatCache(cachePath).put(ctx, model, stat(model), "digest-1"); err != nil {
+	if err := NewFileCache(cachePath).Put(ctx, model, stat(model), "digest-1"); err != nil {
 		t.Fatal(err)
 	}
-	if v, ok := c.get(model, stat(model)); !ok || v != "digest-1" {
+	if v, ok := c.Get(model, stat(model)); !ok || v != "digest-1" {
 		t.Fatalf("after another process wrote the file: %q, %v", v, ok)
 	}
 
@@ -172,17 +172,17 @@ func TestStatCacheMissRereadsTheFileOnlyWhenItChanged(t *testing.T) {
 	if err := os.Chtimes(cachePath, time.Now(), before.ModTime()); err != nil {
 		t.Fatal(err)
 	}
-	if v, ok := c.get(other, stat(other)); ok {
+	if v, ok := c.Get(other, stat(other)); ok {
 		t.Errorf("a miss read the unchanged cache file again (got %q)", v)
 	}
-	if v, ok := newStatCache(cachePath).get(other, stat(other)); !ok || v != "digest-1" {
+	if v, ok := NewFileCache(cachePath).Get(other, stat(other)); !ok || v != "digest-1" {
 		t.Fatalf("a fresh reader of the rewritten file: %q, %v", v, ok)
 	}
 	// A new mtime is a change: the next miss reads the file.
 	if err := os.Chtimes(cachePath, time.Now(), before.ModTime().Add(time.Second)); err != nil {
 		t.Fatal(err)
 	}
-	if v, ok := c.get(other, stat(other)); !ok || v != "digest-1" {
+	if v, ok := c.Get(other, stat(other)); !ok || v != "digest-1" {
 		t.Errorf("a miss after the file changed: %q, %v", v, ok)
 	}
 }

@@ -1,4 +1,4 @@
-package llamacpp
+package stage
 
 import (
 	"context"
@@ -10,12 +10,13 @@ import (
 	"sync"
 )
 
-// statCache remembers one string per file (a sha256 digest, an engine
+// FileCache remembers one string per file (a sha256 digest, an engine
 // version) keyed by the file's path, size and modification time, in memory
 // and in a JSON file in the cache directory, so that a multi-GB model is
-// hashed once and `llama-server --version` runs once per binary. A file
-// that changes (new size or mtime) misses the cache.
-type statCache struct {
+// hashed once and an engine's --version runs once per binary. A file that
+// changes (new size or mtime) misses the cache. It is safe for concurrent
+// use, and processes sharing the JSON file merge their entries.
+type FileCache struct {
 	path string // the JSON file; "" keeps the cache in memory only
 
 	mu      sync.Mutex
@@ -69,18 +70,20 @@ type statCacheFile struct {
 
 const statCacheFormat = 1
 
-func newStatCache(path string) *statCache {
-	return &statCache{path: path, entries: map[string]statEntry{}}
+// NewFileCache keeps its entries in the JSON file path; "" keeps them in
+// memory only.
+func NewFileCache(path string) *FileCache {
+	return &FileCache{path: path, entries: map[string]statEntry{}}
 }
 
 func (e statEntry) matches(fi fs.FileInfo) bool {
 	return e.Size == fi.Size() && e.ModTime == fi.ModTime().UnixNano()
 }
 
-// get returns the value recorded for path when fi still matches it. A miss
+// Get returns the value recorded for path when fi still matches it. A miss
 // in memory re-reads the file when it changed since it was last read, since
 // another llorch process sharing the cache may have recorded it.
-func (c *statCache) get(path string, fi fs.FileInfo) (string, bool) {
+func (c *FileCache) Get(path string, fi fs.FileInfo) (string, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if e, ok := c.entries[path]; ok && e.matches(fi) {
@@ -103,16 +106,16 @@ func (c *statCache) get(path string, fi fs.FileInfo) (string, bool) {
 	return "", false
 }
 
-// put records value for path and fi, merging with what other processes
+// Put records value for path and fi, merging with what other processes
 // wrote, and drops entries whose files are gone.
-func (c *statCache) put(ctx context.Context, path string, fi fs.FileInfo, value string) error {
+func (c *FileCache) Put(ctx context.Context, path string, fi fs.FileInfo, value string) error {
 	if c.path == "" {
 		c.mu.Lock()
 		defer c.mu.Unlock()
 		c.entries[path] = statEntry{Size: fi.Size(), ModTime: fi.ModTime().UnixNano(), Value: value}
 		return nil
 	}
-	unlock, err := lockFile(ctx, c.path+".lock", nil)
+	unlock, err := LockFile(ctx, c.path+".lock", nil)
 	if err != nil {
 		return err
 	}
@@ -136,7 +139,7 @@ func (c *statCache) put(ctx context.Context, path string, fi fs.FileInfo, value 
 	if err != nil {
 		return fmt.Errorf("encoding %s: %w", c.path, err)
 	}
-	if err := writeFileAtomic(c.path, append(data, '\n'), 0o644); err != nil {
+	if err := WriteFileAtomic(c.path, append(data, '\n'), 0o644); err != nil {
 		return err
 	}
 	c.entries = merged
@@ -146,7 +149,7 @@ func (c *statCache) put(ctx context.Context, path string, fi fs.FileInfo, value 
 
 // readFile returns the entries on disk; a missing, corrupt or foreign file
 // reads as empty (it is only a cache, rebuilt on the next put).
-func (c *statCache) readFile() map[string]statEntry {
+func (c *FileCache) readFile() map[string]statEntry {
 	if c.path == "" {
 		return map[string]statEntry{}
 	}

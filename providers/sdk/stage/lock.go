@@ -1,4 +1,4 @@
-package llamacpp
+package stage
 
 import (
 	"context"
@@ -11,22 +11,22 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// lockRetry is how often lockFile retries a held lock: flock has no wake-up
+// lockRetry is how often LockFile retries a held lock: flock has no wake-up
 // event that can be combined with ctx, so a held lock is polled.
 const lockRetry = 50 * time.Millisecond
 
-// lockFile takes an exclusive flock on path (created if needed) and returns
+// LockFile takes an exclusive flock on path (created if needed) and returns
 // the function that releases it. Several llorch processes may share one
 // cache directory; flock makes them wait for each other and dies with its
 // holder, so a killed process never leaves a stale lock. onWait, when not
 // nil, is called once if the lock is held by someone else.
-func lockFile(ctx context.Context, path string, onWait func()) (func(), error) {
+func LockFile(ctx context.Context, path string, onWait func()) (func(), error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return nil, fmt.Errorf("creating the directory for lock %s: %w", path, err)
 	}
 	var ticker *time.Ticker
 	for {
-		unlock, ok, err := tryLockFile(path)
+		unlock, ok, err := TryLockFile(path)
 		if err != nil || ok {
 			if ticker != nil {
 				ticker.Stop()
@@ -48,9 +48,9 @@ func lockFile(ctx context.Context, path string, onWait func()) (func(), error) {
 	}
 }
 
-// tryLockFile takes the exclusive flock on path without waiting: ok is
+// TryLockFile takes the exclusive flock on path without waiting: ok is
 // false when another process holds it.
-func tryLockFile(path string) (unlock func(), ok bool, err error) {
+func TryLockFile(path string) (unlock func(), ok bool, err error) {
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
 	if err != nil {
 		return nil, false, fmt.Errorf("opening lock %s: %w", path, err)

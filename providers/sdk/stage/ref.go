@@ -1,4 +1,4 @@
-package llamacpp
+package stage
 
 import (
 	"crypto/sha256"
@@ -10,18 +10,22 @@ import (
 	"strings"
 )
 
-type modelKind int
+// Kind is the form of a model reference.
+type Kind int
 
 const (
-	modelFile modelKind = iota
-	modelHTTPS
-	modelHF
+	// File is a local path: file:PATH.
+	File Kind = iota
+	// HTTPS is a URL: https://host/path/file.
+	HTTPS
+	// HF is a file in a Hugging Face repository: hf:ORG/REPO/FILE[@REV].
+	HF
 )
 
-// modelRef is a parsed pool model reference.
-type modelRef struct {
-	Raw  string
-	Kind modelKind
+// Ref is a parsed model reference.
+type Ref struct {
+	Raw  string // as written
+	Kind Kind
 	// Path is the local file of a file: ref (absolute).
 	Path string
 	// URL is the https:// ref.
@@ -32,9 +36,12 @@ type modelRef struct {
 
 const refForms = "file:/path/model.gguf, https://host/model.gguf or hf:org/repo/file.gguf[@revision]"
 
-// parseModelRef parses ref; relative file: paths resolve against wd.
-func parseModelRef(ref, wd string) (modelRef, error) {
-	m := modelRef{Raw: ref}
+// ParseRef parses a model reference: file:PATH, https://host/path/file or
+// hf:org/repo/path/file[@revision]. A relative file: path resolves against
+// dir, which should be ConfigureRequest.ConfigDir so that a ref means the
+// same file to every provider, wherever llorch runs from.
+func ParseRef(ref, dir string) (Ref, error) {
+	m := Ref{Raw: ref}
 	switch {
 	case ref == "":
 		return m, fmt.Errorf("the model ref is empty; use %s", refForms)
@@ -48,10 +55,10 @@ func parseModelRef(ref, wd string) (modelRef, error) {
 			p = strings.TrimPrefix(p, "//")
 		}
 		if p == "" {
-			return m, fmt.Errorf("model ref %q has no path; use file:/path/model.gguf (absolute, or relative to the working directory)", ref)
+			return m, fmt.Errorf("model ref %q has no path; use file:/path/model.gguf (absolute, or relative to the configuration directory)", ref)
 		}
-		m.Kind = modelFile
-		m.Path = absPath(p, wd)
+		m.Kind = File
+		m.Path = Resolve(p, dir)
 		return m, nil
 	case strings.HasPrefix(ref, "https://"):
 		u, err := url.Parse(ref)
@@ -64,7 +71,7 @@ func parseModelRef(ref, wd string) (modelRef, error) {
 		if u.Path == "" || strings.HasSuffix(u.Path, "/") {
 			return m, fmt.Errorf("model ref %q does not name a file; use https://host/path/model.gguf", u.Redacted())
 		}
-		m.Kind = modelHTTPS
+		m.Kind = HTTPS
 		m.URL = u
 		return m, nil
 	case strings.HasPrefix(ref, "hf:"):
@@ -82,8 +89,8 @@ func parseModelRef(ref, wd string) (modelRef, error) {
 
 // parseHFRef parses hf:org/repo/path/file.gguf[@revision]. The revision is
 // after the last "@", so it may itself contain "/" (refs/pr/1).
-func parseHFRef(ref string) (modelRef, error) {
-	m := modelRef{Raw: ref, Kind: modelHF, Revision: "main"}
+func parseHFRef(ref string) (Ref, error) {
+	m := Ref{Raw: ref, Kind: HF, Revision: "main"}
 	body := strings.TrimPrefix(ref, "hf:")
 	if i := strings.LastIndex(body, "@"); i >= 0 {
 		m.Revision = body[i+1:]
@@ -124,10 +131,10 @@ func redactRef(ref string) string {
 	return ref
 }
 
-// hfResolveURL is the download URL, as huggingface_hub builds it:
-// ENDPOINT/org/repo/resolve/REVISION/path, with the revision escaped as one
-// path segment.
-func (m modelRef) hfResolveURL(endpoint string) string {
+// HFResolveURL is the download URL of an hf: ref, as huggingface_hub
+// builds it: ENDPOINT/org/repo/resolve/REVISION/path, with the revision
+// escaped as one path segment.
+func (m Ref) HFResolveURL(endpoint string) string {
 	segs := strings.Split(m.File, "/")
 	for i, s := range segs {
 		segs[i] = url.PathEscape(s)
@@ -136,13 +143,14 @@ func (m modelRef) hfResolveURL(endpoint string) string {
 		"/resolve/" + url.PathEscape(m.Revision) + "/" + strings.Join(segs, "/")
 }
 
-// downloadPath is where a downloaded model lives in the cache:
-// models/hf/ORG/REPO/REVISION/PATH or models/url/HASH/NAME.
-func (m modelRef) downloadPath(cacheDir string) string {
+// LocalPath is where the model is on this machine: a file: ref's path, or
+// where a download lives in cacheDir: models/hf/ORG/REPO/REVISION/PATH or
+// models/url/HASH/NAME. The file may not exist yet.
+func (m Ref) LocalPath(cacheDir string) string {
 	switch m.Kind {
-	case modelHF:
+	case HF:
 		return filepath.Join(cacheDir, "models", "hf", m.Org, m.Repo, url.PathEscape(m.Revision), filepath.FromSlash(m.File))
-	case modelHTTPS:
+	case HTTPS:
 		name := path.Base(m.URL.Path)
 		if unescaped, err := url.PathUnescape(name); err == nil {
 			name = unescaped
@@ -150,23 +158,31 @@ func (m modelRef) downloadPath(cacheDir string) string {
 		if name == "." || name == "/" || name == ".." || strings.ContainsAny(name, "/\\") || name == "" {
 			name = "model.gguf"
 		}
-		return filepath.Join(cacheDir, "models", "url", shortHash(m.URL.String()), name)
+		return filepath.Join(cacheDir, "models", "url", ShortHash(m.URL.String()), name)
 	}
 	return m.Path
 }
 
-// shortHash is the first 16 hex digits of s's sha256: a stable directory
-// name for a URL.
-func shortHash(s string) string {
+// ShortHash is the first 16 hex digits of s's sha256: a stable directory
+// name for a URL or a git repository.
+func ShortHash(s string) string {
 	sum := sha256.Sum256([]byte(s))
 	return hex.EncodeToString(sum[:])[:16]
 }
 
-// validSHA256 reports whether s is a 64-digit hex sha256.
-func validSHA256(s string) bool {
+// ValidSHA256 reports whether s is a 64-digit hex sha256.
+func ValidSHA256(s string) bool {
 	if len(s) != 64 {
 		return false
 	}
 	_, err := hex.DecodeString(s)
 	return err == nil
+}
+
+// Resolve makes p absolute: a relative p is taken relative to dir.
+func Resolve(p, dir string) string {
+	if filepath.IsAbs(p) {
+		return filepath.Clean(p)
+	}
+	return filepath.Join(dir, p)
 }
