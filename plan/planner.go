@@ -3,6 +3,7 @@ package plan
 import (
 	"context"
 	"fmt"
+	"path/filepath"
 	"slices"
 	"sync"
 
@@ -34,6 +35,10 @@ type Planner struct {
 	Parallelism int
 	// LlorchVersion is passed to providers' Configure and recorded in plans.
 	LlorchVersion string
+	// CacheDir is llorch's cache directory, passed to providers'
+	// Configure (providers.ConfigureRequest.CacheDir); "" for none. The
+	// configuration directory passed with it is the Config's Dir.
+	CacheDir string
 	// ProvidersDone, when set, is called once Plan has asked the providers
 	// all it will, before it waits for the refresh and diffs: a caller
 	// that needs them no more (plan, unlike apply) can stop them while
@@ -167,7 +172,15 @@ func (pl *Planner) startProvider(ctx context.Context, cfg *config.Config, name s
 		_, _, secrets, _ = redactProvider(v, marks, newBlockSchema(schema.Provider))
 		val = v
 	}
-	cd := e.prov.Configure(ctx, providers.ConfigureRequest{Config: val, LlorchVersion: pl.LlorchVersion})
+	req := providers.ConfigureRequest{Config: val, LlorchVersion: pl.LlorchVersion, CacheDir: pl.CacheDir}
+	if cfg != nil {
+		// Absolute, so that a plugin process resolves paths as llorch does
+		// whatever its own working directory.
+		if dir, err := filepath.Abs(cfg.Dir); err == nil {
+			req.ConfigDir = dir
+		}
+	}
+	cd := e.prov.Configure(ctx, req)
 	var body hcl.Body
 	if block != nil {
 		body = block.Body

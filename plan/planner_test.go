@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -117,6 +119,25 @@ func TestPlannerConfiguresProviderWithItsBlock(t *testing.T) {
 	got := fake.CallsTo("Configure")[0].Config
 	if got.GetAttr("binary").AsString() != "/opt/llama-server" || !got.GetAttr("cache_dir").IsNull() {
 		t.Errorf("Configure got %#v", got)
+	}
+}
+
+func TestPlannerTellsProvidersTheConfigurationAndCacheDirectories(t *testing.T) {
+	var got providers.ConfigureRequest
+	fake := &providertest.Provider{ConfigureFunc: func(_ context.Context, req providers.ConfigureRequest) providers.Diagnostics {
+		got = req
+		return nil
+	}}
+	cfg := plantest.Config("h", plantest.Pool("pool.a"))
+	cfg.Dir = "conf" // relative, as config.Load keeps it
+	pl := newPlanner(fake)
+	pl.CacheDir = "/home/me/.cache/llorch"
+	if _, diags := pl.Plan(t.Context(), cfg, nil, Options{}); diags.HasErrors() {
+		t.Fatal(diags.Error())
+	}
+	wd, _ := os.Getwd()
+	if got.ConfigDir != filepath.Join(wd, "conf") || got.CacheDir != "/home/me/.cache/llorch" || got.LlorchVersion != "0.1.0-test" {
+		t.Errorf("Configure got ConfigDir %q, CacheDir %q, LlorchVersion %q", got.ConfigDir, got.CacheDir, got.LlorchVersion)
 	}
 }
 

@@ -92,6 +92,22 @@ type ModelRef struct {
 type ConfigureRequest struct {
 	Config        cty.Value
 	LlorchVersion string
+	// ConfigDir is the configuration's directory, absolute: relative
+	// file: model refs and relative paths in provider and pool blocks
+	// resolve against it (stage.ParseRef does), so that they mean the
+	// same for every provider wherever it runs.
+	ConfigDir string
+	// CacheDir is llorch's cache directory, absolute:
+	// $XDG_CACHE_HOME/llorch or ~/.cache/llorch. It is shared by every
+	// provider and configuration of the user: models staged with
+	// providers/sdk/stage live in its models/ directory and their digests
+	// in digests.json, so one model is downloaded once whatever provider
+	// serves it; anything else a provider keeps goes in a subdirectory
+	// named after the provider. A provider may let its block override it.
+	//
+	// Both are empty when the host is an older llorch: a provider then
+	// falls back to its working directory and its own default cache.
+	CacheDir string
 }
 
 // ValidatePoolRequest carries one pool and its provider-specific block.

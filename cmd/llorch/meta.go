@@ -33,6 +33,7 @@ import (
 	"github.com/llorch/llorch/plan/fit"
 	"github.com/llorch/llorch/providers"
 	"github.com/llorch/llorch/providers/discovery"
+	"github.com/llorch/llorch/providers/sdk/stage"
 	"github.com/llorch/llorch/state"
 )
 
@@ -599,7 +600,7 @@ func (m *meta) planner(refresh plan.Refresher) (*plan.Planner, error) {
 		return nil, err
 	}
 	d := &fit.Discoverer{}
-	return &plan.Planner{Providers: r, Refresher: refresh, Devices: d.Discover}, nil
+	return &plan.Planner{Providers: r, Refresher: refresh, Devices: d.Discover, CacheDir: stage.DefaultCacheDir(os.Getenv)}, nil
 }
 
 // confirm asks a yes/no question on the terminal. It refuses, with advice

@@ -20,7 +20,7 @@ import (
 const binaryHint = "install llama.cpp or set binary to its path, or use a source {} block"
 
 // resolveBinary finds the llama-server executable named by the provider
-// block: a path (relative to the working directory) when it contains a
+// block: a path (relative to the configuration directory) when it contains a
 // slash, else a name looked up on PATH.
 func (p *Provider) resolveBinary(name string) (string, error) {
 	if strings.ContainsRune(name, '/') {

@@ -206,3 +206,56 @@ func TestConfigureAcceptsANullBlock(t *testing.T) {
 func sourceBlock(lines ...string) string {
 	return "source {\n" + strings.Join(lines, "\n") + "\n}"
 }
+
+// llorch tells the provider where the configuration and its cache are:
+// relative refs and cache_dir resolve against the configuration directory,
+// the cache directory is the default, and cache_dir still wins.
+func TestConfigureUsesTheDirectoriesLlorchPasses(t *testing.T) {
+	confDir, cacheDir, elsewhere := t.TempDir(), t.TempDir(), t.TempDir()
+	model := writeFile(t, confDir, "models/m.gguf", smallGGUF("llama", 4096), 0o644)
+	bin := t.TempDir()
+	fakeServer(t, bin, "llama-server", "version: 4748 (c392e5094)")
+	env := append(testEnv(t, bin), "HOME="+t.TempDir())
+	configure := func(t *testing.T, src string) *Provider {
+		t.Helper()
+		p := New(WithEnviron(env), WithWorkingDir(elsewhere))
+		req := providers.ConfigureRequest{Config: providerBlock(t, src), ConfigDir: confDir, CacheDir: cacheDir}
+		if diags := p.Configure(context.Background(), req); diags.HasErrors() {
+			t.Fatal(describe(diags))
+		}
+		return p
+	}
+
+	t.Run("the cache directory and a relative file: ref", func(t *testing.T) {
+		p := configure(t, "")
+		if cfg, _ := p.config(); cfg.CacheDir != cacheDir {
+			t.Errorf("CacheDir = %q, want llorch's %q", cfg.CacheDir, cacheDir)
+		}
+		pool := testPool("file:models/m.gguf")
+		if diags := p.ValidatePool(context.Background(), providers.ValidatePoolRequest{Pool: pool, Config: poolBlock(t, "")}); len(diags) > 0 {
+			t.Fatal(describe(diags))
+		}
+		pe, diags := p.Ensure(context.Background(), providers.EnsureRequest{Pool: pool, Config: poolBlock(t, "")})
+		if len(diags) > 0 {
+			t.Fatal(describe(diags))
+		}
+		if pe.ModelPath != model {
+			t.Errorf("ModelPath = %q, want %q (relative to the configuration directory)", pe.ModelPath, model)
+		}
+	})
+	t.Run("cache_dir in the block wins, relative to the configuration directory", func(t *testing.T) {
+		p := configure(t, `cache_dir = "cache"`)
+		if cfg, _ := p.config(); cfg.CacheDir != filepath.Join(confDir, "cache") {
+			t.Errorf("CacheDir = %q", cfg.CacheDir)
+		}
+	})
+	t.Run("an older llorch passes neither", func(t *testing.T) {
+		p := New(WithEnviron([]string{"HOME=/home/me"}), WithWorkingDir(elsewhere))
+		if diags := p.Configure(context.Background(), providers.ConfigureRequest{Config: providerBlock(t, "")}); diags.HasErrors() {
+			t.Fatal(describe(diags))
+		}
+		if cfg, _ := p.config(); cfg.CacheDir != "/home/me/.cache/llorch" || p.workDir() != elsewhere {
+			t.Errorf("CacheDir %q, workDir %q", cfg.CacheDir, p.workDir())
+		}
+	})
+}

@@ -7,6 +7,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/llorch/llorch/providers/sdk/stage"
 )
 
 // environ is the process environment the provider reads (PATH, HOME,
@@ -97,15 +99,13 @@ func (e environ) expandHome(p string) (string, error) {
 	return filepath.Join(home, strings.TrimPrefix(p, "~")), nil
 }
 
-// defaultCacheDir is $XDG_CACHE_HOME/llorch, or ~/.cache/llorch.
+// defaultCacheDir is llorch's cache directory (stage.DefaultCacheDir).
 func (e environ) defaultCacheDir() (string, error) {
-	if x := e.get("XDG_CACHE_HOME"); filepath.IsAbs(x) {
-		return filepath.Join(x, "llorch"), nil
+	dir := stage.DefaultCacheDir(e.get)
+	if dir == "" {
+		return "", errors.New("neither XDG_CACHE_HOME nor HOME is set, so there is no default cache directory; set cache_dir in the provider block")
 	}
-	if home := e.get("HOME"); home != "" {
-		return filepath.Join(home, ".cache", "llorch"), nil
-	}
-	return "", errors.New("neither XDG_CACHE_HOME nor HOME is set, so there is no default cache directory; set cache_dir in the provider block")
+	return dir, nil
 }
 
 // statMode describes a file for error messages ("-rw-r--r--").

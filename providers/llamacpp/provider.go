@@ -31,6 +31,13 @@ type Provider struct {
 	stallTimeout time.Duration
 	execTimeout  time.Duration // for --version and nvidia-smi
 
+	// What Configure was told (providers.ConfigureRequest); "" from an
+	// older llorch. dirMu guards them alone, since workDir is called with
+	// mu held.
+	dirMu        sync.Mutex
+	configDir    string // where relative paths resolve, before wd
+	hostCacheDir string // llorch's cache directory, after cacheDir
+
 	mu       sync.Mutex
 	cfg      *providerConfig
 	versions *stage.FileCache // binary path → engine version
@@ -77,7 +84,8 @@ func WithEnviron(env []string) Option {
 }
 
 // WithWorkingDir sets the directory relative file: refs, binary paths and
-// git paths resolve against (default: the process's working directory).
+// git paths resolve against when Configure is given no configuration
+// directory (default: the process's working directory).
 func WithWorkingDir(dir string) Option { return func(p *Provider) { p.wd = dir } }
 
 // WithStallTimeout sets how long a download may receive nothing before it
@@ -118,6 +126,9 @@ func (p *Provider) GetSchema(ctx context.Context) (*providers.Schema, providers.
 // Configure reads the provider block: binary or source (not both), and
 // the cache directory with ~ expanded.
 func (p *Provider) Configure(ctx context.Context, req providers.ConfigureRequest) providers.Diagnostics {
+	p.dirMu.Lock()
+	p.configDir, p.hostCacheDir = req.ConfigDir, req.CacheDir
+	p.dirMu.Unlock()
 	cfg, diags := decodeProviderConfig(req.Config, p.env, p.workDir())
 	if diags.HasErrors() {
 		return diags
@@ -147,9 +158,18 @@ func (p *Provider) setConfigLocked(cfg *providerConfig) {
 	p.digests = stage.NewDigests(filepath.Join(cfg.CacheDir, "digests.json"))
 }
 
+// defaultCacheDir is the cache directory when the provider block names
+// none: WithCacheDir's, else the one llorch passed to Configure, else
+// $XDG_CACHE_HOME/llorch or ~/.cache/llorch (an older llorch passes none).
 func (p *Provider) defaultCacheDir() (string, error) {
 	if p.cacheDir != "" {
 		return stage.Resolve(p.cacheDir, p.workDir()), nil
+	}
+	p.dirMu.Lock()
+	host := p.hostCacheDir
+	p.dirMu.Unlock()
+	if host != "" {
+		return host, nil
 	}
 	return p.env.defaultCacheDir()
 }
@@ -187,7 +207,16 @@ func (p *Provider) caches() (versions *stage.FileCache, digests *stage.Digests) 
 	return p.versions, p.digests
 }
 
+// workDir is where relative paths (file: refs, binary, git, cache_dir)
+// resolve: the configuration directory llorch passed to Configure, else
+// WithWorkingDir's, else the process's working directory.
 func (p *Provider) workDir() string {
+	p.dirMu.Lock()
+	dir := p.configDir
+	p.dirMu.Unlock()
+	if dir != "" {
+		return dir
+	}
 	if p.wd != "" {
 		return p.wd
 	}

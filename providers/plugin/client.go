@@ -50,7 +50,8 @@ func (c *GRPCClient) Configure(ctx context.Context, req providers.ConfigureReque
 	if err != nil {
 		return providers.Diagnostics{c.badRequest("Configure", err)}
 	}
-	resp, err := c.client.Configure(ctx, &proto.Configure_Request{Config: cfg, LlorchVersion: req.LlorchVersion})
+	resp, err := c.client.Configure(ctx, &proto.Configure_Request{Config: cfg, LlorchVersion: req.LlorchVersion,
+		ConfigDir: req.ConfigDir, CacheDir: req.CacheDir})
 	if err != nil {
 		return c.callFailed(ctx, "Configure", err)
 	}

@@ -178,26 +178,27 @@ func TestFixturesSetEveryField(t *testing.T) {
 		Blocks: map[string]*providers.NestedBlock{"b": {}}, Description: "d"}, Nesting: providers.NestingList,
 		Required: true, ForcesReplacement: true}
 	for name, v := range map[string]any{
-		"PoolSpec":        fullPool(),
-		"ModelRef":        fullPool().Model,
-		"PreparedEngine":  *fullPrepared(),
-		"EngineProtocol":  *fullProtocol(),
-		"Readiness":       fullProtocol().Readiness,
-		"IdentityProbe":   *fullProtocol().Identity,
-		"InFlightProbe":   fullProtocol().InFlight[0],
-		"CompletionProbe": *fullProtocol().Completion,
-		"StopBehaviour":   fullProtocol().Stop,
-		"LogCause":        fullProtocol().LogCauses[0],
-		"ModelInfo":       *fullModelInfo(),
-		"PlannedPool":     *planned,
-		"MemoryEstimate":  *fullMemory(),
-		"MemoryInputs":    fullMemory().Inputs,
-		"DeviceMemory":    fullMemory().Host,
-		"Event":           fullEvent,
-		"Attribute":       attr,
-		"NestedBlock":     nested,
-		"Diagnostic":      everyPathKind[1],
-		"Schema":          providers.Schema{Version: "v", Provider: &nested.Block, Pool: &nested.Block},
+		"PoolSpec":         fullPool(),
+		"ModelRef":         fullPool().Model,
+		"PreparedEngine":   *fullPrepared(),
+		"EngineProtocol":   *fullProtocol(),
+		"Readiness":        fullProtocol().Readiness,
+		"IdentityProbe":    *fullProtocol().Identity,
+		"InFlightProbe":    fullProtocol().InFlight[0],
+		"CompletionProbe":  *fullProtocol().Completion,
+		"StopBehaviour":    fullProtocol().Stop,
+		"LogCause":         fullProtocol().LogCauses[0],
+		"ModelInfo":        *fullModelInfo(),
+		"PlannedPool":      *planned,
+		"MemoryEstimate":   *fullMemory(),
+		"MemoryInputs":     fullMemory().Inputs,
+		"DeviceMemory":     fullMemory().Host,
+		"Event":            fullEvent,
+		"Attribute":        attr,
+		"NestedBlock":      nested,
+		"Diagnostic":       everyPathKind[1],
+		"Schema":           providers.Schema{Version: "v", Provider: &nested.Block, Pool: &nested.Block},
+		"ConfigureRequest": fullConfigure(cty.EmptyObjectVal),
 	} {
 		rv := reflect.ValueOf(v)
 		for i := range rv.NumField() {
@@ -206,6 +207,11 @@ func TestFixturesSetEveryField(t *testing.T) {
 			}
 		}
 	}
+}
+
+// fullConfigure is a Configure request that sets every field but config.
+func fullConfigure(config cty.Value) providers.ConfigureRequest {
+	return providers.ConfigureRequest{Config: config, LlorchVersion: "0.1.0", ConfigDir: "/srv/llorch", CacheDir: "/home/me/.cache/llorch"}
 }
 
 func fullMemory() *providers.MemoryEstimate {
@@ -337,11 +343,11 @@ func TestConfigureRoundTrip(t *testing.T) {
 				got = req
 				return nil
 			}})
-			if diags := p.Configure(t.Context(), providers.ConfigureRequest{Config: tc.config, LlorchVersion: "0.1.0"}); diags.HasErrors() {
+			if diags := p.Configure(t.Context(), fullConfigure(tc.config)); diags.HasErrors() {
 				t.Fatalf("Configure: %v", diags)
 			}
 			want, _ := tc.config.UnmarkDeep()
-			if diff := cmp.Diff(providers.ConfigureRequest{Config: want, LlorchVersion: "0.1.0"}, got, ctyCmp); diff != "" {
+			if diff := cmp.Diff(fullConfigure(want), got, ctyCmp); diff != "" {
 				t.Errorf("request (-sent +received):\n%s", diff)
 			}
 		})

@@ -39,7 +39,8 @@ func (s *GRPCServer) Configure(ctx context.Context, req *proto.Configure_Request
 	if err != nil {
 		return &proto.Configure_Response{Diagnostics: badRequest("Configure", err)}, nil
 	}
-	diags := s.Impl.Configure(ctx, providers.ConfigureRequest{Config: cfg, LlorchVersion: req.GetLlorchVersion()})
+	diags := s.Impl.Configure(ctx, providers.ConfigureRequest{Config: cfg, LlorchVersion: req.GetLlorchVersion(),
+		ConfigDir: req.GetConfigDir(), CacheDir: req.GetCacheDir()})
 	return &proto.Configure_Response{Diagnostics: encodeDiagnostics(diags)}, nil
 }
 

@@ -2309,6 +2309,10 @@ type Configure_Request struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Config        *DynamicValue          `protobuf:"bytes,1,opt,name=config,proto3" json:"config,omitempty"`
 	LlorchVersion string                 `protobuf:"bytes,2,opt,name=llorch_version,json=llorchVersion,proto3" json:"llorch_version,omitempty"`
+	// The configuration directory and llorch's cache directory, absolute
+	// (providers.ConfigureRequest); empty from an older llorch.
+	ConfigDir     string `protobuf:"bytes,3,opt,name=config_dir,json=configDir,proto3" json:"config_dir,omitempty"`
+	CacheDir      string `protobuf:"bytes,4,opt,name=cache_dir,json=cacheDir,proto3" json:"cache_dir,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2353,6 +2357,20 @@ func (x *Configure_Request) GetConfig() *DynamicValue {
 func (x *Configure_Request) GetLlorchVersion() string {
 	if x != nil {
 		return x.LlorchVersion
+	}
+	return ""
+}
+
+func (x *Configure_Request) GetConfigDir() string {
+	if x != nil {
+		return x.ConfigDir
+	}
+	return ""
+}
+
+func (x *Configure_Request) GetCacheDir() string {
+	if x != nil {
+		return x.CacheDir
 	}
 	return ""
 }
@@ -3118,11 +3136,14 @@ const file_provider_proto_rawDesc = "" +
 	"\aRequest\x1a\x80\x01\n" +
 	"\bResponse\x122\n" +
 	"\x06schema\x18\x01 \x01(\v2\x1a.llorch.provider.v1.SchemaR\x06schema\x12@\n" +
-	"\vdiagnostics\x18\x02 \x03(\v2\x1e.llorch.provider.v1.DiagnosticR\vdiagnostics\"\xc5\x01\n" +
-	"\tConfigure\x1aj\n" +
+	"\vdiagnostics\x18\x02 \x03(\v2\x1e.llorch.provider.v1.DiagnosticR\vdiagnostics\"\x82\x02\n" +
+	"\tConfigure\x1a\xa6\x01\n" +
 	"\aRequest\x128\n" +
 	"\x06config\x18\x01 \x01(\v2 .llorch.provider.v1.DynamicValueR\x06config\x12%\n" +
-	"\x0ellorch_version\x18\x02 \x01(\tR\rllorchVersion\x1aL\n" +
+	"\x0ellorch_version\x18\x02 \x01(\tR\rllorchVersion\x12\x1d\n" +
+	"\n" +
+	"config_dir\x18\x03 \x01(\tR\tconfigDir\x12\x1b\n" +
+	"\tcache_dir\x18\x04 \x01(\tR\bcacheDir\x1aL\n" +
 	"\bResponse\x12@\n" +
 	"\vdiagnostics\x18\x01 \x03(\v2\x1e.llorch.provider.v1.DiagnosticR\vdiagnostics\"\xd3\x01\n" +
 	"\fValidatePool\x1au\n" +

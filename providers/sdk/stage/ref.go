@@ -186,3 +186,17 @@ func Resolve(p, dir string) string {
 	}
 	return filepath.Join(dir, p)
 }
+
+// DefaultCacheDir is llorch's cache directory: $XDG_CACHE_HOME/llorch when
+// XDG_CACHE_HOME is absolute, else ~/.cache/llorch; "" when HOME is unset
+// too. It is what llorch passes as ConfigureRequest.CacheDir; a provider
+// falls back on it when an older llorch passes none.
+func DefaultCacheDir(getenv func(string) string) string {
+	if x := getenv("XDG_CACHE_HOME"); filepath.IsAbs(x) {
+		return filepath.Join(x, "llorch")
+	}
+	if home := getenv("HOME"); home != "" {
+		return filepath.Join(home, ".cache", "llorch")
+	}
+	return ""
+}
