@@ -5,5 +5,7 @@
 //
 // Ensure locates the vllm executable and reads its version. vLLM downloads
 // Hugging Face models itself when it starts, so Ensure stages nothing; a
-// local model is a directory (file:/path), checked to exist.
+// local model is a directory (file:/path, or file:PATH relative to the
+// configuration directory, parsed with providers/sdk/stage as every
+// provider parses it), checked to exist.
 package vllm

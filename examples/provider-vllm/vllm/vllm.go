@@ -16,6 +16,7 @@ import (
 
 	"github.com/llorch/llorch/providers"
 	"github.com/llorch/llorch/providers/sdk"
+	"github.com/llorch/llorch/providers/sdk/stage"
 )
 
 // Version is this provider's version, which `llorch init` records.
@@ -27,6 +28,10 @@ func New() providers.Provider { return &provider{binary: "vllm"} }
 type provider struct {
 	mu     sync.Mutex
 	binary string // from the provider block; a path or a name on PATH
+	// configDir is where relative file: refs resolve
+	// (ConfigureRequest.ConfigDir); "" from an older llorch, which makes
+	// them an error.
+	configDir string
 }
 
 var (
@@ -58,6 +63,9 @@ func (p *provider) GetSchema(context.Context) (*providers.Schema, providers.Diag
 }
 
 func (p *provider) Configure(_ context.Context, req providers.ConfigureRequest) providers.Diagnostics {
+	p.mu.Lock()
+	p.configDir = req.ConfigDir
+	p.mu.Unlock()
 	binary, ok := sdk.GetString(req.Config, "binary")
 	if !ok {
 		return nil
@@ -73,12 +81,12 @@ func (p *provider) Configure(_ context.Context, req providers.ConfigureRequest) 
 }
 
 func (p *provider) ValidatePool(_ context.Context, req providers.ValidatePoolRequest) providers.Diagnostics {
-	_, diags := parsePool(req.Pool, req.Config)
+	_, diags := p.parsePool(req.Pool, req.Config)
 	return diags
 }
 
 func (p *provider) PlanPool(ctx context.Context, req providers.PlanPoolRequest) (*providers.PlannedPool, providers.Diagnostics) {
-	if _, diags := parsePool(req.Pool, req.Config); diags.HasErrors() {
+	if _, diags := p.parsePool(req.Pool, req.Config); diags.HasErrors() {
 		return nil, diags
 	}
 	notReady := func(err error) (*providers.PlannedPool, providers.Diagnostics) {
@@ -112,7 +120,7 @@ func (p *provider) Ensure(ctx context.Context, req providers.EnsureRequest) (*pr
 	if progress == nil {
 		progress = func(providers.Event) {}
 	}
-	s, diags := parsePool(req.Pool, req.Config)
+	s, diags := p.parsePool(req.Pool, req.Config)
 	if diags.HasErrors() {
 		return nil, diags
 	}
@@ -300,7 +308,10 @@ var poolOwned = map[string]string{
 	"--max-model-len": "ctx", "--tensor-parallel-size": "tensor_parallel_size", "--gpu-memory-utilization": "gpu_memory_utilization",
 }
 
-func parsePool(pool providers.PoolSpec, cfg cty.Value) (settings, providers.Diagnostics) {
+func (p *provider) parsePool(pool providers.PoolSpec, cfg cty.Value) (settings, providers.Diagnostics) {
+	p.mu.Lock()
+	configDir := p.configDir
+	p.mu.Unlock()
 	var s settings
 	var diags providers.Diagnostics
 	ref := pool.Model.Ref
@@ -312,12 +323,20 @@ func parsePool(pool providers.PoolSpec, cfg cty.Value) (settings, providers.Diag
 				"%q is not a Hugging Face repository: vLLM loads whole repositories, so write hf:ORG/REPO, optionally with @REVISION.", ref))
 		}
 	case strings.HasPrefix(ref, "file:"):
-		s.dir = strings.TrimPrefix(ref, "file:")
-		s.model = s.dir
-		if !strings.HasPrefix(s.dir, "/") {
+		// The SDK parses file: refs as every provider does: a relative
+		// path is relative to the configuration directory. vLLM loads
+		// the directory itself, so there is nothing to stage.
+		if configDir == "" && !strings.HasPrefix(strings.TrimPrefix(ref, "file:"), "/") {
 			diags = append(diags, providers.AttributeErrorf(refPath, "Invalid model reference",
-				"%q is not an absolute path; write file:/path/to/model-directory.", ref))
+				"%q is not an absolute path, and this llorch does not say which directory it is relative to; write file:/path/to/model-directory.", ref))
+			break
 		}
+		m, err := stage.ParseRef(ref, configDir)
+		if err != nil {
+			diags = append(diags, providers.AttributeErrorf(refPath, "Invalid model reference", "%s.", err))
+			break
+		}
+		s.dir, s.model = m.Path, m.Path
 	default:
 		diags = append(diags, providers.AttributeErrorf(refPath, "Unsupported model reference",
 			"vLLM loads a Hugging Face repository (hf:ORG/REPO) or a local model directory (file:/path/to/dir); %q is neither.", ref))

@@ -102,7 +102,13 @@ func TestValidatePool(t *testing.T) {
 			name: "relative local path",
 			pool: func(p *providers.PoolSpec) { p.Model.Ref = "file:models/qwen" },
 			want: []providers.Diagnostic{providers.AttributeErrorf(refPath, "Invalid model reference",
-				`"file:models/qwen" is not an absolute path; write file:/path/to/model-directory.`)},
+				`"file:models/qwen" is not an absolute path, and this llorch does not say which directory it is relative to; write file:/path/to/model-directory.`)},
+		},
+		{
+			name: "a file: ref naming a host",
+			pool: func(p *providers.PoolSpec) { p.Model.Ref = "file://nas/models/qwen" },
+			want: []providers.Diagnostic{providers.AttributeErrorf(refPath, "Invalid model reference",
+				`model ref "file://nas/models/qwen" names a host; file: refs are local paths, like file:/srv/models/model.gguf.`)},
 		},
 		{
 			name: "download URL",
@@ -283,6 +289,37 @@ func TestEnsureLocalDirectoryAndCPUOnly(t *testing.T) {
 	}
 	if err := pe.Protocol.Validate(); err != nil || pe.Protocol.Identity.Expect != dir {
 		t.Errorf("protocol %+v (%v): the identity check must expect the directory vLLM loads", pe.Protocol, err)
+	}
+}
+
+// A relative file: ref is relative to the configuration directory llorch
+// passes to Configure, whatever the plugin's working directory.
+func TestRelativeModelDirectoryResolvesAgainstTheConfigurationDirectory(t *testing.T) {
+	fakeVLLM(t, versionScript)
+	confDir := t.TempDir()
+	dir := filepath.Join(confDir, "models", "qwen")
+	prov := New()
+	if diags := prov.Configure(t.Context(), providers.ConfigureRequest{Config: cty.NullVal(cty.Object(map[string]cty.Type{"binary": cty.String})), ConfigDir: confDir}); diags.HasErrors() {
+		t.Fatal(diags)
+	}
+	p := pool("file:models/qwen")
+	p.Devices = []int{}
+	_, diags := prov.Ensure(t.Context(), providers.EnsureRequest{Pool: p, Config: config(nil)})
+	if len(diags) != 1 || diags[0].Summary != "Model directory not found" || !strings.Contains(diags[0].Detail, dir+" is not a directory") {
+		t.Fatalf("before the directory exists: %v", diags)
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if diags := prov.ValidatePool(t.Context(), providers.ValidatePoolRequest{Pool: p, Config: config(nil)}); len(diags) > 0 {
+		t.Fatal(diags)
+	}
+	pe, diags := prov.Ensure(t.Context(), providers.EnsureRequest{Pool: p, Config: config(nil)})
+	if diags.HasErrors() {
+		t.Fatal(diags)
+	}
+	if pe.ModelPath != dir || pe.Args[1] != dir {
+		t.Errorf("model path %q, args %v; want %s", pe.ModelPath, pe.Args, dir)
 	}
 }
 
