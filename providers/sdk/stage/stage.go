@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/llorch/llorch/providers"
@@ -135,6 +136,9 @@ func (st *Stager) digests() *Digests {
 func (st *Stager) Stage(ctx context.Context, ref Ref, want string, progress func(providers.Event)) (*Staged, error) {
 	if ref.Kind == File {
 		return st.stageLocal(ctx, ref, want, progress)
+	}
+	if !filepath.IsAbs(st.CacheDir) {
+		return nil, fmt.Errorf("staging %s: the cache directory %q is not an absolute path, so there is nowhere to download it to", ref.Raw, st.CacheDir)
 	}
 	dest := ref.LocalPath(st.CacheDir)
 	unlock, err := LockFile(ctx, dest+".lock", func() {

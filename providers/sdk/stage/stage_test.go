@@ -98,3 +98,9 @@ func TestStageWithoutACheckOrDigestCache(t *testing.T) {
 		t.Errorf("staged %s: %q", m.Path, got)
 	}
 }
+
+func TestStageNeedsAnAbsoluteCacheDirectoryToDownload(t *testing.T) {
+	st := &Stager{CacheDir: ""}
+	_, err := stageRef(t, st, "https://example.com/m.gguf", "", nil)
+	errHas(t, err, `staging https://example.com/m.gguf: the cache directory "" is not an absolute path`)
+}
