@@ -12,6 +12,7 @@ import (
 	"github.com/llorch/llorch/internal/testgguf"
 	"github.com/llorch/llorch/providers"
 	"github.com/llorch/llorch/providers/sdk/gguf"
+	"github.com/llorch/llorch/providers/sdk/sdktest"
 )
 
 // BenchmarkEnsureCached is the Ensure of an apply that changes nothing: the
@@ -27,8 +28,8 @@ func BenchmarkEnsureCached(b *testing.B) {
 	if _, diags := p.Ensure(context.Background(), req); diags.HasErrors() {
 		b.Fatal(describe(diags))
 	}
-	var ev events
-	req.Progress = ev.add
+	var ev sdktest.Events
+	req.Progress = ev.Add
 	b.ReportAllocs()
 	b.ResetTimer()
 	for b.Loop() {
@@ -40,7 +41,7 @@ func BenchmarkEnsureCached(b *testing.B) {
 	if n := runs(b, counter); n != 1 {
 		b.Fatalf("--version ran %d times, want 1", n)
 	}
-	if n := ev.stages()["verify"]; n != 0 {
+	if n := ev.Stages()["verify"]; n != 0 {
 		b.Fatalf("the model was hashed %d times", n)
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/llorch/llorch/providers"
+	"github.com/llorch/llorch/providers/sdk/sdktest"
 )
 
 // The download itself is tested in providers/sdk/stage; these tests cover
@@ -55,11 +56,11 @@ func hfProvider(t *testing.T, srv *httptest.Server, extraEnv ...string) *Provide
 	return newTestProvider(t, append(env, extraEnv...), "")
 }
 
-func ensure(t *testing.T, p *Provider, pool providers.PoolSpec, ev *events) (*providers.PreparedEngine, providers.Diagnostics) {
+func ensure(t *testing.T, p *Provider, pool providers.PoolSpec, ev *sdktest.Events) (*providers.PreparedEngine, providers.Diagnostics) {
 	t.Helper()
 	req := providers.EnsureRequest{Pool: pool, Config: poolBlock(t, "")}
 	if ev != nil {
-		req.Progress = ev.add
+		req.Progress = ev.Add
 	}
 	return p.Ensure(context.Background(), req)
 }
@@ -81,7 +82,7 @@ func TestEnsureDownloadsWhatPlanningDoesNot(t *testing.T) {
 
 	pool := testPool(hfRef + "@v1.0")
 	pool.Model.SHA256 = sha256Hex(data)
-	var ev events
+	var ev sdktest.Events
 	pe, diags := ensure(t, p, pool, &ev)
 	if len(diags) > 0 {
 		t.Fatal(describe(diags))
@@ -94,8 +95,8 @@ func TestEnsureDownloadsWhatPlanningDoesNot(t *testing.T) {
 	if len(h) != 1 || h[0].Get("Authorization") != "Bearer hf_s3cret" || h[0].Get("User-Agent") != "llorch-llamacpp/"+Version {
 		t.Errorf("requests %v", h)
 	}
-	if ev.stages()["inspect"] != 1 {
-		t.Errorf("stages %v, want the model inspected", ev.stages())
+	if ev.Stages()["inspect"] != 1 {
+		t.Errorf("stages %v, want the model inspected", ev.Stages())
 	}
 
 	// Planning now sees the downloaded model.

@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/llorch/llorch/providers"
+	"github.com/llorch/llorch/providers/sdk/sdktest"
 )
 
 func sha256Hex(data []byte) string {
@@ -31,9 +32,9 @@ func TestEnsureBinaryModePreparesTheEngine(t *testing.T) {
 	pool.Devices = []int{1, 0}
 	pool.Flags = []string{"-ngl", "33", "--jinja"}
 	pool.Env = map[string]string{"LLAMA_ARG_BATCH": "256"}
-	var ev events
+	var ev sdktest.Events
 	pe, diags := p.Ensure(context.Background(), providers.EnsureRequest{
-		Pool: pool, Config: poolBlock(t, "threads = 4\napi_key = \"s3cret-key\""), Progress: ev.add})
+		Pool: pool, Config: poolBlock(t, "threads = 4\napi_key = \"s3cret-key\""), Progress: ev.Add})
 	if len(diags) > 0 {
 		t.Fatal(describe(diags))
 	}
@@ -64,7 +65,7 @@ func TestEnsureBinaryModePreparesTheEngine(t *testing.T) {
 			t.Errorf("the api key leaked into args or env: %q", a)
 		}
 	}
-	if st := ev.stages(); st["engine"] != 1 || st["inspect"] != 1 || st["verify"] == 0 {
+	if st := ev.Stages(); st["engine"] != 1 || st["inspect"] != 1 || st["verify"] == 0 {
 		t.Errorf("progress stages = %v, want engine, inspect and verify", st)
 	}
 }
@@ -171,8 +172,8 @@ func TestEnsureHashesALocalModelOnce(t *testing.T) {
 	model := writeFile(t, t.TempDir(), "m.gguf", smallGGUF("llama", 2048), 0o644)
 	pool := testPool("file:" + model)
 
-	var first, second events
-	pe, diags := p.Ensure(context.Background(), providers.EnsureRequest{Pool: pool, Config: poolBlock(t, ""), Progress: first.add})
+	var first, second sdktest.Events
+	pe, diags := p.Ensure(context.Background(), providers.EnsureRequest{Pool: pool, Config: poolBlock(t, ""), Progress: first.Add})
 	if len(diags) > 0 {
 		t.Fatal(describe(diags))
 	}
@@ -180,13 +181,13 @@ func TestEnsureHashesALocalModelOnce(t *testing.T) {
 		t.Errorf("ModelSHA256 = %q", pe.ModelSHA256)
 	}
 	pool.Model.SHA256 = pe.ModelSHA256
-	if _, diags := p.Ensure(context.Background(), providers.EnsureRequest{Pool: pool, Config: poolBlock(t, ""), Progress: second.add}); len(diags) > 0 {
+	if _, diags := p.Ensure(context.Background(), providers.EnsureRequest{Pool: pool, Config: poolBlock(t, ""), Progress: second.Add}); len(diags) > 0 {
 		t.Fatal(describe(diags))
 	}
-	if first.stages()["verify"] == 0 {
+	if first.Stages()["verify"] == 0 {
 		t.Error("the first Ensure did not hash the model")
 	}
-	if n := second.stages()["verify"]; n != 0 {
+	if n := second.Stages()["verify"]; n != 0 {
 		t.Errorf("the second Ensure hashed the model again (%d verify events)", n)
 	}
 

@@ -8,7 +8,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/hashicorp/hcl/v2"
@@ -192,28 +191,6 @@ func newTestProvider(t testing.TB, env []string, src string, opts ...Option) *Pr
 func testPool(ref string) providers.PoolSpec {
 	return providers.PoolSpec{Addr: "pool.chat", ID: "chat", Model: providers.ModelRef{Ref: ref},
 		Host: "127.0.0.1", Port: 8080, Replicas: 1}
-}
-
-// events records progress events.
-type events struct {
-	mu  sync.Mutex
-	all []providers.Event
-}
-
-func (e *events) add(ev providers.Event) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	e.all = append(e.all, ev)
-}
-
-func (e *events) stages() map[string]int {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	m := map[string]int{}
-	for _, ev := range e.all {
-		m[ev.Stage]++
-	}
-	return m
 }
 
 // oneDiag asserts diags holds exactly one diagnostic of severity sev whose

@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/llorch/llorch/providers"
+	"github.com/llorch/llorch/providers/sdk/sdktest"
 	"github.com/llorch/llorch/providers/sdk/stage"
 )
 
@@ -80,7 +81,7 @@ func TestSourceBuild(t *testing.T) {
 
 	t.Run("a tag is cloned and built", func(t *testing.T) {
 		p := sourceProvider(t, env, cache, repo.dir, "b1234")
-		var ev events
+		var ev sdktest.Events
 		pe, diags := ensure(t, p, pool, &ev)
 		if len(diags) > 0 {
 			t.Fatal(describe(diags))
@@ -97,8 +98,8 @@ func TestSourceBuild(t *testing.T) {
 			t.Errorf("built binary --version: %v %s", err, out)
 		}
 		for _, stage := range []string{"resolve", "clone", "checkout", "configure", "build", "install"} {
-			if ev.stages()[stage] == 0 {
-				t.Errorf("no %q progress event; stages %v", stage, ev.stages())
+			if ev.Stages()[stage] == 0 {
+				t.Errorf("no %q progress event; stages %v", stage, ev.Stages())
 			}
 		}
 		var rec engineRecord
@@ -120,12 +121,12 @@ func TestSourceBuild(t *testing.T) {
 			t.Fatal(err)
 		}
 		p := sourceProvider(t, env, cache, repo.dir, "b1234")
-		var ev events
+		var ev sdktest.Events
 		pe, diags := ensure(t, p, pool, &ev)
 		if len(diags) > 0 {
 			t.Fatal(describe(diags))
 		}
-		st := ev.stages()
+		st := ev.Stages()
 		for _, stage := range []string{"clone", "fetch", "checkout", "configure", "build", "install"} {
 			if st[stage] != 0 {
 				t.Errorf("the second Ensure ran %q: %v", stage, st)
@@ -139,32 +140,32 @@ func TestSourceBuild(t *testing.T) {
 
 	t.Run("an annotated tag on the same commit reuses the build", func(t *testing.T) {
 		p := sourceProvider(t, env, cache, repo.dir, "b1235")
-		var ev events
+		var ev sdktest.Events
 		pe, diags := ensure(t, p, pool, &ev)
 		if len(diags) > 0 {
 			t.Fatal(describe(diags))
 		}
-		if pe.EngineVersion != "llamacpp-b1235-"+short+"-cpu" || pe.BinaryPath != cpuBinary || ev.stages()["build"] != 0 {
-			t.Errorf("engine %q at %s, stages %v", pe.EngineVersion, pe.BinaryPath, ev.stages())
+		if pe.EngineVersion != "llamacpp-b1235-"+short+"-cpu" || pe.BinaryPath != cpuBinary || ev.Stages()["build"] != 0 {
+			t.Errorf("engine %q at %s, stages %v", pe.EngineVersion, pe.BinaryPath, ev.Stages())
 		}
 	})
 
 	t.Run("a full commit id resolves without ls-remote", func(t *testing.T) {
 		p := sourceProvider(t, env, cache, repo.dir, repo.first)
-		var ev events
+		var ev sdktest.Events
 		pe, diags := ensure(t, p, pool, &ev)
 		if len(diags) > 0 {
 			t.Fatal(describe(diags))
 		}
-		if pe.BinaryPath != cpuBinary || ev.stages()["resolve"] != 0 || ev.stages()["build"] != 0 {
-			t.Errorf("engine at %s, stages %v", pe.BinaryPath, ev.stages())
+		if pe.BinaryPath != cpuBinary || ev.Stages()["resolve"] != 0 || ev.Stages()["build"] != 0 {
+			t.Errorf("engine at %s, stages %v", pe.BinaryPath, ev.Stages())
 		}
 	})
 
 	var cudaBinary string
 	t.Run("cuda = true builds a separate CUDA engine", func(t *testing.T) {
 		p := sourceProvider(t, env, cache, repo.dir, "b1234", `cuda = true`)
-		var ev events
+		var ev sdktest.Events
 		pe, diags := ensure(t, p, pool, &ev)
 		if len(diags) > 0 {
 			t.Fatal(describe(diags))
@@ -173,13 +174,13 @@ func TestSourceBuild(t *testing.T) {
 			t.Errorf("engine %q at %s", pe.EngineVersion, pe.BinaryPath)
 		}
 		configured := false
-		for _, e := range ev.all {
+		for _, e := range ev.All() {
 			if e.Stage == "configure" && strings.Contains(e.Message, "-DGGML_CUDA=ON") && strings.Contains(e.Message, "-DLLAMA_CURL=OFF") {
 				configured = true
 			}
 		}
 		if !configured {
-			t.Errorf("no configure event with -DGGML_CUDA=ON: %v", ev.all)
+			t.Errorf("no configure event with -DGGML_CUDA=ON: %v", ev.All())
 		}
 		if out, _ := exec.Command(pe.BinaryPath, "--version").CombinedOutput(); !strings.Contains(string(out), "(CUDA)") {
 			t.Errorf("the CUDA build says %s", out)
@@ -191,13 +192,13 @@ func TestSourceBuild(t *testing.T) {
 		nvccDir := t.TempDir()
 		writeFile(t, nvccDir, "nvcc", []byte("#!/bin/sh\nexit 0\n"), 0o755)
 		p := sourceProvider(t, testEnv(t, nvccDir, systemPath()), cache, repo.dir, "b1234")
-		var ev events
+		var ev sdktest.Events
 		pe, diags := ensure(t, p, pool, &ev)
 		if len(diags) > 0 {
 			t.Fatal(describe(diags))
 		}
-		if pe.BinaryPath != cudaBinary || ev.stages()["build"] != 0 {
-			t.Errorf("engine at %s, stages %v", pe.BinaryPath, ev.stages())
+		if pe.BinaryPath != cudaBinary || ev.Stages()["build"] != 0 {
+			t.Errorf("engine at %s, stages %v", pe.BinaryPath, ev.Stages())
 		}
 	})
 
@@ -384,7 +385,7 @@ func TestPlanPoolSourceMode(t *testing.T) {
 		writeFile(t, wrapped, "git", []byte("#!/bin/sh\necho \"$1\" >> '"+gitRuns+"'\nexec '"+realGit+"' \"$@\"\n"), 0o755)
 		p := sourceProvider(t, testEnv(t, wrapped, systemPath()), filepath.Join(t.TempDir(), "cache"), repo.dir, "b1234")
 		planned, _ := planFor(t, p, nil)
-		var ev events
+		var ev sdktest.Events
 		pe, diags := ensure(t, p, pool, &ev)
 		if len(diags) > 0 {
 			t.Fatal(describe(diags))
@@ -392,8 +393,8 @@ func TestPlanPoolSourceMode(t *testing.T) {
 		if planned.EngineVersion != pe.EngineVersion {
 			t.Errorf("planned %q, ensured %q", planned.EngineVersion, pe.EngineVersion)
 		}
-		if ev.stages()["clone"] != 1 || ev.stages()["install"] != 1 {
-			t.Errorf("Ensure did not clone and build: stages %v", ev.stages())
+		if ev.Stages()["clone"] != 1 || ev.Stages()["install"] != 1 {
+			t.Errorf("Ensure did not clone and build: stages %v", ev.Stages())
 		}
 		data, _ := os.ReadFile(gitRuns)
 		if n := strings.Count(string(data), "ls-remote\n"); n != 1 {
@@ -450,20 +451,20 @@ func TestSourceBuildWorksOfflineOnceBuilt(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, ref := range []string{"b1234", "master"} {
-		var ev events
+		var ev sdktest.Events
 		pe, diags := ensure(t, sourceProvider(t, env, cache, repo.dir, ref), pool, &ev)
 		if len(diags) > 0 {
 			t.Fatalf("%s: %s", ref, describe(diags))
 		}
 		offline := false
-		for _, e := range ev.all {
+		for _, e := range ev.All() {
 			if e.Stage == "resolve" && strings.Contains(e.Message, "cannot be reached") &&
 				strings.Contains(e.Message, "using "+repo.first+", which "+ref+" named at the last fetch") {
 				offline = true
 			}
 		}
-		if pe.BinaryPath != built.BinaryPath || !offline || ev.stages()["build"] != 0 {
-			t.Errorf("%s: engine %s, events %v", ref, pe.BinaryPath, ev.all)
+		if pe.BinaryPath != built.BinaryPath || !offline || ev.Stages()["build"] != 0 {
+			t.Errorf("%s: engine %s, events %v", ref, pe.BinaryPath, ev.All())
 		}
 	}
 }
@@ -473,13 +474,13 @@ func TestConcurrentSourceEnsuresBuildOnce(t *testing.T) {
 	cache := filepath.Join(t.TempDir(), "cache")
 	env := testEnv(t, systemPath())
 	pool := testPool("file:" + tinyLlama(t))
-	var ev events
+	var ev sdktest.Events
 	var wg sync.WaitGroup
 	binaries := make([]string, 3)
 	for i := range binaries {
 		// separate providers: as separate llorch processes sharing the cache
 		p := sourceProvider(t, env, cache, repo.dir, "b1234")
-		req := providers.EnsureRequest{Pool: pool, Config: poolBlock(t, ""), Progress: ev.add}
+		req := providers.EnsureRequest{Pool: pool, Config: poolBlock(t, ""), Progress: ev.Add}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -492,7 +493,7 @@ func TestConcurrentSourceEnsuresBuildOnce(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	if n := ev.stages()["install"]; n != 1 {
+	if n := ev.Stages()["install"]; n != 1 {
 		t.Errorf("%d concurrent Ensures installed %d engines, want 1", len(binaries), n)
 	}
 	if binaries[0] == "" || binaries[0] != binaries[1] || binaries[1] != binaries[2] {

@@ -19,6 +19,7 @@ import (
 	"github.com/llorch/llorch/internal/testgguf"
 	"github.com/llorch/llorch/providers"
 	"github.com/llorch/llorch/providers/sdk/gguf"
+	"github.com/llorch/llorch/providers/sdk/sdktest"
 )
 
 // modelServer serves one model at Hugging Face-style URLs, with Range
@@ -116,13 +117,13 @@ func checkGGUF(_ context.Context, path string) error {
 }
 
 // stageRef parses ref and stages it.
-func stageRef(t *testing.T, st *Stager, ref, want string, ev *events) (*Staged, error) {
+func stageRef(t *testing.T, st *Stager, ref, want string, ev *sdktest.Events) (*Staged, error) {
 	t.Helper()
 	return stageIn(t, st, "/", ref, want, ev)
 }
 
 // stageIn parses ref with relative paths in dir and stages it.
-func stageIn(t *testing.T, st *Stager, dir, ref, want string, ev *events) (*Staged, error) {
+func stageIn(t *testing.T, st *Stager, dir, ref, want string, ev *sdktest.Events) (*Staged, error) {
 	t.Helper()
 	r, err := ParseRef(ref, dir)
 	if err != nil {
@@ -130,7 +131,7 @@ func stageIn(t *testing.T, st *Stager, dir, ref, want string, ev *events) (*Stag
 	}
 	progress := func(providers.Event) {}
 	if ev != nil {
-		progress = ev.add
+		progress = ev.Add
 	}
 	return st.Stage(context.Background(), r, want, progress)
 }
@@ -144,7 +145,7 @@ func TestDownloadFromHuggingFace(t *testing.T) {
 	defer srv.Close()
 	st := hfStager(t, srv, "HF_TOKEN=hf_s3cret")
 
-	var ev events
+	var ev sdktest.Events
 	m, err := stageRef(t, st, hfRef+"@v1.0", sha256Hex(data), &ev)
 	if err != nil {
 		t.Fatal(err)
@@ -168,7 +169,7 @@ func TestDownloadFromHuggingFace(t *testing.T) {
 		t.Errorf("request headers: Authorization %q, Range %q, User-Agent %q", h[0].Get("Authorization"), h[0].Get("Range"), h[0].Get("User-Agent"))
 	}
 	var last providers.Event
-	for _, e := range ev.all {
+	for _, e := range ev.All() {
 		if e.Stage == "download" && e.Total > 0 {
 			last = e
 		}
@@ -178,14 +179,14 @@ func TestDownloadFromHuggingFace(t *testing.T) {
 	}
 
 	// A second Stage uses the cached file without a request or a rehash.
-	var ev2 events
+	var ev2 sdktest.Events
 	if _, err := stageRef(t, st, hfRef+"@v1.0", sha256Hex(data), &ev2); err != nil {
 		t.Fatal(err)
 	}
 	if n := len(ms.headers()); n != 1 {
 		t.Errorf("the second Stage made %d more request(s)", n-1)
 	}
-	if stages := ev2.stages(); stages["download"] != 0 || stages["verify"] != 0 {
+	if stages := ev2.Stages(); stages["download"] != 0 || stages["verify"] != 0 {
 		t.Errorf("second Stage stages = %v, want no download or verify", stages)
 	}
 }
@@ -206,7 +207,7 @@ func TestDownloadResumesAnInterruptedTransfer(t *testing.T) {
 		t.Fatalf("partial file after the interruption: %v, %v (want %d bytes)", fi, err, cut)
 	}
 
-	var ev events
+	var ev sdktest.Events
 	m, err := stageRef(t, st, hfRef, sha256Hex(data), &ev)
 	if err != nil {
 		t.Fatal(err)
@@ -220,13 +221,13 @@ func TestDownloadResumesAnInterruptedTransfer(t *testing.T) {
 		t.Fatal("the resumed file is not byte-identical to the served one")
 	}
 	resumed := false
-	for _, e := range ev.all {
+	for _, e := range ev.All() {
 		if strings.HasPrefix(e.Message, "resuming "+hfRef+" at 1.0 MiB") {
 			resumed = true
 		}
 	}
 	if !resumed {
-		t.Errorf("no resume event in %v", ev.all)
+		t.Errorf("no resume event in %v", ev.All())
 	}
 }
 
@@ -552,35 +553,10 @@ func stageError(t *testing.T, err error, summary string, field Field) {
 	}
 }
 
-// events records progress events.
-type events struct {
-	mu  sync.Mutex
-	all []providers.Event
-}
-
-func (e *events) add(ev providers.Event) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	e.all = append(e.all, ev)
-}
-
-func (e *events) stages() map[string]int {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	m := map[string]int{}
-	for _, ev := range e.all {
-		m[ev.Stage]++
-	}
-	return m
-}
-
 func writeFile(t testing.TB, dir, name string, data []byte, perm os.FileMode) string {
 	t.Helper()
 	p := filepath.Join(dir, name)
-	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(p, data, perm); err != nil {
+	if err := errors.Join(os.MkdirAll(filepath.Dir(p), 0o755), os.WriteFile(p, data, perm)); err != nil {
 		t.Fatal(err)
 	}
 	return p

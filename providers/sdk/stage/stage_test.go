@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/llorch/llorch/providers/sdk/sdktest"
 )
 
 func TestStageLocalFile(t *testing.T) {
@@ -17,13 +19,13 @@ func TestStageLocalFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	st := testStager(t, nil)
-	stage := func(ref, want string, ev *events) (*Staged, error) {
+	stage := func(ref, want string, ev *sdktest.Events) (*Staged, error) {
 		t.Helper()
 		return stageIn(t, st, dir, ref, want, ev)
 	}
 
 	t.Run("a relative path resolves against the configuration directory", func(t *testing.T) {
-		var ev events
+		var ev sdktest.Events
 		m, err := stage("file:models/m.gguf", sha256Hex(data), &ev)
 		if err != nil {
 			t.Fatal(err)
@@ -31,13 +33,13 @@ func TestStageLocalFile(t *testing.T) {
 		if m.Path != path || m.SHA256 != sha256Hex(data) || m.Size != int64(len(data)) {
 			t.Errorf("staged %+v, want %s", m, path)
 		}
-		if ev.stages()["verify"] == 0 {
+		if ev.Stages()["verify"] == 0 {
 			t.Error("hashing sent no verify events")
 		}
 		// The second time the digest comes from the cache.
-		var ev2 events
-		if _, err := stage("file:"+path, "", &ev2); err != nil || ev2.stages()["verify"] != 0 {
-			t.Errorf("second Stage: %v, events %v", err, ev2.all)
+		var ev2 sdktest.Events
+		if _, err := stage("file:"+path, "", &ev2); err != nil || ev2.Stages()["verify"] != 0 {
+			t.Errorf("second Stage: %v, events %v", err, ev2.All())
 		}
 	})
 	tests := []struct {
