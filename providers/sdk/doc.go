@@ -8,4 +8,8 @@
 // run `llorch init`. Log with Logger: the lines reach llorch's log (set
 // LLORCH_LOG=debug to see them). Do not print to standard output; go-plugin
 // owns it for the handshake.
+//
+// Subpackages: stage parses model refs and stages models into llorch's
+// cache (resumable, locked, sha256-verified downloads), gguf reads GGUF
+// metadata, and sdktest serves a provider in process for tests.
 package sdk
