@@ -103,9 +103,21 @@ func checkPinned(pe *providers.PreparedEngine, d *plan.Desired, pins *providers.
 	sum := strings.TrimPrefix(pe.ModelSHA256, "sha256:")
 	if pin, ok := pins.Model(d.Spec.Model.Ref); ok && sum != "" && pin.SHA256 != sum && mode != providers.LockUpgrade {
 		return fmt.Errorf("the model %s has sha256 %s, but %s pins %s, so it is not served; if these are the bytes you want, run llorch apply -lockfile=upgrade to pin them",
-			d.Spec.Model.Ref, plan.ShortDigest(sum), plan.LockFileName, plan.ShortDigest(pin.SHA256))
+			d.Spec.Model.Ref, atRevision(plan.ShortDigest(sum), pe.ModelRevision), plan.LockFileName, atRevision(plan.ShortDigest(pin.SHA256), pin.Revision))
 	}
 	return nil
+}
+
+// atRevision adds the revision an hf: ref resolved to, when known:
+// "3f2a… (revision 0123abcd)" tells a moved ref from a changed file.
+func atRevision(digest, revision string) string {
+	if revision == "" {
+		return digest
+	}
+	if len(revision) > 12 {
+		revision = revision[:12]
+	}
+	return digest + " (revision " + revision + ")"
 }
 
 // PinsOf is what the state says runs: for each provider, the engine binary
@@ -123,7 +135,7 @@ func PinsOf(st *state.State) providers.Pins {
 			pins.Engines[sp.Engine] = providers.EnginePin{SHA256: pe.BinarySHA256, Version: pe.EngineVersion}
 		}
 		if pe.ModelSHA256 != "" && sp.Spec != nil {
-			pins.Models[sp.Spec.Model.Ref] = providers.ModelPin{SHA256: strings.TrimPrefix(pe.ModelSHA256, "sha256:"), Size: pe.ModelSize}
+			pins.Models[sp.Spec.Model.Ref] = providers.ModelPin{SHA256: strings.TrimPrefix(pe.ModelSHA256, "sha256:"), Size: pe.ModelSize, Revision: pe.ModelRevision}
 		}
 	}
 	return pins

@@ -36,6 +36,7 @@ func recordPrepared(fs afero.Fs, d *plan.Desired, pe *providers.PreparedEngine) 
 		Port:             pe.Port,
 		ModelPath:        pe.ModelPath,
 		ModelSHA256:      pe.ModelSHA256,
+		ModelRevision:    pe.ModelRevision,
 		BinarySHA256:     pe.BinarySHA256,
 		EngineVersion:    pe.EngineVersion,
 		ProvisioningMode: pe.ProvisioningMode,

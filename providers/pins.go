@@ -19,6 +19,8 @@ type EnginePin struct {
 type ModelPin struct {
 	SHA256 string // hex digest of the model file
 	Size   int64
+	// Revision is the commit an hf: ref resolved to, "" when unknown.
+	Revision string
 }
 
 // Engine returns the pin of provider name's engine.

@@ -215,6 +215,9 @@ type PreparedEngine struct {
 	ReplicaID        string
 	DeviceMask       string
 	HealthPath       string // "/health" when empty
+	// ModelRevision is the commit an hf: ref resolved to when the model
+	// was downloaded, "" when unknown (the lock file records it).
+	ModelRevision string
 	// Protocol says how to probe, drain and stop the engine; nil means
 	// llama-server's (see EngineProtocol).
 	Protocol *EngineProtocol

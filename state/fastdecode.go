@@ -380,6 +380,9 @@ func (d *scanner) prepared() *Prepared {
 		case "binary_sha256":
 			d.Once(&seen, 16)
 			p.BinarySHA256 = d.Str()
+		case "model_revision":
+			d.Once(&seen, 17)
+			p.ModelRevision = d.Str()
 		default:
 			d.Fail()
 		}

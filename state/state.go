@@ -264,6 +264,7 @@ type Prepared struct {
 	Port             int               `json:"port"`
 	ModelPath        string            `json:"model_path"`
 	ModelSHA256      string            `json:"model_sha256,omitempty"`
+	ModelRevision    string            `json:"model_revision,omitempty"` // the commit an hf: ref resolved to
 	EngineVersion    string            `json:"engine_version"`
 	ProvisioningMode string            `json:"provisioning_mode,omitempty"`
 	DeviceMask       string            `json:"device_mask"`

@@ -78,6 +78,7 @@ type lockedEngineSyntax struct {
 type lockedModelSyntax struct {
 	Ref      string    `hcl:"ref,label"`
 	Size     int64     `hcl:"size,optional"`
+	Revision string    `hcl:"revision,optional"`
 	SHA256   string    `hcl:"sha256"`
 	DefRange hcl.Range `hcl:",def_range"`
 }
@@ -192,7 +193,7 @@ func parsePins(raw lockFileSyntax, pins *providers.Pins) hcl.Diagnostics {
 			if pins.Models == nil {
 				pins.Models = map[string]providers.ModelPin{}
 			}
-			pins.Models[m.Ref] = providers.ModelPin{SHA256: m.SHA256, Size: m.Size}
+			pins.Models[m.Ref] = providers.ModelPin{SHA256: m.SHA256, Size: m.Size, Revision: m.Revision}
 		}
 	}
 	return diags
@@ -256,6 +257,9 @@ func (lf *LockFile) Bytes() []byte {
 		b := body.AppendNewBlock("model", []string{ref}).Body()
 		if m.Size > 0 {
 			b.SetAttributeValue("size", cty.NumberIntVal(m.Size))
+		}
+		if m.Revision != "" {
+			b.SetAttributeValue("revision", cty.StringVal(m.Revision))
 		}
 		b.SetAttributeValue("sha256", cty.StringVal(m.SHA256))
 	}

@@ -113,7 +113,8 @@ func TestPinsRoundTripThroughTheLockFile(t *testing.T) {
 		Providers: []LockedProvider{{Name: "llamacpp", Version: "0.1.0", Builtin: true}},
 		Pins: providers.Pins{
 			Engines: map[string]providers.EnginePin{"llamacpp": {SHA256: sumA, Version: "llamacpp-b4748-c392e5094"}},
-			Models:  map[string]providers.ModelPin{"file:b.gguf": {SHA256: sumB, Size: 544}, "file:a.gguf": {SHA256: sumA}},
+			Models: map[string]providers.ModelPin{"file:b.gguf": {SHA256: sumB, Size: 544}, "file:a.gguf": {SHA256: sumA},
+				"hf:org/repo/m.gguf": {SHA256: sumA, Size: 9, Revision: "0123456789abcdef0123456789abcdef01234567"}},
 		},
 	}
 	want := `# This file is maintained by "llorch init" and "llorch apply". Manual edits may be lost.
@@ -134,6 +135,12 @@ model "file:a.gguf" {
 model "file:b.gguf" {
   size   = 544
   sha256 = "` + sumB + `"
+}
+
+model "hf:org/repo/m.gguf" {
+  size     = 9
+  revision = "0123456789abcdef0123456789abcdef01234567"
+  sha256   = "` + sumA + `"
 }
 `
 	if got := string(lf.Bytes()); got != want {

@@ -62,7 +62,7 @@ func (p *Provider) Ensure(ctx context.Context, req providers.EnsureRequest) (*pr
 	if err != nil {
 		return nil, append(diags, toDiags("Model Staging Failed", err)...)
 	}
-	pe.ModelPath, pe.ModelSHA256 = m.Path, m.SHA256
+	pe.ModelPath, pe.ModelSHA256, pe.ModelRevision = m.Path, m.SHA256, m.Revision
 	pe.Protocol = EngineProtocol(m.Path)
 	progress(providers.Event{Stage: "inspect", Message: fmt.Sprintf("%s: %s, %s, %d parameters, trained context %d",
 		m.Path, m.Meta.Architecture, m.Meta.Quantization, m.Meta.Parameters, m.Meta.ContextLength)})

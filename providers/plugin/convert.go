@@ -390,6 +390,7 @@ func encodePrepared(pe *providers.PreparedEngine) *proto.PreparedEngine {
 		HealthPath:       pe.HealthPath,
 		BinarySha256:     pe.BinarySHA256,
 		Protocol:         encodeProtocol(pe.Protocol),
+		ModelRevision:    pe.ModelRevision,
 	}
 }
 
@@ -415,6 +416,7 @@ func decodePrepared(pe *proto.PreparedEngine) *providers.PreparedEngine {
 		HealthPath:       pe.GetHealthPath(),
 		BinarySHA256:     pe.GetBinarySha256(),
 		Protocol:         decodeProtocol(pe.GetProtocol()),
+		ModelRevision:    pe.GetModelRevision(),
 	}
 }
 

@@ -145,6 +145,7 @@ func fullPrepared() *providers.PreparedEngine {
 		DeviceMask:       "0,1",
 		HealthPath:       "/health",
 		Protocol:         fullProtocol(),
+		ModelRevision:    "0123abc",
 	}
 }
 

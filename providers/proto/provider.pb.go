@@ -555,6 +555,7 @@ type PreparedEngine struct {
 	BinarySha256     string                 `protobuf:"bytes,16,opt,name=binary_sha256,json=binarySha256,proto3" json:"binary_sha256,omitempty"`
 	// Unset (plugins written before it): the engine is llama-server.
 	Protocol      *EngineProtocol `protobuf:"bytes,17,opt,name=protocol,proto3" json:"protocol,omitempty"`
+	ModelRevision string          `protobuf:"bytes,18,opt,name=model_revision,json=modelRevision,proto3" json:"model_revision,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -706,6 +707,13 @@ func (x *PreparedEngine) GetProtocol() *EngineProtocol {
 		return x.Protocol
 	}
 	return nil
+}
+
+func (x *PreparedEngine) GetModelRevision() string {
+	if x != nil {
+		return x.ModelRevision
+	}
+	return ""
 }
 
 // EngineProtocol is providers.EngineProtocol: how the supervisor probes,
@@ -3005,7 +3013,7 @@ const file_provider_proto_rawDesc = "" +
 	"\breplicas\x18\v \x01(\x03R\breplicas\x1a6\n" +
 	"\bEnvEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x8a\x06\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xb1\x06\n" +
 	"\x0ePreparedEngine\x12\x1f\n" +
 	"\vbinary_path\x18\x01 \x01(\tR\n" +
 	"binaryPath\x12\x12\n" +
@@ -3031,7 +3039,8 @@ const file_provider_proto_rawDesc = "" +
 	"\vhealth_path\x18\x0f \x01(\tR\n" +
 	"healthPath\x12#\n" +
 	"\rbinary_sha256\x18\x10 \x01(\tR\fbinarySha256\x12>\n" +
-	"\bprotocol\x18\x11 \x01(\v2\".llorch.provider.v1.EngineProtocolR\bprotocol\x1a6\n" +
+	"\bprotocol\x18\x11 \x01(\v2\".llorch.provider.v1.EngineProtocolR\bprotocol\x12%\n" +
+	"\x0emodel_revision\x18\x12 \x01(\tR\rmodelRevision\x1a6\n" +
 	"\bEnvEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\x1a<\n" +

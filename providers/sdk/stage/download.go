@@ -131,6 +131,11 @@ func (st *Stager) fetch(ctx context.Context, s source, dest, want string, progre
 		if err != nil {
 			return "", err
 		}
+		// Hugging Face names the commit a revision resolved to; the lock
+		// file records it beside the digest.
+		if rev := resp.Header.Get("X-Repo-Commit"); rev != "" {
+			st.noteRevision(dest, rev)
+		}
 		total := int64(-1) // unknown
 		restart, complete := false, false
 		switch resp.StatusCode {

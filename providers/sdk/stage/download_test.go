@@ -33,7 +33,8 @@ type modelServer struct {
 	ignoreRange bool // answer 200 with the whole file to Range requests
 	status      int  // answer every request with this status
 	errMessage  string
-	stall       bool // send 10 bytes, then nothing until the client gives up
+	stall       bool   // send 10 bytes, then nothing until the client gives up
+	commit      string // X-Repo-Commit, as Hugging Face sends with a resolve
 }
 
 func (s *modelServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -63,6 +64,9 @@ func (s *modelServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.(http.Flusher).Flush()
 		panic(http.ErrAbortHandler) // drop the connection mid-body
 	default:
+		if s.commit != "" {
+			w.Header().Set("X-Repo-Commit", s.commit)
+		}
 		if s.ignoreRange {
 			r.Header.Del("Range")
 		}
@@ -140,7 +144,7 @@ const hfRef = "hf:org/repo/model.gguf"
 
 func TestDownloadFromHuggingFace(t *testing.T) {
 	data := testgguf.TinyLlama().Bytes()
-	ms := &modelServer{data: data}
+	ms := &modelServer{data: data, commit: "0123456789abcdef0123456789abcdef01234567"}
 	srv := httptest.NewServer(ms)
 	defer srv.Close()
 	st := hfStager(t, srv, "HF_TOKEN=hf_s3cret")
@@ -149,6 +153,9 @@ func TestDownloadFromHuggingFace(t *testing.T) {
 	m, err := stageRef(t, st, hfRef+"@v1.0", sha256Hex(data), &ev)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if m.Revision != ms.commit {
+		t.Errorf("revision %q, want the commit the server named", m.Revision)
 	}
 	wantPath := filepath.Join(st.CacheDir, "models", "hf", "org", "repo", "v1.0", "model.gguf")
 	if m.Path != wantPath || m.SHA256 != sha256Hex(data) {
@@ -178,10 +185,15 @@ func TestDownloadFromHuggingFace(t *testing.T) {
 		t.Errorf("last download event = %+v, want %d of %d bytes", last, len(data), len(data))
 	}
 
-	// A second Stage uses the cached file without a request or a rehash.
+	// A second Stage uses the cached file without a request or a rehash,
+	// and still knows the revision it came from.
 	var ev2 sdktest.Events
-	if _, err := stageRef(t, st, hfRef+"@v1.0", sha256Hex(data), &ev2); err != nil {
+	again, err := stageRef(t, st, hfRef+"@v1.0", sha256Hex(data), &ev2)
+	if err != nil {
 		t.Fatal(err)
+	}
+	if again.Revision != ms.commit {
+		t.Errorf("revision from the cache %q, want %q", again.Revision, ms.commit)
 	}
 	if n := len(ms.headers()); n != 1 {
 		t.Errorf("the second Stage made %d more request(s)", n-1)

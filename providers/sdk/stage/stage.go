@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/llorch/llorch/providers"
@@ -49,6 +50,27 @@ type Staged struct {
 	Path   string
 	SHA256 string // lower-case hex
 	Size   int64
+	// Revision is the commit an hf: ref resolved to when it was downloaded
+	// (Hugging Face's X-Repo-Commit), "" when the server named none.
+	Revision string
+}
+
+// revisionFile keeps the revision of a downloaded model beside it, so that
+// a later Stage served from the cache still knows it.
+func revisionFile(dest string) string { return dest + ".revision" }
+
+// noteRevision records the revision a download of dest is served from.
+// Best effort: a revision not recorded is only missing from the lock file.
+func (st *Stager) noteRevision(dest, rev string) {
+	_ = WriteFileAtomic(revisionFile(dest), []byte(rev+"\n"), 0o644)
+}
+
+func cachedRevision(dest string) string {
+	b, err := os.ReadFile(revisionFile(dest))
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSpace(string(b))
 }
 
 // Field is the part of the pool's model block an Error is about.
@@ -175,7 +197,7 @@ func (st *Stager) Stage(ctx context.Context, ref Ref, want string, progress func
 	if err := digests.Record(ctx, dest, fi, sum); err != nil {
 		return nil, err
 	}
-	return &Staged{Path: dest, SHA256: sum, Size: fi.Size()}, nil
+	return &Staged{Path: dest, SHA256: sum, Size: fi.Size(), Revision: cachedRevision(dest)}, nil
 }
 
 // StatLocal stats the file ref stands for on this machine (LocalPath). A
@@ -239,6 +261,7 @@ func (st *Stager) checkCached(ctx context.Context, ref Ref, dest string, fi fs.F
 			return nil, err
 		}
 		progress(providers.Event{Stage: "verify", Message: fmt.Sprintf("the cached copy of %s is unusable (%v); downloading it again", ref.Raw, err)})
+		_ = os.Remove(revisionFile(dest))
 		if err := os.Remove(dest); err != nil {
 			return nil, fmt.Errorf("removing the unusable cached model %s: %w", dest, err)
 		}
@@ -251,10 +274,11 @@ func (st *Stager) checkCached(ctx context.Context, ref Ref, dest string, fi fs.F
 	if want != "" && sum != want {
 		progress(providers.Event{Stage: "verify", Message: fmt.Sprintf(
 			"the cached copy of %s has sha256 %s, not %s; removing it and downloading again", ref.Raw, sum, want)})
+		_ = os.Remove(revisionFile(dest))
 		if err := os.Remove(dest); err != nil {
 			return nil, fmt.Errorf("removing the mismatched cached model %s: %w", dest, err)
 		}
 		return nil, nil
 	}
-	return &Staged{Path: dest, SHA256: sum, Size: fi.Size()}, nil
+	return &Staged{Path: dest, SHA256: sum, Size: fi.Size(), Revision: cachedRevision(dest)}, nil
 }
