@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"strconv"
 
@@ -9,6 +10,7 @@ import (
 	"github.com/llorch/llorch/internal/version"
 	"github.com/llorch/llorch/internal/views"
 	"github.com/llorch/llorch/plan"
+	"github.com/llorch/llorch/state"
 )
 
 func cmdImport(m *meta, args []string) int {
@@ -71,18 +73,12 @@ func cmdImport(m *meta, args []string) int {
 	if !ok {
 		return 1
 	}
-	l, err := m.launcher()
-	if err != nil {
-		m.fail("Cannot start supervisors", err)
+	_, runErr, ok := m.runOnSession(s, views.NewHumanHook(m.stdout, nil, 0), func(ctx context.Context, deps apply.Deps) (*state.State, error) {
+		return apply.Import(ctx, p, deps, apply.Options{Config: s.cfg, Dirs: s.dirs, LlorchVersion: version.Version, Pins: s.planner.Pins}, req)
+	})
+	if !ok {
 		return 1
 	}
-	runCtx, stopRun := lostContext(m.ctx, s.store)
-	defer stopRun()
-	out, runErr := apply.Import(runCtx, p, apply.Deps{
-		Providers: s.planner, Launcher: l, Store: s.store, Fs: m.fs,
-		Hooks: []apply.Hook{views.NewHumanHook(m.stdout, nil, 0)}, TaskRoom: apply.HostTaskRoom,
-	}, apply.Options{Config: s.cfg, Dirs: s.dirs, LlorchVersion: version.Version, Pins: s.planner.Pins}, req)
-	runErr = saveIfLost(m.ctx, s.store, out, runErr)
 	if runErr != nil {
 		m.fail("Import failed", runErr)
 		return 1

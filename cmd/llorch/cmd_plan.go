@@ -334,23 +334,36 @@ func applyOrDestroy(m *meta, name string, args []string) int {
 	} else {
 		hook = views.NewHumanHook(m.stdout, nil, 0)
 	}
-	l, err := m.launcher()
-	if err != nil {
-		m.fail("Cannot start supervisors", err)
+	out, runErr, ok := m.runOnSession(s, hook, func(ctx context.Context, deps apply.Deps) (*state.State, error) {
+		return apply.Run(ctx, p, deps, apply.Options{Config: s.cfg, Dirs: s.dirs, Parallelism: *parallelism, LlorchVersion: version.Version,
+			Pins: s.planner.Pins, LockMode: f.lockfile.mode})
+	})
+	if !ok {
 		return 1
 	}
-	runCtx, stopRun := lostContext(m.ctx, s.store)
-	defer stopRun()
-	out, runErr := apply.Run(runCtx, p, apply.Deps{
-		Providers: s.planner, Launcher: l, Store: s.store, Fs: m.fs, Hooks: []apply.Hook{hook}, TaskRoom: apply.HostTaskRoom,
-	}, apply.Options{Config: s.cfg, Dirs: s.dirs, Parallelism: *parallelism, LlorchVersion: version.Version,
-		Pins: s.planner.Pins, LockMode: f.lockfile.mode})
-	runErr = saveIfLost(m.ctx, s.store, out, runErr)
 	code := m.reportApply(name, p, runErr, stream)
 	if name == "apply" && out != nil && !m.recordPins(out, f.lockfile, stream) {
 		code = 1
 	}
 	return code
+}
+
+// runOnSession runs an apply-like operation on the session: supervisors
+// through the launcher, the state store fenced so that a lost etcd lock
+// stops it (and what it did lands in errored.state.json). ok is false, the
+// error printed, when supervisors cannot be started at all.
+func (m *meta) runOnSession(s *session, hook apply.Hook, run func(ctx context.Context, deps apply.Deps) (*state.State, error)) (out *state.State, runErr error, ok bool) {
+	l, err := m.launcher()
+	if err != nil {
+		m.fail("Cannot start supervisors", err)
+		return nil, nil, false
+	}
+	runCtx, stopRun := lostContext(m.ctx, s.store)
+	defer stopRun()
+	out, err = run(runCtx, apply.Deps{
+		Providers: s.planner, Launcher: l, Store: s.store, Fs: m.fs, Hooks: []apply.Hook{hook}, TaskRoom: apply.HostTaskRoom,
+	})
+	return out, saveIfLost(m.ctx, s.store, out, err), true
 }
 
 // usePins gives the session's planner the lock file's engine and model

@@ -2,7 +2,6 @@ package etcdtest
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -18,6 +17,7 @@ import (
 	"time"
 
 	"github.com/llorch/llorch/internal/freeport"
+	"github.com/llorch/llorch/internal/tail"
 )
 
 // startTimeout bounds how long etcd may take to serve clients.
@@ -40,7 +40,7 @@ type Server struct {
 	mu      sync.Mutex
 	cmd     *exec.Cmd
 	exited  chan struct{}
-	log     *lockedBuffer
+	log     *tail.Lines
 	waitErr error
 }
 
@@ -126,7 +126,7 @@ func (s *Server) start() error {
 		return fmt.Errorf("starting etcd: %w", err)
 	}
 	s.mu.Lock()
-	s.cmd, s.exited, s.log, s.waitErr = cmd, make(chan struct{}), &lockedBuffer{}, nil
+	s.cmd, s.exited, s.log, s.waitErr = cmd, make(chan struct{}), &tail.Lines{}, nil
 	exited, log := s.exited, s.log
 	s.mu.Unlock()
 
@@ -156,11 +156,11 @@ func (s *Server) start() error {
 	case <-ready:
 		return nil
 	case <-exited:
-		return fmt.Errorf("etcd exited before serving clients (%v):\n%s", s.exitErr(), log.Tail(30))
+		return fmt.Errorf("etcd exited before serving clients (%v):\n%s", s.exitErr(), log.Last(30))
 	case <-timer.C:
 		_ = s.signal(syscall.SIGKILL)
 		<-exited
-		return fmt.Errorf("etcd did not serve clients within %s:\n%s", startTimeout, log.Tail(30))
+		return fmt.Errorf("etcd did not serve clients within %s:\n%s", startTimeout, log.Last(30))
 	}
 }
 
@@ -233,7 +233,7 @@ func (s *Server) Log(n int) string {
 	if log == nil {
 		return ""
 	}
-	return log.Tail(n)
+	return log.Last(n)
 }
 
 // WaitReachable waits until a TCP connection to the server's client port
@@ -249,32 +249,6 @@ func (s *Server) WaitReachable(ctx context.Context) error {
 }
 
 func freePort() (int, error) { return freeport.Port() }
-
-// lockedBuffer keeps the lines etcd logs, for errors.
-type lockedBuffer struct {
-	mu    sync.Mutex
-	lines []string
-}
-
-func (b *lockedBuffer) WriteLine(l string) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.lines = append(b.lines, l)
-	if len(b.lines) > 2000 {
-		b.lines = b.lines[len(b.lines)-1000:]
-	}
-}
-
-func (b *lockedBuffer) Tail(n int) string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	var out bytes.Buffer
-	for _, l := range b.lines[max(0, len(b.lines)-n):] {
-		out.WriteString(l)
-		out.WriteByte('\n')
-	}
-	return out.String()
-}
 
 // ClosedPort is a loopback address (host:port) where nothing listens: a
 // port that was free a moment ago.

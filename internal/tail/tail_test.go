@@ -122,3 +122,20 @@ func TestFollowSeesAppendsAndRotation(t *testing.T) {
 		t.Fatalf("Follow returned %v after its context ended", err)
 	}
 }
+
+func TestLinesKeepsTheLastOnes(t *testing.T) {
+	b := Lines{Max: 3}
+	for _, l := range []string{"a", "b", "c", "d", "e", "f", "g"} {
+		b.WriteLine(l)
+	}
+	if got := b.Last(2); got != "f\ng" {
+		t.Fatalf("Last(2) = %q", got)
+	}
+	if got := b.Last(10); got != "e\nf\ng" {
+		t.Fatalf("Last(10) = %q, want only the 3 kept", got)
+	}
+	var empty Lines
+	if got := empty.Last(5); got != "" {
+		t.Fatalf("empty Last = %q", got)
+	}
+}

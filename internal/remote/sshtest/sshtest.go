@@ -23,6 +23,7 @@ import (
 	"golang.org/x/crypto/ssh/knownhosts"
 
 	"github.com/llorch/llorch/internal/freeport"
+	"github.com/llorch/llorch/internal/tail"
 )
 
 // SSHD is where Debian's openssh-server puts the daemon.
@@ -52,7 +53,7 @@ type Server struct {
 	mu     sync.Mutex
 	cmd    *exec.Cmd
 	exited chan struct{}
-	log    *lockedBuffer
+	log    *tail.Lines
 }
 
 // Binary is sshd's path, or an error saying how to install it.
@@ -195,7 +196,7 @@ func start(dir, host string, port int, prefix []string, opts Options) (*Server, 
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("starting sshd: %w", err)
 	}
-	s.cmd, s.exited, s.log = cmd, make(chan struct{}), &lockedBuffer{}
+	s.cmd, s.exited, s.log = cmd, make(chan struct{}), &tail.Lines{}
 	ready := make(chan struct{})
 	go func() {
 		sc := bufio.NewScanner(stderr)
@@ -219,10 +220,10 @@ func start(dir, host string, port int, prefix []string, opts Options) (*Server, 
 	case <-ready:
 		return s, nil
 	case <-s.exited:
-		return nil, fmt.Errorf("sshd exited before listening on %s:%d:\n%s", host, port, s.log.Tail(20))
+		return nil, fmt.Errorf("sshd exited before listening on %s:%d:\n%s", host, port, s.log.Last(20))
 	case <-timer.C:
 		_ = s.Stop()
-		return nil, fmt.Errorf("sshd did not listen on %s:%d within %s:\n%s", host, port, startTimeout, s.log.Tail(20))
+		return nil, fmt.Errorf("sshd did not listen on %s:%d within %s:\n%s", host, port, startTimeout, s.log.Last(20))
 	}
 }
 
@@ -258,7 +259,7 @@ func (s *Server) Stop() error {
 }
 
 // Log is the last n lines sshd logged.
-func (s *Server) Log(n int) string { return s.log.Tail(n) }
+func (s *Server) Log(n int) string { return s.log.Last(n) }
 
 // WriteKey generates an ed25519 key and writes its private half to path
 // in OpenSSH format (0600) and its public half to path.pub.
@@ -279,29 +280,4 @@ func WriteKey(path string) (ed25519.PrivateKey, ssh.PublicKey, error) {
 		return nil, nil, err
 	}
 	return priv, sshPub, os.WriteFile(path+".pub", ssh.MarshalAuthorizedKey(sshPub), 0o644)
-}
-
-// lockedBuffer keeps the lines sshd logs, for failure messages.
-type lockedBuffer struct {
-	mu    sync.Mutex
-	lines []string
-}
-
-func (b *lockedBuffer) WriteLine(l string) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.lines = append(b.lines, l)
-	if len(b.lines) > 1000 {
-		b.lines = b.lines[len(b.lines)-500:]
-	}
-}
-
-func (b *lockedBuffer) Tail(n int) string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	lines := b.lines
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
 }
