@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/debug"
+	"strings"
 )
 
 // ProgramName is the slim supervisor binary (cmd/llorch-supervisor).
@@ -17,9 +18,10 @@ const ProgramEnv = "LLORCH_SUPERVISOR"
 // Program says which executable supervises replicas for the llorch at
 // self: $LLORCH_SUPERVISOR when set; else llorch-supervisor next to self
 // when it comes from exactly the same build (so the spec.json and control
-// socket protocols are the same: same module version, VCS revision and
-// time, no local modifications, same Go and dependencies); else self, as
-// `llorch supervise`. why says which, for debug logs.
+// socket protocols are the same: the same source digest from make build,
+// or the same clean VCS revision and time; same module version, Go and
+// dependencies); else self, as `llorch supervise`. why says which, for
+// debug logs.
 func Program(self string) (exe, why string) {
 	if p := os.Getenv(ProgramEnv); p != "" {
 		return p, ProgramEnv + " names it"
@@ -43,9 +45,9 @@ func Program(self string) (exe, why string) {
 }
 
 // sameBuild returns "" when a supervisor built as other speaks what the
-// llorch built as own expects, and what differs otherwise. A build with
-// local modifications or without VCS information never matches: nothing
-// would tell two such builds apart.
+// llorch built as own expects, and what differs otherwise. Without make
+// build's source digest, a build with local modifications or without VCS
+// information never matches: nothing would tell two such builds apart.
 func sameBuild(own, other *debug.BuildInfo) string {
 	if own.GoVersion != other.GoVersion {
 		return "Go " + other.GoVersion + ", not " + own.GoVersion
@@ -61,10 +63,16 @@ func sameBuild(own, other *debug.BuildInfo) string {
 		return m
 	}
 	a, b := settings(own), settings(other)
-	if a["vcs.revision"] == "" || a["vcs.modified"] != "false" {
-		return "this llorch was built from a tree with local changes or without version control"
+	keys := []string{"GOOS", "GOARCH", "CGO_ENABLED", "-tags", "-ldflags"}
+	switch {
+	case strings.Contains(a["-ldflags"], "version.Source="):
+		// make build stamped both with the digest of one source tree.
+	case a["vcs.revision"] == "" || a["vcs.modified"] != "false":
+		return "this llorch was built from a tree with local changes or without version control, and without make build's source digest"
+	default:
+		keys = append(keys, "vcs.revision", "vcs.time", "vcs.modified")
 	}
-	for _, k := range []string{"vcs.revision", "vcs.time", "vcs.modified", "GOOS", "GOARCH", "CGO_ENABLED", "-tags"} {
+	for _, k := range keys {
 		if a[k] != b[k] {
 			return k + " " + b[k] + ", not " + a[k]
 		}

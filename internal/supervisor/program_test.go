@@ -45,6 +45,19 @@ func TestSameBuildAcceptsOnlyTheSameCleanBuild(t *testing.T) {
 	if msg := sameBuild(buildInfo("abc", "true"), buildInfo("abc", "true")); !strings.Contains(msg, "local changes") {
 		t.Errorf("two builds of a modified tree cannot be told apart: %q", msg)
 	}
+	// make build stamps both programs with one source digest: that tells
+	// them apart even from a modified tree or without version control.
+	stamped := func(src string) *debug.BuildInfo {
+		b := buildInfo("", "")
+		b.Settings = append(b.Settings, debug.BuildSetting{Key: "-ldflags", Value: "-X github.com/llorch/llorch/internal/version.Source=" + src})
+		return b
+	}
+	if msg := sameBuild(stamped("0123456789abcdef"), stamped("0123456789abcdef")); msg != "" {
+		t.Errorf("one make build: %q", msg)
+	}
+	if msg := sameBuild(stamped("0123456789abcdef"), stamped("fedcba9876543210")); !strings.HasPrefix(msg, "-ldflags ") {
+		t.Errorf("two source trees: %q", msg)
+	}
 }
 
 func TestProgramFallsBackToLlorchItself(t *testing.T) {
