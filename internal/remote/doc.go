@@ -16,7 +16,9 @@
 // A cancelled command is killed on the machine (SIGTERM, then SIGKILL, to
 // its process group); a machine that stops answering does not hang the
 // caller. EnsureFile keeps the sha256 of a file it placed beside it
-// (.NAME.sha256) so that learning it is current costs no hashing.
+// (.NAME.sha256) so that learning it is current costs no hashing. Start
+// runs a command with its stdin and stdout connected, for a conversation
+// (the llorch agent) instead of one question and answer.
 //
 // The remote side is assumed to be a POSIX login shell with GNU coreutils
 // (sha256sum, stat -c, mv -T): llorch's machines run Linux.

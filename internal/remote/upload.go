@@ -191,3 +191,16 @@ func localSHA256(f *os.File) (string, error) {
 	}
 	return sum, nil
 }
+
+// LocalSHA256 is the sha256 (hex) of the local file at path, as
+// EnsureFile computes it: kept for the process's lifetime while the file
+// is unchanged, so that an EnsureFile of the same file afterwards does
+// not hash it again.
+func LocalSHA256(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	return localSHA256(f)
+}
