@@ -2,7 +2,10 @@ package main
 
 import (
 	"fmt"
+	"os/signal"
+	"syscall"
 
+	"github.com/llorch/llorch/internal/agent"
 	"github.com/llorch/llorch/internal/supervisor"
 	"github.com/llorch/llorch/providers/llamacpp"
 	"github.com/llorch/llorch/providers/sdk"
@@ -36,4 +39,22 @@ func cmdInternalPlugin(m *meta, args []string) int {
 	}
 	fmt.Fprintf(m.stderr, "llorch internal-plugin: no built-in provider named %q\n", args[0])
 	return 1
+}
+
+// cmdAgent serves the agent protocol on stdin and stdout: llorch on
+// another machine starts `llorch agent -data-dir DIR` there over SSH.
+func cmdAgent(m *meta, args []string) int {
+	fs := flagSet("agent")
+	dataDir := fs.String("data-dir", "", "llorch's directory on this machine")
+	if err := fs.Parse(args); err != nil || fs.NArg() != 0 || *dataDir == "" {
+		fmt.Fprintln(m.stderr, "Usage: llorch agent -data-dir DIR (started by llorch over SSH; not meant to be run by hand)")
+		return 1
+	}
+	ctx, stop := signal.NotifyContext(m.ctx, syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	if err := agent.Serve(ctx, m.stdin, m.stdout, agent.Options{DataDir: *dataDir}); err != nil {
+		fmt.Fprintf(m.stderr, "llorch agent: %s\n", err)
+		return 1
+	}
+	return 0
 }

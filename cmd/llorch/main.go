@@ -72,6 +72,7 @@ func init() {
 		"help":            {synopsis: "Show the commands, or one command's usage", run: cmdHelp},
 		"supervise":       {hidden: true, run: cmdSupervise},
 		"internal-plugin": {hidden: true, run: cmdInternalPlugin},
+		"agent":           {hidden: true, run: cmdAgent},
 	}
 }
 
@@ -126,7 +127,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	sigs := make(chan os.Signal, 2)
-	if name != "supervise" && name != "internal-plugin" {
+	if name != "supervise" && name != "internal-plugin" && name != "agent" {
 		signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
 		defer signal.Stop(sigs)
 		go func() {
