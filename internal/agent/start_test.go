@@ -12,7 +12,9 @@ import (
 
 // start is StartAgent against the shared sshd; the agent is closed when
 // t ends.
-func start(t *testing.T, data string) *agent.Agent {
+func start(t *testing.T, data string) *agent.Agent { return startB(t, data) }
+
+func startB(t testing.TB, data string) *agent.Agent {
 	t.Helper()
 	a, err := agent.StartAgent(waitCtx(t), dial(t), self(t), data)
 	if err != nil {
