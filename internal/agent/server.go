@@ -10,6 +10,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 
 	"github.com/spf13/afero"
@@ -191,15 +192,20 @@ func (s *server) handle(ctx context.Context, req request) response {
 			return fail(err)
 		}
 		defer c.Close()
+		// The client's error names the request and its run directory
+		// already; the supervisor client's does too.
+		bare := func(err error, verb string) response {
+			return response{Error: strings.TrimPrefix(err.Error(), verb+" "+req.RunDir+": ")}
+		}
 		if req.Op == opStop {
 			if err := c.Stop(ctx, req.Grace); err != nil {
-				return fail(err)
+				return bare(err, "stopping")
 			}
 			return response{}
 		}
 		st, err := c.DrainWithin(ctx, req.Grace)
 		if err != nil {
-			return fail(err)
+			return bare(err, "draining")
 		}
 		return response{Status: &st}
 	case opHandoffs:

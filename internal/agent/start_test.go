@@ -3,6 +3,7 @@ package agent_test
 import (
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/spf13/afero"
 
@@ -154,5 +155,31 @@ func TestAgentThatExitsBeforeItsHello(t *testing.T) {
 	want := `machine "gpu1": the llorch agent's connection ended before its hello: the agent exited or the connection dropped; it said: llorch: cannot execute binary file`
 	if err == nil || err.Error() != want {
 		t.Fatalf("NewClient = %v\nwant %s", err, want)
+	}
+}
+
+// Drain through the agent ends with the engine stopped; the supervisor
+// stays until Stop.
+func TestRemoteDrain(t *testing.T) {
+	data := dataDir(t)
+	a := start(t, data)
+	spec := fakeSpec(t, data, "r2", nil)
+	if _, err := a.Launch(waitCtx(t), spec); err != nil {
+		t.Fatal(err)
+	}
+	st, err := a.Drain(waitCtx(t), spec.RunDir, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.State != supervisor.Stopped || st.DrainCutOff {
+		t.Errorf("Drain = state %s, cut off %v; want stopped, nothing cut off", st.State, st.DrainCutOff)
+	}
+	if err := a.Stop(waitCtx(t), spec.RunDir, 0); err != nil {
+		t.Fatal(err)
+	}
+	_, err = a.Drain(waitCtx(t), spec.RunDir, 0)
+	want := `machine "gpu1": draining ` + spec.RunDir + `: supervisor is not running in ` + spec.RunDir
+	if err == nil || !strings.HasPrefix(err.Error(), want) {
+		t.Fatalf("Drain of a stopped replica = %v\nwant it to begin %s", err, want)
 	}
 }

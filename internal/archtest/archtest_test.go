@@ -128,6 +128,11 @@ var importRules = []importRule{
 		allowed: func(_ goFile, imp string) bool { return !underAny(imp, "providers", "plan") },
 	},
 	{
+		reason:  "internal/remote and internal/supervisor know nothing of internal/agent, which uses both",
+		applies: func(f goFile) bool { return under(f.dir, "internal/remote") || under(f.dir, "internal/supervisor") },
+		allowed: func(_ goFile, imp string) bool { return !under(imp, "internal/agent") },
+	},
+	{
 		reason:  "internal/testgguf writes test fixtures: only _test.go files import it, and it imports no llorch package",
 		applies: func(f goFile) bool { return !f.test },
 		allowed: func(f goFile, imp string) bool { return imp != "internal/testgguf" && f.dir != "internal/testgguf" },
