@@ -19,7 +19,9 @@ const ProtocolVersion = 1
 type Hello struct {
 	Protocol int    `json:"protocol"`
 	Llorch   string `json:"llorch"` // version.Version
-	Build    string `json:"build"`  // VCS revision, "+dirty" when modified; "unknown" without
+	// Build is the VCS revision ("+dirty" when modified), else "source "
+	// and version.Source, else "unknown".
+	Build string `json:"build"`
 }
 
 func (h Hello) String() string {
@@ -44,6 +46,13 @@ func build() string {
 		case "vcs.modified":
 			modified = s.Value
 		}
+	}
+	if rev == "" && version.Source != "" { // make build without version control
+		src := version.Source
+		if len(src) > 12 {
+			src = src[:12]
+		}
+		return "source " + src
 	}
 	if rev == "" {
 		return "unknown"
