@@ -172,7 +172,7 @@ func fakeSpec(t testing.TB, dataDir, name string, knobs map[string]string) super
 	if err != nil {
 		t.Fatal(err)
 	}
-	model := testgguf.File(t, testgguf.Small(), "tiny-llama.gguf")
+	model := testgguf.File(t, testgguf.Small(), "small-generated.gguf")
 	run := filepath.Join(dataDir, "run", name)
 	return supervisor.Spec{
 		Addr: "pool.chat/" + name, PoolID: "chat", ReplicaID: name,

@@ -62,7 +62,7 @@ func waitCtx(t *testing.T) context.Context {
 // its path; the fake engine checks the file as the real loader starts to.
 func modelPath(t testing.TB) string {
 	t.Helper()
-	return testgguf.File(t, testgguf.Small(), "tiny-llama.gguf")
+	return testgguf.File(t, testgguf.Small(), "small-generated.gguf")
 }
 
 // freePort returns a port nothing listens on right now.

@@ -78,7 +78,7 @@ func BenchmarkPlanPoolRepeated(b *testing.B) {
 	writeFile(b, bin, "nvidia-smi", []byte("#!/bin/sh\necho run >> '"+smiRuns+"'\nprintf '0, 81920\\n1, 81920\\n'\n"), 0o755)
 	env := testEnv(b, bin)
 	cache := filepath.Join(b.TempDir(), "cache")
-	// Each model is a copy of tiny-llama.gguf's metadata, tokenizer
+	// Each model is a copy of the generated TinyLlama's metadata, tokenizer
 	// included, so reading it costs what reading a real header costs.
 	meta, err := gguf.ReadFile(tinyLlama(b))
 	if err != nil {

@@ -42,7 +42,7 @@ func repoRoot(t testing.TB) string {
 // (llama, F16, trained context 256, 32000 tokens) and returns its path.
 func tinyLlama(t testing.TB) string {
 	t.Helper()
-	return testgguf.File(t, testgguf.TinyLlama(), "tiny-llama.gguf")
+	return testgguf.File(t, testgguf.TinyLlama(), "tinyllama-generated.gguf")
 }
 
 // tinyLlamaBytes are the bytes of every file tinyLlama writes.

@@ -16,7 +16,7 @@ import (
 // 32000-token vocabulary, 21 tensors) and returns its path.
 func tinyLlama(t testing.TB) string {
 	t.Helper()
-	return testgguf.File(t, testgguf.TinyLlama(), "tiny-llama.gguf")
+	return testgguf.File(t, testgguf.TinyLlama(), "tinyllama-generated.gguf")
 }
 
 // builder writes synthetic GGUF files.
@@ -92,7 +92,7 @@ func TestReadFileTinyLlama(t *testing.T) {
 		HeaderSize: testgguf.TinyLlama().HeaderSize(),
 	}
 	if *md != want {
-		t.Errorf("ReadFile(tiny-llama.gguf) =\n %+v\nwant\n %+v", *md, want)
+		t.Errorf("ReadFile(generated TinyLlama) =\n %+v\nwant\n %+v", *md, want)
 	}
 }
 
