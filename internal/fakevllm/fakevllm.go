@@ -33,6 +33,11 @@ type options struct {
 	port                        int
 }
 
+// takesValue lists the flags of vllm serve that the fake knows; each takes
+// a value.
+var takesValue = map[string]bool{"--host": true, "--port": true, "--served-model-name": true, "--max-model-len": true,
+	"--tensor-parallel-size": true, "--gpu-memory-utilization": true, "--revision": true, "--api-key": true, "--model": true}
+
 func parseArgs(args []string, env func(string) string) (options, error) {
 	o := options{host: "0.0.0.0", port: 8000, apiKey: env("VLLM_API_KEY")}
 	if len(args) == 0 || args[0] != "serve" {
@@ -45,9 +50,7 @@ func parseArgs(args []string, env func(string) string) (options, error) {
 	var unknown []string
 	for i := 0; i < len(rest); i++ {
 		name, value, inline := strings.Cut(rest[i], "=")
-		takes := map[string]bool{"--host": true, "--port": true, "--served-model-name": true, "--max-model-len": true,
-			"--tensor-parallel-size": true, "--gpu-memory-utilization": true, "--revision": true, "--api-key": true, "--model": true}
-		if !takes[name] {
+		if !takesValue[name] {
 			unknown = append(unknown, rest[i])
 			continue
 		}

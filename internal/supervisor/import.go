@@ -57,15 +57,9 @@ func StartTicks(pid int) (uint64, error) { return procStartTicks(pid) }
 // health path answers ready, every listener on the port is pid's, and the
 // protocol's identity probe names spec's model. It never signals pid.
 func VerifyAdoptable(ctx context.Context, spec Spec, pid int) error {
-	proto := spec.protocol()
-	host := spec.Host
-	if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
-		host = "127.0.0.1"
-	}
-	t := Target{
-		BaseURL: "http://" + net.JoinHostPort(host, strconv.Itoa(spec.Port)), Host: spec.Host, Port: spec.Port,
-		PID: pid, HealthPath: spec.Health.Path, Token: spec.ProbeToken, Protocol: proto,
-	}
+	t := spec.target()
+	t.PID = pid
+	proto := t.Protocol
 	// An engine still loading its model is waited for, as a start is.
 	wait, every := spec.Health.StartTimeout, spec.Health.Interval
 	if wait <= 0 {

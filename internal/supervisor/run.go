@@ -264,10 +264,6 @@ type supervisor struct {
 }
 
 func newSupervisor(spec Spec, deps Deps, elog *engineLog) *supervisor {
-	host := spec.Host
-	if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
-		host = "127.0.0.1" // a wildcard bind is reached on loopback
-	}
 	s := &supervisor{
 		spec:     spec,
 		deps:     deps,
@@ -281,15 +277,8 @@ func newSupervisor(spec Spec, deps Deps, elog *engineLog) *supervisor {
 		watchers: make(map[chan Status]struct{}),
 		notify:   deps.Notify,
 		ownPIDs:  make(map[int]bool),
-		target: Target{
-			BaseURL:    "http://" + net.JoinHostPort(host, strconv.Itoa(spec.Port)),
-			Host:       spec.Host,
-			Port:       spec.Port,
-			HealthPath: spec.Health.Path,
-			Token:      spec.ProbeToken,
-			Protocol:   spec.protocol(),
-		},
-		st: Status{Addr: spec.Addr, State: Starting, SupervisorPID: os.Getpid(), Port: spec.Port},
+		target:   spec.target(),
+		st:       Status{Addr: spec.Addr, State: Starting, SupervisorPID: os.Getpid(), Port: spec.Port},
 	}
 	if deps.watch != nil {
 		s.watchers[deps.watch] = struct{}{}

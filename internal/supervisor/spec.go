@@ -2,6 +2,8 @@ package supervisor
 
 import (
 	"context"
+	"net"
+	"strconv"
 	"time"
 
 	"github.com/llorch/llorch/internal/supervisor/restart"
@@ -56,6 +58,23 @@ func (s Spec) protocol() Protocol {
 		return LegacyProtocol(s.ModelPath)
 	}
 	return *s.Protocol
+}
+
+// target is what probes of the spec's engine ask (the pid is the running
+// engine's, filled in per probe).
+func (s Spec) target() Target {
+	host := s.Host
+	if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
+		host = "127.0.0.1" // a wildcard bind is reached on loopback
+	}
+	return Target{
+		BaseURL:    "http://" + net.JoinHostPort(host, strconv.Itoa(s.Port)),
+		Host:       s.Host,
+		Port:       s.Port,
+		HealthPath: s.Health.Path,
+		Token:      s.ProbeToken,
+		Protocol:   s.protocol(),
+	}
 }
 
 // HealthPolicy mirrors the pool's health block.
